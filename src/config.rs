@@ -1,0 +1,472 @@
+//! rtrain's own YAML config (what SSH does not know: session, workdir, command…) and the
+//! resolution of a HOST argument into a [`Target`]: rtrain host entry → `~/.ssh/config` alias →
+//! literal `[user@]host[:port]`.
+
+use crate::ssh::ssh_config::{self, HostConfig, ResolveContext, StrictHostKeyChecking};
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config or usage problem: exit code 2, one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}:{column}: {msg}")]
+    Yaml {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+    #[error("{file}: {msg}")]
+    File { file: PathBuf, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    SshConfig(#[from] ssh_config::SshConfigError),
+}
+
+/// Settings that may appear under `defaults:` and under each host; every key is optional so a
+/// host can override just one of them.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub session: Option<String>,
+    pub workdir: Option<String>,
+    pub command: Option<String>,
+    pub log_dir: Option<String>,
+    pub checkpoint_dir: Option<String>,
+    pub train_config: Option<String>,
+    pub resume_command: Option<String>,
+    #[serde(default, deserialize_with = "de_duration")]
+    pub keepalive: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub defaults: Settings,
+    #[serde(default)]
+    pub hosts: BTreeMap<String, Settings>,
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    match s {
+        None => Ok(None),
+        Some(s) => {
+            let dur = humantime::parse_duration(s.trim())
+                .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e} (try `5s`)")))?;
+            if dur.is_zero() {
+                return Err(serde::de::Error::custom("keepalive must be greater than zero"));
+            }
+            Ok(Some(dur))
+        }
+    }
+}
+
+/// The effective settings for one host: defaults, then the host's overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSettings {
+    pub session: String,
+    pub workdir: String,
+    pub command: String,
+    pub log_dir: String,
+    pub checkpoint_dir: String,
+    pub train_config: String,
+    pub resume_command: Option<String>,
+    pub keepalive: Duration,
+}
+
+impl ConfigFile {
+    /// Load the file. `explicit` is true when the user named it (`--config`/`RTRAIN_CONFIG`): then a
+    /// missing file is an error; the default location may simply not exist yet.
+    pub fn load(path: &Path, explicit: bool) -> Result<ConfigFile, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(ConfigFile::default()),
+            Err(e) => {
+                return Err(ConfigError::File {
+                    file: path.to_path_buf(),
+                    msg: e.to_string(),
+                })
+            }
+        };
+        let cfg = Self::parse(&text, path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(ConfigFile::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            // serde_yaml_ng appends " at line X column Y" itself; the location is already in front.
+            let msg = e.to_string();
+            let msg = match msg.find(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            ConfigError::Yaml {
+                file: path.to_path_buf(),
+                line,
+                column,
+                msg,
+            }
+        })
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let check = |scope: &str, s: &Settings| -> Result<(), ConfigError> {
+            let bad = |key: &str, why: &str| ConfigError::File {
+                file: path.to_path_buf(),
+                msg: format!("{scope}.{key}: {why}"),
+            };
+            if let Some(name) = &s.session {
+                validate_session_name(name).map_err(|why| bad("session", &why))?;
+            }
+            for (key, val) in [
+                ("workdir", &s.workdir),
+                ("command", &s.command),
+                ("log_dir", &s.log_dir),
+                ("checkpoint_dir", &s.checkpoint_dir),
+                ("train_config", &s.train_config),
+            ] {
+                if let Some(v) = val {
+                    if v.trim().is_empty() {
+                        return Err(bad(key, "must not be empty"));
+                    }
+                    if v.contains('\0') {
+                        return Err(bad(key, "must not contain a NUL byte"));
+                    }
+                }
+            }
+            if let Some(t) = &s.resume_command {
+                if !t.contains("{checkpoint}") {
+                    return Err(bad("resume_command", "must contain {checkpoint}"));
+                }
+            }
+            Ok(())
+        };
+        check("defaults", &self.defaults)?;
+        for (name, s) in &self.hosts {
+            check(&format!("hosts.{name}"), s)?;
+        }
+        Ok(())
+    }
+
+    /// Defaults, overridden by the host's entry when there is one.
+    pub fn settings_for(&self, host: &str) -> HostSettings {
+        let d = &self.defaults;
+        let h = self.hosts.get(host);
+        let pick = |f: fn(&Settings) -> &Option<String>, fallback: &str| -> String {
+            h.and_then(|h| f(h).clone())
+                .or_else(|| f(d).clone())
+                .unwrap_or_else(|| fallback.to_string())
+        };
+        HostSettings {
+            session: pick(|s| &s.session, "training"),
+            workdir: pick(|s| &s.workdir, "~"),
+            command: pick(|s| &s.command, "make train"),
+            log_dir: pick(|s| &s.log_dir, "logs"),
+            checkpoint_dir: pick(|s| &s.checkpoint_dir, "outputs"),
+            train_config: pick(|s| &s.train_config, "config/training_config.yaml"),
+            resume_command: h
+                .and_then(|h| h.resume_command.clone())
+                .or_else(|| d.resume_command.clone()),
+            keepalive: h
+                .and_then(|h| h.keepalive)
+                .or(d.keepalive)
+                .unwrap_or(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// tmux silently rewrites `.` and `:` in session names, after which `-t NAME` no longer finds
+/// the session; refuse them up front instead.
+pub fn validate_session_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '.' | ':') || c.is_control()) {
+        return Err(format!("{c:?} is not allowed in a tmux session name"));
+    }
+    Ok(())
+}
+
+/// A HOST argument split into its parts: `[user@]host[:port]`, `[v6addr]:port` included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl HostSpec {
+    pub fn parse(s: &str) -> Result<HostSpec, ConfigError> {
+        let bad = |why: &str| ConfigError::Invalid(format!("invalid host {s:?}: {why}"));
+        if s.is_empty() {
+            return Err(bad("empty"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("whitespace is not allowed"));
+        }
+        if s.starts_with('-') {
+            return Err(bad("a host name cannot start with '-'"));
+        }
+        let (user, rest) = match s.rsplit_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+            Some(_) => return Err(bad("empty user before '@'")),
+            None => (None, s),
+        };
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (addr, after) = inner.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (addr.to_string(), Some(p)),
+                None if after.is_empty() => (addr.to_string(), None),
+                None => return Err(bad("unexpected text after ']'")),
+            }
+        } else if rest.matches(':').count() == 1 {
+            let (h, p) = rest.split_once(':').unwrap();
+            (h.to_string(), Some(p))
+        } else {
+            (rest.to_string(), None)
+        };
+        if host.is_empty() {
+            return Err(bad("empty host name"));
+        }
+        let port = match port {
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| bad("port must be 1-65535"))?,
+            ),
+            None => None,
+        };
+        Ok(HostSpec { user, host, port })
+    }
+}
+
+/// Everything needed to connect to one host and act on it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The name the user typed (for messages).
+    pub name: String,
+    pub ssh: HostConfig,
+    pub user: String,
+    pub port: u16,
+    pub settings: HostSettings,
+    /// From `--accept-new-host-key`.
+    pub accept_new_host_key: bool,
+    /// The local home (where `~/.ssh` is).
+    pub home: PathBuf,
+}
+
+impl Target {
+    pub fn strict_host_key_checking(&self) -> StrictHostKeyChecking {
+        if self.accept_new_host_key {
+            return StrictHostKeyChecking::AcceptNew;
+        }
+        self.ssh.strict_host_key_checking.unwrap_or(StrictHostKeyChecking::Ask)
+    }
+
+    /// Keepalive probe interval and how many may go unanswered: ssh_config's ServerAlive* win over
+    /// rtrain's `keepalive`, as the user set them for this host on purpose.
+    pub fn keepalive(&self) -> (Duration, usize) {
+        let interval = self.ssh.server_alive_interval.unwrap_or(self.settings.keepalive);
+        let max = self.ssh.server_alive_count_max.map(|m| m as usize).unwrap_or(2);
+        (interval, max.max(1))
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.ssh.connect_timeout.unwrap_or(Duration::from_secs(15))
+    }
+}
+
+/// Where files live; taken from the environment once, so tests can point everything at temp dirs.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub home: PathBuf,
+    pub ssh_config: PathBuf,
+    pub rtrain_config: PathBuf,
+    pub rtrain_config_explicit: bool,
+    pub local_user: String,
+}
+
+impl Paths {
+    pub fn resolve(
+        home: PathBuf,
+        config_dir: Option<PathBuf>,
+        explicit_config: Option<PathBuf>,
+        local_user: String,
+    ) -> Paths {
+        let config_dir = config_dir.unwrap_or_else(|| home.join(".config"));
+        Paths {
+            ssh_config: home.join(".ssh").join("config"),
+            rtrain_config_explicit: explicit_config.is_some(),
+            rtrain_config: explicit_config.unwrap_or_else(|| config_dir.join("rtrain").join("config.yaml")),
+            home,
+            local_user,
+        }
+    }
+}
+
+/// Resolve HOST into a Target, the way OpenSSH would for the SSH part.
+pub fn resolve_target(
+    name: &str,
+    cfg: &ConfigFile,
+    paths: &Paths,
+    accept_new_host_key: bool,
+) -> Result<Target, ConfigError> {
+    let spec = HostSpec::parse(name)?;
+    let ctx = ResolveContext {
+        home: &paths.home,
+        local_user: &paths.local_user,
+    };
+    let ssh = ssh_config::resolve(&paths.ssh_config, &spec.host, spec.user.as_deref(), spec.port, &ctx)?;
+    let user = ssh.user.clone().unwrap_or_else(|| paths.local_user.clone());
+    let port = ssh.port.unwrap_or(22);
+    // rtrain's own host entry is found by the full name first (`gpu-box`), then by the bare host.
+    let key = if cfg.hosts.contains_key(name) {
+        name
+    } else {
+        spec.host.as_str()
+    };
+    let settings = cfg.settings_for(key);
+    Ok(Target {
+        name: name.to_string(),
+        ssh,
+        user,
+        port,
+        settings,
+        accept_new_host_key,
+        home: paths.home.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
+        let cfg = ConfigFile::parse(text, Path::new("/x/config.yaml"))?;
+        cfg.validate(Path::new("/x/config.yaml"))?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn example_config_in_repo_loads_and_sets_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rtrain.example.yaml");
+        let cfg = ConfigFile::load(&path, true).unwrap();
+        let d = &cfg.defaults;
+        // The example documents every key: each must be present there.
+        assert!(d.session.is_some() && d.workdir.is_some() && d.command.is_some());
+        assert!(d.log_dir.is_some() && d.checkpoint_dir.is_some() && d.train_config.is_some());
+        assert!(d.keepalive.is_some());
+        assert!(!cfg.hosts.is_empty());
+        assert!(cfg.hosts.values().any(|h| h.resume_command.is_some()));
+    }
+
+    #[test]
+    fn host_overrides_defaults_key_by_key() {
+        let cfg = parse("defaults:\n  session: s1\n  workdir: ~/a\nhosts:\n  gpu-box:\n    workdir: ~/llm finetune\n")
+            .unwrap();
+        let s = cfg.settings_for("gpu-box");
+        assert_eq!(s.session, "s1");
+        assert_eq!(s.workdir, "~/llm finetune");
+        assert_eq!(s.command, "make train");
+        assert_eq!(cfg.settings_for("other").workdir, "~/a");
+    }
+
+    #[test]
+    fn keepalive_parses_human_durations() {
+        let cfg = parse("defaults:\n  keepalive: 500ms\n").unwrap();
+        assert_eq!(cfg.defaults.keepalive, Some(Duration::from_millis(500)));
+    }
+
+    /// Each invalid fixture must fail with an error naming file:line:column (or the key).
+    #[test]
+    fn invalid_configs_name_file_line_and_column() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "defaults:\n  sesion: x\n",
+                "/x/config.yaml:2:3: defaults: unknown field `sesion`",
+            ),
+            (
+                "hosts:\n  a:\n    workdir: ~/x\n    colour: red\n",
+                "/x/config.yaml:4:5: hosts.a: unknown field `colour`",
+            ),
+            ("defaults:\n  keepalive: soon\n", "/x/config.yaml:2:"),
+            ("defaults: [1, 2]\n", "/x/config.yaml:1:"),
+            ("defaults:\n  session: [a]\n", "/x/config.yaml:2:"),
+            ("top: 1\n", "unknown field `top`"),
+            ("defaults:\n  session: a.b\n", "defaults.session"),
+            (
+                "hosts:\n  x:\n    command: '  '\n",
+                "hosts.x.command: must not be empty",
+            ),
+            ("defaults:\n  resume_command: make train\n", "must contain {checkpoint}"),
+            ("defaults:\n  keepalive: 0s\n", "greater than zero"),
+        ];
+        assert!(!cases.is_empty());
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(
+                err.contains(want),
+                "for {text:?}: got {err:?}, want it to contain {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_default_config_is_empty_but_missing_explicit_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nope.yaml");
+        assert_eq!(ConfigFile::load(&p, false).unwrap(), ConfigFile::default());
+        assert!(ConfigFile::load(&p, true).is_err());
+    }
+
+    #[test]
+    fn host_specs_parse_like_openssh_destinations() {
+        let p = |s| HostSpec::parse(s).unwrap();
+        assert_eq!(
+            p("box"),
+            HostSpec {
+                user: None,
+                host: "box".into(),
+                port: None
+            }
+        );
+        assert_eq!(
+            p("me@box:2222"),
+            HostSpec {
+                user: Some("me".into()),
+                host: "box".into(),
+                port: Some(2222)
+            }
+        );
+        assert_eq!(
+            p("[::1]:22"),
+            HostSpec {
+                user: None,
+                host: "::1".into(),
+                port: Some(22)
+            }
+        );
+        assert_eq!(
+            p("::1"),
+            HostSpec {
+                user: None,
+                host: "::1".into(),
+                port: None
+            }
+        );
+        for bad in ["", "a b", "-oProxyCommand=x", "box:0", "box:99999", "@box", "[::1"] {
+            assert!(HostSpec::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The `rtrain` binary: parse arguments, run, map the outcome to an exit code.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = rtrain::cli::Cli::parse();
+    let env = rtrain::Env::from_process();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rtrain: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shutdown = rtrain::shutdown_on_ctrl_c(&runtime);
+    let code = runtime.block_on(rtrain::run(cli, env, shutdown));
+    // Do not wait for lingering blocking reads of stdin (attach, prompts).
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}

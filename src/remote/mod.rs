@@ -1,0 +1,4 @@
+//! What runs on the remote box: shell quoting and the POSIX-sh scripts rtrain sends, with parsers
+//! of their output.
+
+pub mod quote;

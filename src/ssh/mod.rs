@@ -1,0 +1,146 @@
+//! The SSH layer: resolve, authenticate, verify the host key, run commands. It never prints or
+//! prompts; it asks its caller through [`Prompter`].
+
+pub mod auth;
+pub mod known_hosts;
+pub mod session;
+pub mod ssh_config;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use session::{connect_once, ExecOutput, Session};
+
+/// Decisions the SSH layer cannot make alone. Implemented by the terminal UI, by tests, and by a
+/// non-interactive implementation that answers "no" to everything.
+pub trait Prompter: Send + Sync {
+    /// The passphrase for an encrypted private key, or None when no one can be asked.
+    fn passphrase(&self, key_path: &Path) -> Option<String>;
+    /// Whether to trust and record a host key seen for the first time. `None`: no one can be asked.
+    fn confirm_new_host_key(
+        &self,
+        host: &str,
+        key_type: &str,
+        fingerprint: &str,
+        other_types: &[String],
+    ) -> Option<bool>;
+}
+
+/// A prompter for scripts and CI: nobody to ask.
+pub struct NoPrompt;
+
+impl Prompter for NoPrompt {
+    fn passphrase(&self, _key_path: &Path) -> Option<String> {
+        None
+    }
+    fn confirm_new_host_key(&self, _: &str, _: &str, _: &str, _: &[String]) -> Option<bool> {
+        None
+    }
+}
+
+/// Errors callers branch on: each maps to one exit code of DESIGN.md.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot reach {host}: {reason}")]
+    Unreachable { host: String, reason: String },
+    #[error("connection to {host} timed out during {stage} (after {secs} s)")]
+    Timeout {
+        host: String,
+        stage: &'static str,
+        secs: u64,
+    },
+    #[error("connection to {host} lost: {reason}")]
+    Disconnected { host: String, reason: String },
+    #[error("authentication to {user}@{host} failed (tried: {tried}){hint}")]
+    AuthFailed {
+        host: String,
+        user: String,
+        tried: String,
+        hint: String,
+    },
+    #[error(
+        "host key for {host} has CHANGED: the server offered {key_type} {fingerprint}, which does not match {lines}. \
+         If the server was reinstalled, remove the old entry (ssh-keygen -R {lookup}) and connect again; otherwise someone may be intercepting the connection"
+    )]
+    HostKeyChanged {
+        host: String,
+        lookup: String,
+        key_type: String,
+        fingerprint: String,
+        lines: String,
+    },
+    #[error("host key for {host} ({key_type} {fingerprint}) is REVOKED in {line}; refusing to connect")]
+    HostKeyRevoked {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        line: String,
+    },
+    #[error(
+        "host key for {host} is not known ({key_type} {fingerprint}){others}; refusing without a terminal to ask. \
+         Verify the fingerprint, then rerun with --accept-new-host-key (or connect once with `ssh {host}`)"
+    )]
+    HostKeyUnknown {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        others: String,
+    },
+    #[error("host key for {host} ({key_type} {fingerprint}) was not accepted")]
+    HostKeyRejected {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+    },
+    #[error("host key check for {host} failed: {reason}")]
+    HostKeyCheck { host: String, reason: String },
+    #[error("remote command on {host} timed out after {secs} s")]
+    ExecTimeout { host: String, secs: u64 },
+    #[error("SSH error with {host}: {reason}")]
+    Protocol { host: String, reason: String },
+}
+
+impl SshError {
+    /// The exit code of DESIGN.md for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SshError::Unreachable { .. } | SshError::Timeout { .. } | SshError::Disconnected { .. } => 3,
+            SshError::AuthFailed { .. } => 4,
+            SshError::HostKeyChanged { .. }
+            | SshError::HostKeyRevoked { .. }
+            | SshError::HostKeyUnknown { .. }
+            | SshError::HostKeyRejected { .. }
+            | SshError::HostKeyCheck { .. } => 5,
+            SshError::ExecTimeout { .. } | SshError::Protocol { .. } => 1,
+        }
+    }
+
+    /// Whether trying again could help. Authentication and host-key failures never retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            SshError::Unreachable { .. } | SshError::Timeout { .. } | SshError::Disconnected { .. }
+        )
+    }
+}
+
+/// Per-connection knobs that do not come from ssh_config.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub keepalive_interval: Duration,
+    pub keepalive_max: usize,
+    pub connect_timeout: Duration,
+    /// Limit for the SSH handshake and for authentication, each.
+    pub handshake_timeout: Duration,
+    /// `SSH_AUTH_SOCK` as seen by the caller (so tests can control it).
+    pub agent_socket: Option<PathBuf>,
+}
+
+/// Run a blocking call (a terminal prompt) without starving other tasks: off the worker thread on
+/// the multi-threaded runtime, inline on a current-thread runtime where that is impossible.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

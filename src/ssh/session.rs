@@ -1,0 +1,541 @@
+//! One SSH connection: `connect_once` (TCP, handshake with host-key verification, authentication —
+//! each under its own timeout, since russh has none) and command execution on it.
+
+use super::known_hosts::{self, HostKeyStatus};
+use super::ssh_config::StrictHostKeyChecking;
+use super::{auth, ConnectOptions, Prompter, SshError};
+use crate::config::Target;
+use russh::client::{self, Handle};
+use russh::keys::{Algorithm, EcdsaCurve, PublicKeyOrCertificate};
+use russh::ChannelMsg;
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Verifies the server's host key against known_hosts like OpenSSH, before any authentication.
+pub struct ClientHandler {
+    host: String,
+    port: u16,
+    display: String,
+    files: Vec<PathBuf>,
+    record_in: PathBuf,
+    policy: StrictHostKeyChecking,
+    prompter: Arc<dyn Prompter>,
+    /// Why the key was refused, read by connect_once after russh reports a generic failure.
+    refusal: Arc<Mutex<Option<SshError>>>,
+}
+
+impl ClientHandler {
+    fn decide(&self, key_text: &str) -> Result<bool, SshError> {
+        let fail = |reason: String| SshError::HostKeyCheck {
+            host: self.display.clone(),
+            reason,
+        };
+        let fingerprint = known_hosts::fingerprint(key_text).map_err(|e| fail(e.to_string()))?;
+        let key_type = key_text.split_whitespace().next().unwrap_or("?").to_string();
+        let status =
+            known_hosts::check(&self.files, &self.host, self.port, key_text).map_err(|e| fail(e.to_string()))?;
+        let line_of = |l: &known_hosts::KnownLine| format!("{}:{}", l.file.display(), l.line);
+        match status {
+            HostKeyStatus::Known(_) => Ok(true),
+            HostKeyStatus::Revoked(l) => Err(SshError::HostKeyRevoked {
+                host: self.display.clone(),
+                key_type,
+                fingerprint,
+                line: line_of(&l),
+            }),
+            HostKeyStatus::Changed { lines } => Err(SshError::HostKeyChanged {
+                host: self.display.clone(),
+                lookup: known_hosts::host_pattern_name(&self.host, self.port),
+                key_type,
+                fingerprint,
+                lines: lines
+                    .iter()
+                    .map(|l| format!("{} ({} {})", line_of(l), l.key_type, l.fingerprint))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+            // OpenSSH treats a host known only by other key types as changed, not new: an attacker
+            // must not get trusted just by offering a type we have no record of.
+            HostKeyStatus::Unknown { other_types } if !other_types.is_empty() => Err(SshError::HostKeyChanged {
+                host: self.display.clone(),
+                lookup: known_hosts::host_pattern_name(&self.host, self.port),
+                key_type,
+                fingerprint,
+                lines: format!("the known {} key(s) recorded for it", other_types.join(", ")),
+            }),
+            HostKeyStatus::Unknown { other_types } => {
+                let accept = match self.policy {
+                    // `no` from ssh_config still never accepts a changed key; it only records new ones,
+                    // exactly as accept-new does.
+                    StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No => true,
+                    StrictHostKeyChecking::Yes => false,
+                    StrictHostKeyChecking::Ask => {
+                        match self
+                            .prompter
+                            .confirm_new_host_key(&self.display, &key_type, &fingerprint, &other_types)
+                        {
+                            Some(true) => true,
+                            Some(false) => {
+                                return Err(SshError::HostKeyRejected {
+                                    host: self.display.clone(),
+                                    key_type,
+                                    fingerprint,
+                                })
+                            }
+                            None => false,
+                        }
+                    }
+                };
+                if !accept {
+                    let others = if other_types.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; keys of other types are known for it: {}", other_types.join(", "))
+                    };
+                    return Err(SshError::HostKeyUnknown {
+                        host: self.display.clone(),
+                        key_type,
+                        fingerprint,
+                        others,
+                    });
+                }
+                known_hosts::append(&self.record_in, &self.host, self.port, key_text)
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(_) => {
+                *self.refusal.lock().unwrap() = Some(SshError::HostKeyCheck {
+                    host: self.display.clone(),
+                    reason: "the server presented a host certificate, which rtrain does not verify".into(),
+                });
+                return Ok(false);
+            }
+        };
+        let text = key
+            .to_openssh()
+            .map_err(|e| russh::Error::from(russh::keys::Error::from(e)))?;
+        // The prompt may block on the terminal: keep it off the async worker.
+        let decision = super::blocking(|| self.decide(&text));
+        match decision {
+            Ok(ok) => Ok(ok),
+            Err(e) => {
+                *self.refusal.lock().unwrap() = Some(e);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// An authenticated connection.
+pub struct Session {
+    handle: Handle<ClientHandler>,
+    host: String,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteExit {
+    Code(u32),
+    Signal(String),
+}
+
+impl RemoteExit {
+    /// The status a local shell would report: the code, or 128 + the signal number.
+    pub fn as_code(&self) -> u8 {
+        match self {
+            RemoteExit::Code(c) => (*c).min(255) as u8,
+            RemoteExit::Signal(name) => 128u8.saturating_add(signal_number(name)),
+        }
+    }
+}
+
+fn signal_number(name: &str) -> u8 {
+    match name.trim_start_matches("SIG") {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit: RemoteExit,
+}
+
+/// Host-key algorithms ordered so that a type already in known_hosts is negotiated first, as
+/// OpenSSH does; otherwise a server with an ed25519 key and a known RSA entry would look new.
+fn preferred_host_key_algorithms(known_types: &[String]) -> Vec<Algorithm> {
+    let default: Vec<Algorithm> = russh::Preferred::DEFAULT.key.to_vec();
+    let family = |a: &Algorithm| -> String {
+        match a {
+            Algorithm::Rsa { .. } => "ssh-rsa".into(),
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            } => "ecdsa-sha2-nistp256".into(),
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP384,
+            } => "ecdsa-sha2-nistp384".into(),
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP521,
+            } => "ecdsa-sha2-nistp521".into(),
+            other => other.to_string(),
+        }
+    };
+    let mut out: Vec<Algorithm> = Vec::new();
+    for t in known_types {
+        for a in &default {
+            if &family(a) == t && !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
+    for a in default {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+async fn tcp_connect(host: &str, port: u16, timeout: Duration, display: &str) -> Result<TcpStream, SshError> {
+    let unreachable = |reason: String| SshError::Unreachable {
+        host: display.to_string(),
+        reason,
+    };
+    let attempt = async {
+        let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| unreachable(format!("cannot resolve {host}: {e}")))?
+            .collect();
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(format!("{addr}: {e}")),
+            }
+        }
+        Err(unreachable(last.unwrap_or_else(|| format!("no address for {host}"))))
+    };
+    let stream = tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| SshError::Timeout {
+            host: display.to_string(),
+            stage: "TCP connect",
+            secs: timeout.as_secs(),
+        })??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The russh client configuration for a target: keepalives decide liveness, large windows for
+/// log throughput.
+pub fn client_config(opts: &ConnectOptions, known_types: &[String]) -> client::Config {
+    let preferred = russh::Preferred {
+        key: Cow::Owned(preferred_host_key_algorithms(known_types)),
+        ..Default::default()
+    };
+    client::Config {
+        keepalive_interval: Some(opts.keepalive_interval),
+        keepalive_max: opts.keepalive_max,
+        inactivity_timeout: None,
+        nodelay: true,
+        window_size: 16 * 1024 * 1024,
+        maximum_packet_size: 65535,
+        channel_buffer_size: 256,
+        preferred,
+        ..Default::default()
+    }
+}
+
+/// One connection attempt: TCP, handshake (host key verified before anything else), authentication.
+/// Never retries; the caller's link loop decides about that.
+pub async fn connect_once(
+    target: &Target,
+    opts: &ConnectOptions,
+    prompter: Arc<dyn Prompter>,
+) -> Result<Session, SshError> {
+    let display = target.name.clone();
+    if let Some(jump) = target
+        .ssh
+        .proxy_jump
+        .as_deref()
+        .filter(|j| !j.eq_ignore_ascii_case("none"))
+    {
+        return Err(SshError::Protocol {
+            host: display,
+            reason: format!("ProxyJump {jump} is set in ssh_config, and rtrain cannot connect through jump hosts yet"),
+        });
+    }
+    if let Some(cmd) = target
+        .ssh
+        .proxy_command
+        .as_deref()
+        .filter(|c| !c.eq_ignore_ascii_case("none"))
+    {
+        return Err(SshError::Protocol {
+            host: display,
+            reason: format!("ProxyCommand {cmd:?} is set in ssh_config, and rtrain cannot use proxy commands yet"),
+        });
+    }
+    let host = target.ssh.host_name.clone();
+    let stream = tcp_connect(&host, target.port, opts.connect_timeout, &display).await?;
+    connect_over(stream, target, opts, prompter).await
+}
+
+/// Handshake and authenticate over an already-open byte stream (TCP, or later a jump channel).
+pub async fn connect_over<S>(
+    stream: S,
+    target: &Target,
+    opts: &ConnectOptions,
+    prompter: Arc<dyn Prompter>,
+) -> Result<Session, SshError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let display = target.name.clone();
+    let host = target.ssh.host_name.clone();
+    let mut files = if target.ssh.user_known_hosts_files.is_empty() {
+        known_hosts::default_files(&target.home)
+    } else {
+        target.ssh.user_known_hosts_files.clone()
+    };
+    let record_in = files[0].clone();
+    if target.ssh.global_known_hosts_files.is_empty() {
+        files.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+    } else {
+        files.extend(target.ssh.global_known_hosts_files.iter().cloned());
+    }
+    let known_types = known_hosts::known_key_types(&files, &host, target.port).unwrap_or_default();
+    let config = Arc::new(client_config(opts, &known_types));
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = ClientHandler {
+        host: host.clone(),
+        port: target.port,
+        display: display.clone(),
+        files,
+        record_in,
+        policy: target.strict_host_key_checking(),
+        prompter: prompter.clone(),
+        refusal: refusal.clone(),
+    };
+    let hs = opts.handshake_timeout;
+    let handshake = tokio::time::timeout(hs, client::connect_stream(config, stream, handler)).await;
+    let mut handle = match handshake {
+        Err(_) => {
+            return Err(SshError::Timeout {
+                host: display,
+                stage: "SSH handshake",
+                secs: hs.as_secs(),
+            })
+        }
+        Ok(Err(e)) => {
+            if let Some(reason) = refusal.lock().unwrap().take() {
+                return Err(reason);
+            }
+            return Err(classify(&display, e));
+        }
+        Ok(Ok(h)) => h,
+    };
+    auth::authenticate(&mut handle, target, opts, prompter.as_ref()).await?;
+    Ok(Session { handle, host: display })
+}
+
+/// Map a russh error after the TCP connection was up.
+pub fn classify(host: &str, e: russh::Error) -> SshError {
+    use russh::Error as E;
+    match e {
+        E::Disconnect | E::HUP | E::ConnectionTimeout | E::KeepaliveTimeout | E::InactivityTimeout | E::SendError => {
+            SshError::Disconnected {
+                host: host.to_string(),
+                reason: e.to_string(),
+            }
+        }
+        E::IO(io) => SshError::Disconnected {
+            host: host.to_string(),
+            reason: io.to_string(),
+        },
+        other => SshError::Protocol {
+            host: host.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+impl Session {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    pub fn handle(&self) -> &Handle<ClientHandler> {
+        &self.handle
+    }
+
+    pub async fn open_channel(&self, timeout: Duration) -> Result<russh::Channel<client::Msg>, SshError> {
+        match tokio::time::timeout(timeout, self.handle.channel_open_session()).await {
+            Err(_) => Err(SshError::Timeout {
+                host: self.host.clone(),
+                stage: "channel open",
+                secs: timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(classify(&self.host, e)),
+            Ok(Ok(c)) => Ok(c),
+        }
+    }
+
+    /// Run `command` (already quoted by the caller, see `remote::quote`), streaming its output into
+    /// `out`/`err`, feeding `stdin` then EOF. The channel is read until it closes, whatever the
+    /// caller's writers do, so the connection never stalls on a full channel queue.
+    pub async fn exec_streaming<O, E>(
+        &self,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        out: &mut O,
+        err: &mut E,
+        timeout: Option<Duration>,
+    ) -> Result<RemoteExit, SshError>
+    where
+        O: AsyncWrite + Unpin,
+        E: AsyncWrite + Unpin,
+    {
+        let open_timeout = Duration::from_secs(30);
+        let channel = self.open_channel(open_timeout).await?;
+        let host = self.host.clone();
+        let run = async {
+            channel
+                .exec(true, command.as_bytes())
+                .await
+                .map_err(|e| classify(&host, e))?;
+            let (mut read, write) = channel.split();
+            let feeder = tokio::spawn(async move {
+                if let Some(data) = stdin {
+                    if !data.is_empty() {
+                        write.data(&data[..]).await?;
+                    }
+                }
+                write.eof().await?;
+                Ok::<_, russh::Error>(write)
+            });
+            let mut exit = None;
+            // Local write failures (a closed pipe) must not stop us draining the channel.
+            let mut out_ok = true;
+            let mut err_ok = true;
+            while let Some(msg) = read.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } if out_ok => {
+                        out_ok = out.write_all(&data).await.is_ok();
+                    }
+                    ChannelMsg::ExtendedData { data, ext: 1 } if err_ok => {
+                        err_ok = err.write_all(&data).await.is_ok();
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => exit = Some(RemoteExit::Code(exit_status)),
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        exit = Some(RemoteExit::Signal(format!("{signal_name:?}")));
+                    }
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            let _ = out.flush().await;
+            let _ = err.flush().await;
+            if let Ok(Ok(write)) = feeder.await {
+                drop(write);
+            }
+            exit.ok_or_else(|| SshError::Disconnected {
+                host: host.clone(),
+                reason: "the connection closed before the remote command reported its exit status".into(),
+            })
+        };
+        match timeout {
+            None => run.await,
+            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| SshError::ExecTimeout {
+                host: self.host.clone(),
+                secs: t.as_secs(),
+            })?,
+        }
+    }
+
+    /// Run a command and collect its output in memory (for probes whose output is small).
+    pub async fn exec(
+        &self,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput, SshError> {
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let exit = self
+            .exec_streaming(command, stdin, &mut stdout, &mut stderr, timeout)
+            .await?;
+        Ok(ExecOutput { stdout, stderr, exit })
+    }
+
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.handle.disconnect(russh::Disconnect::ByApplication, "bye", "en"),
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::HashAlg;
+
+    #[test]
+    fn known_rsa_entry_puts_rsa_sha2_first() {
+        let algs = preferred_host_key_algorithms(&["ssh-rsa".to_string()]);
+        assert_eq!(
+            algs[0],
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512)
+            }
+        );
+        assert!(algs.contains(&Algorithm::Ed25519));
+    }
+
+    #[test]
+    fn no_known_types_keeps_russh_default_order() {
+        assert_eq!(
+            preferred_host_key_algorithms(&[]),
+            russh::Preferred::DEFAULT.key.to_vec()
+        );
+    }
+
+    #[test]
+    fn signal_exit_maps_like_a_shell() {
+        assert_eq!(RemoteExit::Signal("TERM".into()).as_code(), 143);
+        assert_eq!(RemoteExit::Code(3).as_code(), 3);
+    }
+}

@@ -1,0 +1,6 @@
+//! Test support shared by the integration tests: real sshd boxes and hermetic clients.
+#![allow(dead_code)]
+
+pub mod sshd;
+
+pub use sshd::*;
