@@ -1,5 +1,6 @@
 //! One file per command, each glue between ssh, remote and ui; this file holds what they share.
 
+pub mod attach;
 mod exec;
 mod hosts;
 
@@ -115,7 +116,7 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Hosts(a) => hosts::run(&ctx, a),
         Command::Completions(_) => unreachable!("handled above"),
         Command::Up(_) => Err(CommandError::NotImplemented("up").into()),
-        Command::Attach(_) => Err(CommandError::NotImplemented("attach").into()),
+        Command::Attach(a) => attach::run(&ctx, &a.host).await,
         Command::Status(_) => Err(CommandError::NotImplemented("status").into()),
         Command::Ckpts(_) => Err(CommandError::NotImplemented("ckpts").into()),
         Command::Logs(_) => Err(CommandError::NotImplemented("logs").into()),

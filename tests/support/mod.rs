@@ -4,3 +4,5 @@
 pub mod sshd;
 
 pub use sshd::*;
+pub mod term;
+pub use term::LocalTerm;

@@ -367,3 +367,20 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Ran {
         elapsed: start.elapsed(),
     }
 }
+
+impl Client {
+    /// The environment `rtrain()` uses, as pairs (for starting rtrain inside a local terminal).
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        vec![
+            ("HOME".into(), self.home.path().display().to_string()),
+            (
+                "XDG_CONFIG_HOME".into(),
+                self.home.path().join(".config").display().to_string(),
+            ),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("USER".into(), current_user()),
+            ("TERM".into(), "xterm-256color".into()),
+            ("NO_COLOR".into(), "1".into()),
+        ]
+    }
+}

@@ -1,0 +1,209 @@
+//! `rtrain attach HOST`: the remote tmux session in the local terminal, through an SSH PTY, with
+//! the local terminal in raw mode for exactly as long as that lasts.
+
+use super::{CommandError, Ctx};
+use crate::config::Target;
+use crate::remote::quote::{quote, quote_path};
+use crate::ssh::{Session, SshError};
+use russh::ChannelMsg;
+use std::io::IsTerminal;
+use tokio::sync::mpsc;
+
+/// How one attached PTY ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AttachEnd {
+    /// The user detached (tmux prefix + d): the run goes on.
+    Detached,
+    /// The tmux session ended (its last window closed).
+    SessionEnded,
+    /// The tmux client exited some other way (status, last bytes it printed).
+    Exited(u32),
+    /// The connection died under us.
+    Lost(String),
+    /// The remote side has no tmux.
+    TmuxMissing,
+}
+
+/// Puts the terminal in raw mode and restores it on drop, whatever the exit path (errors,
+/// panics unwinding, Ctrl-C handling).
+pub struct RawMode;
+
+impl RawMode {
+    pub fn enable() -> anyhow::Result<RawMode> {
+        crossterm::terminal::enable_raw_mode()
+            .map_err(|e| anyhow::anyhow!("cannot put the terminal in raw mode: {e}"))?;
+        Ok(RawMode)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = crossterm::terminal::disable_raw_mode();
+    }
+}
+
+/// Keystrokes from the local terminal, read on one thread for the whole command so that a
+/// reconnect never loses the reader (and never has two).
+pub fn stdin_pump() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The remote command: attach to the session, creating it in the workdir when missing (as `up`
+/// would, without launching a run).
+pub fn attach_command(target: &Target) -> String {
+    let s = &target.settings;
+    format!(
+        "command -v tmux >/dev/null 2>&1 || {{ echo 'rtrain: tmux not found' >&2; exit 127; }}; \
+         cd {wd} 2>/dev/null || cd; exec tmux new-session -A -s {name}",
+        wd = quote_path(&s.workdir),
+        name = quote(&s.session),
+    )
+}
+
+fn terminal_size() -> (u32, u32) {
+    crossterm::terminal::size()
+        .map(|(c, r)| (c as u32, r as u32))
+        .unwrap_or((80, 24))
+}
+
+/// Run one attached PTY until it ends. Keystrokes come from `keys`; output goes to stdout.
+pub async fn attach_once(
+    session: &Session,
+    target: &Target,
+    keys: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<AttachEnd, SshError> {
+    use tokio::io::AsyncWriteExt;
+    let channel = session.open_channel(std::time::Duration::from_secs(15)).await?;
+    let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
+    let (cols, rows) = terminal_size();
+    let host = target.name.clone();
+    let map = |e: russh::Error| crate::ssh::session::classify(&host, e);
+    channel
+        .request_pty(true, &term, cols, rows, 0, 0, &[])
+        .await
+        .map_err(map)?;
+    channel
+        .exec(true, attach_command(target).as_bytes())
+        .await
+        .map_err(map)?;
+    let (mut read, write) = channel.split();
+    let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+    let mut stdout = tokio::io::stdout();
+    // The last bytes tmux printed tell a detach ("[detached") from the session ending ("[exited]").
+    let mut tail: Vec<u8> = Vec::new();
+    let mut status = None;
+    loop {
+        let winch_fut = async {
+            match winch.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            msg = read.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    let _ = stdout.write_all(&data).await;
+                    let _ = stdout.flush().await;
+                    tail.extend_from_slice(&data);
+                    if tail.len() > 512 {
+                        tail.drain(..tail.len() - 512);
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, .. }) => tail.extend_from_slice(&data),
+                Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
+                Some(ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            },
+            k = keys.recv() => match k {
+                Some(bytes) => {
+                    if write.data(&bytes[..]).await.is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    // Local stdin closed: nothing more to type; keep showing output.
+                    let _ = write.eof().await;
+                }
+            },
+            _ = winch_fut => {
+                let (c, r) = terminal_size();
+                let _ = write.window_change(c, r, 0, 0).await;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&tail);
+    Ok(match status {
+        None => AttachEnd::Lost("the connection closed".into()),
+        Some(127) if text.contains("tmux not found") => AttachEnd::TmuxMissing,
+        Some(_) if text.contains("[detached") => AttachEnd::Detached,
+        Some(_) if text.contains("[exited]") => AttachEnd::SessionEnded,
+        Some(code) => AttachEnd::Exited(code),
+    })
+}
+
+/// `rtrain attach` without reconnection (used until the resilient link takes over).
+pub async fn run(ctx: &Ctx, host: &str) -> anyhow::Result<u8> {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err(CommandError::Usage("attach needs a terminal (stdin and stdout must be a TTY)".into()).into());
+    }
+    let target = ctx.target(host)?;
+    let session = ctx.connect(&target).await?;
+    attach_session(ctx, &target, &session).await
+}
+
+pub async fn attach_session(ctx: &Ctx, target: &Target, session: &Session) -> anyhow::Result<u8> {
+    let mut keys = stdin_pump();
+    let end = {
+        let _raw = RawMode::enable()?;
+        tokio::select! {
+            r = attach_once(session, target, &mut keys) => r?,
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        }
+    };
+    report_end(target, end)
+}
+
+pub fn report_end(target: &Target, end: AttachEnd) -> anyhow::Result<u8> {
+    match end {
+        AttachEnd::Detached => {
+            eprintln!("detached from {}; the run goes on", target.name);
+            Ok(0)
+        }
+        AttachEnd::SessionEnded => {
+            eprintln!(
+                "the tmux session {:?} on {} ended",
+                target.settings.session, target.name
+            );
+            Ok(0)
+        }
+        AttachEnd::Exited(code) => {
+            eprintln!("tmux on {} exited with status {code}", target.name);
+            Ok(if code == 0 { 0 } else { 1 })
+        }
+        AttachEnd::TmuxMissing => Err(anyhow::anyhow!(
+            "tmux not found on {}: install it with `sudo apt install tmux`",
+            target.name
+        )),
+        AttachEnd::Lost(reason) => Err(SshError::Disconnected {
+            host: target.name.clone(),
+            reason,
+        }
+        .into()),
+    }
+}
