@@ -1,0 +1,559 @@
+//! Reads a training log the way a terminal would show it: tqdm redraws one line with `\r`, so a
+//! log file holds hundreds of overwritten bar states per line. This finds the final state of each
+//! line (for `rtrain logs`), the last progress-bar update (step, total, rate, ETA) and the last
+//! metrics dict the Trainer printed (for `status`).
+
+use std::collections::BTreeMap;
+
+/// A line longer than this is cut and emitted, so a stream without newlines cannot grow memory.
+const MAX_LINE: usize = 1 << 20;
+
+/// Streaming `\r` collapse: fed chunks as they arrive, it returns each completed line as a
+/// terminal would have left it (the last non-blank `\r` segment, trailing blanks trimmed).
+/// It keeps only the current and the last non-blank segment, so a bar redrawn for hours without
+/// a newline costs one line of memory.
+#[derive(Debug, Default, Clone)]
+pub struct CrCollapser {
+    /// The segment since the last `\r`.
+    current: Vec<u8>,
+    /// The last non-blank segment of this line that a later `\r` has ended.
+    shown: Vec<u8>,
+}
+
+fn is_blank(segment: &[u8]) -> bool {
+    segment.iter().all(|b| *b == b' ' || *b == b'\t')
+}
+
+fn trim_end_blanks(mut line: Vec<u8>) -> Vec<u8> {
+    while matches!(line.last(), Some(b' ' | b'\t')) {
+        line.pop();
+    }
+    line
+}
+
+impl CrCollapser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one chunk (any split, even inside a UTF-8 character or a `\r\n`); returns the lines it
+    /// completed, without their `\n`.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        for &b in chunk {
+            match b {
+                b'\n' => lines.push(self.take_line()),
+                b'\r' => self.end_segment(),
+                _ => {
+                    self.current.push(b);
+                    if self.current.len() >= MAX_LINE {
+                        lines.push(self.take_line());
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    /// What the unfinished line shows right now (e.g. the live progress bar).
+    pub fn pending(&self) -> Vec<u8> {
+        let seg = if is_blank(&self.current) {
+            &self.shown
+        } else {
+            &self.current
+        };
+        trim_end_blanks(seg.clone())
+    }
+
+    /// Ends the stream: the unfinished line, if it shows anything.
+    pub fn finish(mut self) -> Option<Vec<u8>> {
+        let line = self.take_line();
+        (!line.is_empty()).then_some(line)
+    }
+
+    fn end_segment(&mut self) {
+        if !is_blank(&self.current) {
+            self.shown = std::mem::take(&mut self.current);
+        }
+        self.current.clear();
+    }
+
+    fn take_line(&mut self) -> Vec<u8> {
+        let line = self.pending();
+        self.current.clear();
+        self.shown.clear();
+        line
+    }
+}
+
+/// The final state of every line of `bytes`: what `rtrain logs` prints. A final line without a
+/// newline is kept, without one.
+pub fn collapse_cr(bytes: &[u8]) -> Vec<u8> {
+    let mut c = CrCollapser::new();
+    let mut out = Vec::with_capacity(bytes.len() / 4);
+    for line in c.feed(bytes) {
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    if let Some(last) = c.finish() {
+        out.extend_from_slice(&last);
+    }
+    out
+}
+
+/// One redraw of tqdm's main bar: `  3%|▎         | 150/4500 [10:02<4:50:43,  4.01s/it]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TqdmUpdate {
+    pub step: u64,
+    pub total: u64,
+    pub percent: Option<u32>,
+    pub elapsed_seconds: Option<u64>,
+    /// tqdm's own estimate; `None` for `?`.
+    pub remaining_seconds: Option<u64>,
+    /// From the rate (`4.01s/it`, or the inverse of `107.80it/s`); `None` for `?it/s`.
+    pub seconds_per_step: Option<f64>,
+}
+
+/// `MM:SS` or `H:MM:SS` with unbounded hours; `?` is unknown.
+pub fn parse_clock(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() < 2 || parts.len() > 3 {
+        return None;
+    }
+    let mut total = 0u64;
+    for p in parts {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        total = total.checked_mul(60)?.checked_add(p.parse::<u64>().ok()?)?;
+    }
+    Some(total)
+}
+
+/// tqdm's rate field: `4.01s/it`, `107.80it/s`, `1.50kit/s`, `?it/s`. Returns seconds per item.
+pub fn parse_rate(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let value: f64 = s[..num_end].parse().ok()?;
+    let unit = &s[num_end..];
+    if let Some(per_item) = unit.strip_prefix("s/") {
+        return (!per_item.is_empty()).then_some(value);
+    }
+    let items = unit.strip_suffix("/s")?;
+    let scale = match items.chars().next() {
+        Some('k') if items.len() > 1 => 1e3,
+        Some('M') if items.len() > 1 => 1e6,
+        Some('G') if items.len() > 1 => 1e9,
+        _ => 1.0,
+    };
+    let per_second = value * scale;
+    (per_second > 0.0).then(|| 1.0 / per_second)
+}
+
+/// Parses one `\r`/`\n` segment as tqdm's main bar. Bars with a description (`Writing model
+/// shards:  0%|...`) are other bars and give `None`; nested bars are filtered by the caller.
+pub fn parse_tqdm(segment: &str) -> Option<TqdmUpdate> {
+    let s = segment.trim_start();
+    let bar_at = s.find("%|")?;
+    let pct = s[..bar_at].trim();
+    if pct.is_empty() || !pct.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let after_bar = &s[bar_at + 2..];
+    let rest = after_bar[after_bar.find('|')? + 1..].trim_start();
+    let (counts, rest) = rest.split_once(' ')?;
+    let (n, total) = counts.split_once('/')?;
+    let step: u64 = n.parse().ok()?;
+    let total: u64 = total.parse().ok()?;
+    let inner = rest.trim_start().strip_prefix('[')?;
+    let inner = &inner[..inner.find(']')?];
+    let mut fields = inner.split(',');
+    let (elapsed, remaining) = fields.next()?.split_once('<')?;
+    let rate = fields.next().map(str::trim);
+    Some(TqdmUpdate {
+        step,
+        total,
+        percent: pct.parse().ok(),
+        elapsed_seconds: parse_clock(elapsed),
+        remaining_seconds: parse_clock(remaining),
+        seconds_per_step: rate.and_then(parse_rate),
+    })
+}
+
+/// One Trainer metrics line, 4.x (`{'loss': 2.1043, ...}`) or 5.x (`{'loss': '2.104', ...}`).
+/// Values that are not numbers (`None`, `True`, text) are left out; anything nested or malformed
+/// makes the whole line `None`.
+pub fn parse_dict_line(line: &str) -> Option<BTreeMap<String, f64>> {
+    let s = line.trim();
+    let mut rest = s.strip_prefix('{')?.strip_suffix('}')?.trim();
+    let mut out = BTreeMap::new();
+    while !rest.is_empty() {
+        let (key, after) = quoted(rest)?;
+        let after = after.trim_start().strip_prefix(':')?.trim_start();
+        let (value, after) = if after.starts_with(['\'', '"']) {
+            let (v, a) = quoted(after)?;
+            (v, a)
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            let v = after[..end].trim();
+            if v.starts_with(['{', '[', '(']) {
+                return None;
+            }
+            (v, &after[end..])
+        };
+        if let Ok(v) = value.trim().parse::<f64>() {
+            out.insert(key.to_string(), v);
+        }
+        let after = after.trim_start();
+        rest = match after.strip_prefix(',') {
+            Some(r) => r.trim_start(),
+            None if after.is_empty() => after,
+            None => return None,
+        };
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A Python string literal at the start of `s` (no escapes: the Trainer's keys and values have
+/// none): its content and what follows it.
+fn quoted(s: &str) -> Option<(&str, &str)> {
+    let q = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let body = &s[1..];
+    let end = body.find(q)?;
+    Some((&body[..end], &body[end + 1..]))
+}
+
+/// What `status` needs from the tail of a log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogSummary {
+    /// The last redraw of the main progress bar.
+    pub progress: Option<TqdmUpdate>,
+    /// Seconds per step, corrected after a resume (see [`summarize_log`]).
+    pub seconds_per_step: Option<f64>,
+    /// Seconds to the end of the run.
+    pub eta_seconds: Option<f64>,
+    /// The bar jumped from 0 to about this step in one update: the run resumed from a checkpoint.
+    pub resumed_at_step: Option<u64>,
+    pub loss: Option<f64>,
+    pub learning_rate: Option<f64>,
+    pub grad_norm: Option<f64>,
+    pub epoch: Option<f64>,
+    pub eval_loss: Option<f64>,
+    /// From the final summary line: the run completed its training loop.
+    pub train_runtime: Option<f64>,
+    pub train_loss: Option<f64>,
+}
+
+/// A measured average needs this much elapsed time since the jump before it beats tqdm's rate.
+const MIN_AVERAGE_SECONDS: u64 = 10;
+
+/// Summarises a log (usually its last 64 KiB). `starts_mid_line` drops the first segment, which a
+/// `tail -c` cut at an arbitrary byte.
+///
+/// After a resume the bar goes from 0 to the restored step in one update, and tqdm's smoothed
+/// rate and ETA stay wrong for dozens of steps. When the log shows that jump, seconds per step is
+/// measured from the updates after it instead (and the ETA from that), once enough time passed.
+pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
+    let text = String::from_utf8_lossy(log);
+    let mut segments = text.split(['\r', '\n']);
+    if starts_mid_line {
+        segments.next();
+    }
+    let mut sum = LogSummary::default();
+    // The current bar instance: its total, whether its 0/total redraw was seen, its first update.
+    let mut bar_total: Option<u64> = None;
+    let mut saw_zero = false;
+    let mut first: Option<(u64, u64)> = None;
+    for seg in segments {
+        // Nested bars (eval, "Writing model shards") move the cursor with ESC [A.
+        if seg.contains('\x1b') {
+            continue;
+        }
+        if let Some(u) = parse_tqdm(seg) {
+            let restarted = sum.progress.as_ref().is_some_and(|p| u.step < p.step);
+            if u.step == 0 {
+                saw_zero = true;
+                first = None;
+            } else if bar_total != Some(u.total) || restarted {
+                saw_zero = false;
+                first = None;
+            } else if saw_zero && first.is_none() {
+                first = u.elapsed_seconds.map(|e| (u.step, e));
+            }
+            bar_total = Some(u.total);
+            sum.progress = Some(u);
+            continue;
+        }
+        let trimmed = seg.trim();
+        if trimmed.starts_with('{') {
+            if let Some(d) = parse_dict_line(trimmed) {
+                let set = |slot: &mut Option<f64>, key: &str| {
+                    if let Some(v) = d.get(key) {
+                        *slot = Some(*v);
+                    }
+                };
+                set(&mut sum.loss, "loss");
+                set(&mut sum.learning_rate, "learning_rate");
+                set(&mut sum.grad_norm, "grad_norm");
+                set(&mut sum.epoch, "epoch");
+                set(&mut sum.eval_loss, "eval_loss");
+                set(&mut sum.train_runtime, "train_runtime");
+                set(&mut sum.train_loss, "train_loss");
+            }
+        }
+    }
+    let Some(p) = sum.progress.clone() else { return sum };
+    sum.seconds_per_step = p.seconds_per_step;
+    sum.eta_seconds = p.remaining_seconds.map(|r| r as f64);
+    if let (Some((n0, e0)), Some(e)) = (first, p.elapsed_seconds) {
+        if n0 > 1 && p.step > n0 && e >= e0 + MIN_AVERAGE_SECONDS {
+            let average = (e - e0) as f64 / (p.step - n0) as f64;
+            // A jump: at the measured pace, the first n0 steps could not have fit in e0 seconds.
+            if n0 as f64 * average > 2.0 * (e0 + 1) as f64 {
+                sum.resumed_at_step = Some(n0);
+                sum.seconds_per_step = Some(average);
+                sum.eta_seconds = Some(p.total.saturating_sub(p.step) as f64 * average);
+            }
+        }
+    }
+    if sum.eta_seconds.is_none() {
+        sum.eta_seconds = sum
+            .seconds_per_step
+            .map(|sps| p.total.saturating_sub(p.step) as f64 * sps);
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::fixtures;
+    use proptest::prelude::*;
+
+    fn lines(b: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(b).lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn collapse_keeps_the_final_state_of_each_line_of_the_real_log() {
+        let log = fixtures::shared("hf-transformers-5.24/train.log");
+        let out = collapse_cr(&log);
+        assert!(!out.contains(&b'\r'));
+        let l = lines(&out);
+        assert_eq!(l[0], "/tmp/hfenv/bin/python train.py config/training_config.yaml");
+        // The 0% bar was never overwritten before the warning was appended to it.
+        assert!(
+            l[3].starts_with("  0%|          | 0/120 [00:00<?, ?it/s][transformers] `loss_type=None`"),
+            "{}",
+            l[3]
+        );
+        // A bar cleared by spaces and replaced by a metrics line shows the metrics line only.
+        assert_eq!(
+            l[4],
+            "{'loss': '5.375', 'grad_norm': '0.705', 'learning_rate': '4.625e-05', 'epoch': '0.01953'}"
+        );
+        assert_eq!(
+            l[5],
+            "{'loss': '5.375', 'grad_norm': '0.7839', 'learning_rate': '4.208e-05', 'epoch': '0.03906'}"
+        );
+        let bars = l.iter().filter(|x| x.contains("%|")).count();
+        assert!(bars < 15, "redraws must collapse, got {bars} bar lines");
+        assert_eq!(l.last().unwrap(), "100%|██████████| 120/120 [00:01<00:00, 111.99it/s]");
+        assert!(l.iter().any(|x| x.contains("{'train_runtime': '1.072'")));
+    }
+
+    #[test]
+    fn streaming_in_any_chunking_equals_collapse_of_the_whole() {
+        let log = fixtures::shared("hf-transformers-5.24/train.log");
+        let whole = collapse_cr(&log);
+        for size in [1, 2, 3, 7, 64, 4096] {
+            let mut c = CrCollapser::new();
+            let mut out = Vec::new();
+            for chunk in log.chunks(size) {
+                for line in c.feed(chunk) {
+                    out.extend_from_slice(&line);
+                    out.push(b'\n');
+                }
+            }
+            if let Some(l) = c.finish() {
+                out.extend_from_slice(&l);
+            }
+            assert_eq!(out, whole, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn pending_shows_the_live_bar_and_memory_stays_bounded() {
+        let mut c = CrCollapser::new();
+        for i in 0..100_000u32 {
+            assert!(c.feed(format!("\r {i}/100000 [00:01<00:00]   ").as_bytes()).is_empty());
+        }
+        assert_eq!(c.pending(), b" 99999/100000 [00:01<00:00]");
+        assert!(c.current.capacity() < 4096 && c.shown.capacity() < 4096);
+        assert_eq!(c.feed(b"\r   \r"), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            c.pending(),
+            b" 99999/100000 [00:01<00:00]",
+            "a clearing segment shows nothing new"
+        );
+        assert_eq!(c.feed(b"done\r\n"), vec![b"done".to_vec()]);
+    }
+
+    #[test]
+    fn crlf_blank_lines_and_unterminated_tail() {
+        assert_eq!(collapse_cr(b"a\r\n\nb\r\nc"), b"a\n\nb\nc");
+        assert_eq!(collapse_cr(b"x\r"), b"x");
+        assert_eq!(collapse_cr(b""), b"");
+    }
+
+    #[test]
+    fn tqdm_line_forms() {
+        let u = parse_tqdm("  3%|▎         | 150/4500 [10:02<4:50:43,  4.01s/it]").unwrap();
+        assert_eq!(
+            u,
+            TqdmUpdate {
+                step: 150,
+                total: 4500,
+                percent: Some(3),
+                elapsed_seconds: Some(602),
+                remaining_seconds: Some(4 * 3600 + 50 * 60 + 43),
+                seconds_per_step: Some(4.01),
+            }
+        );
+        let start = parse_tqdm("  0%|          | 0/4500 [00:00<?, ?it/s]").unwrap();
+        assert_eq!(
+            (start.step, start.remaining_seconds, start.seconds_per_step),
+            (0, None, None)
+        );
+        let fast = parse_tqdm(" 42%|████▏     | 51/120 [00:00<00:00, 93.18it/s] ").unwrap();
+        assert!((fast.seconds_per_step.unwrap() - 1.0 / 93.18).abs() < 1e-12);
+        let long = parse_tqdm("100%|██████████| 4500/4500 [125:00:00<00:00,  100.00s/it, loss=1.2]").unwrap();
+        assert_eq!(long.elapsed_seconds, Some(125 * 3600));
+        assert_eq!(long.seconds_per_step, Some(100.0));
+        assert_eq!(
+            parse_tqdm("Writing model shards: 100%|██████████| 1/1 [00:00<00:00, 370.69it/s]"),
+            None
+        );
+        assert_eq!(parse_tqdm("{'loss': '5.375'}"), None);
+        assert_eq!(parse_tqdm("50/4500 [00:00<?, ?it/s]"), None, "a line cut by tail -c");
+    }
+
+    #[test]
+    fn clocks_and_rates() {
+        assert_eq!(parse_clock("00:00"), Some(0));
+        assert_eq!(parse_clock("10:02"), Some(602));
+        assert_eq!(parse_clock("1:00:00"), Some(3600));
+        assert_eq!(parse_clock("101:02:03"), Some(101 * 3600 + 123));
+        assert_eq!(parse_clock("?"), None);
+        assert_eq!(parse_clock("1:2:3:4"), None);
+        assert_eq!(parse_rate("?it/s"), None);
+        assert_eq!(parse_rate(" 4.01s/it"), Some(4.01));
+        assert_eq!(parse_rate("2.00it/s"), Some(0.5));
+        assert_eq!(parse_rate("1.00kit/s"), Some(0.001));
+        assert_eq!(parse_rate("0.00it/s"), None);
+    }
+
+    #[test]
+    fn dict_lines_4x_floats_and_5x_strings() {
+        let d4 = parse_dict_line(
+            "{'loss': 2.1043, 'grad_norm': 1.3271484375, 'learning_rate': 3.8911111111111117e-05, 'epoch': 0.33}",
+        )
+        .unwrap();
+        assert_eq!(d4["loss"], 2.1043);
+        assert_eq!(d4["learning_rate"], 3.8911111111111117e-05);
+        let d5 =
+            parse_dict_line("{'loss': '2.104', 'grad_norm': '1.327', 'learning_rate': '3.891e-05', 'epoch': '0.3333'}")
+                .unwrap();
+        assert_eq!(d5["loss"], 2.104);
+        assert_eq!(d5["epoch"], 0.3333);
+        let odd = parse_dict_line("{'loss': nan, 'note': 'hello, world', 'flag': True, 'n': 3}").unwrap();
+        assert!(odd["loss"].is_nan());
+        assert_eq!(odd["n"], 3.0);
+        assert!(!odd.contains_key("note") && !odd.contains_key("flag"));
+        assert_eq!(parse_dict_line("{'a': [1, 2]}"), None);
+        assert_eq!(parse_dict_line("{'loss': 1.0"), None);
+        assert_eq!(parse_dict_line("{}"), None);
+    }
+
+    #[test]
+    fn real_5x_log_summary() {
+        let log = fixtures::shared("hf-transformers-5.24/train.log");
+        let s = summarize_log(&log, false);
+        let p = s.progress.clone().unwrap();
+        assert_eq!((p.step, p.total), (120, 120));
+        assert!((s.seconds_per_step.unwrap() - 1.0 / 111.99).abs() < 1e-9);
+        assert_eq!(s.eta_seconds, Some(0.0));
+        assert_eq!(s.resumed_at_step, None, "a fast first update is not a resume");
+        assert_eq!(s.loss, Some(5.383));
+        assert_eq!(s.learning_rate, Some(4.167e-07));
+        assert_eq!(s.epoch, Some(0.2344));
+        assert_eq!(s.train_runtime, Some(1.072));
+        assert_eq!(s.train_loss, Some(5.379));
+    }
+
+    #[test]
+    fn nested_writing_model_shards_bar_is_ignored() {
+        let log = fixtures::shared("hf-transformers-5.24/train.log");
+        let end = log.windows(14).position(|w| w == b"Writing model ").unwrap();
+        // Cut right after the first nested bar's closing 100% line.
+        let nl = end + log[end..].iter().position(|b| *b == b'\n').unwrap();
+        let after_100 = nl + 1 + log[nl + 1..].iter().position(|b| *b == b'\n').unwrap();
+        let p = summarize_log(&log[..after_100], false).progress.unwrap();
+        assert_eq!((p.step, p.total), (40, 120));
+    }
+
+    #[test]
+    fn transformers_4x_log_with_s_per_it_hours_and_eval_bar() {
+        let log = fixtures::own("hf-transformers-4.x/train.log");
+        let s = summarize_log(&log, false);
+        let p = s.progress.clone().unwrap();
+        assert_eq!((p.step, p.total), (1520, 4500));
+        assert_eq!(p.elapsed_seconds, Some(3600 + 41 * 60 + 20));
+        assert_eq!(p.remaining_seconds, Some(3 * 3600 + 18 * 60 + 40));
+        assert_eq!(s.seconds_per_step, Some(4.0));
+        assert_eq!(s.eta_seconds, Some((3 * 3600 + 18 * 60 + 40) as f64));
+        assert_eq!(s.loss, Some(1.9114));
+        assert_eq!(s.eval_loss, Some(1.9821));
+        assert_eq!(s.epoch, Some(1.01));
+        assert_eq!(s.resumed_at_step, None);
+    }
+
+    #[test]
+    fn resume_jump_measures_the_rate_after_it() {
+        let log = fixtures::own("hf-transformers-4.x/resume.log");
+        let s = summarize_log(&log, false);
+        let p = s.progress.clone().unwrap();
+        assert_eq!(p.step, 1560);
+        // tqdm still claims a fast rate; the steps after the jump took 4 s each.
+        assert!(p.seconds_per_step.unwrap() < 1.0);
+        assert_eq!(s.resumed_at_step, Some(1501));
+        assert_eq!(s.seconds_per_step, Some(4.0));
+        assert_eq!(s.eta_seconds, Some((4500 - 1560) as f64 * 4.0));
+    }
+
+    #[test]
+    fn tail_cut_mid_line_skips_the_fragment() {
+        let log = b"rate 50/4500 [00:00<?, ?it/s]\r  1%|          | 60/4500 [04:00<4:56:00,  4.00s/it]";
+        let s = summarize_log(&log[4..], true);
+        assert_eq!(s.progress.unwrap().step, 60);
+        assert_eq!(summarize_log(b"", true), LogSummary::default());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn collapse_never_panics_and_never_keeps_cr(bytes in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..400) {
+            let out = collapse_cr(&bytes);
+            prop_assert!(!out.contains(&b'\r'));
+            let cut = cut.min(bytes.len());
+            let mut c = CrCollapser::new();
+            let mut streamed = Vec::new();
+            for part in [&bytes[..cut], &bytes[cut..]] {
+                for l in c.feed(part) { streamed.extend_from_slice(&l); streamed.push(b'\n'); }
+            }
+            if let Some(l) = c.finish() { streamed.extend_from_slice(&l); }
+            prop_assert_eq!(streamed, out);
+            let _ = summarize_log(&bytes, true);
+        }
+    }
+}

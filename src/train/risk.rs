@@ -1,0 +1,532 @@
+//! The `rtrain check` model: how much training a crash would lose and whether the checkpoints
+//! still to come fit on the disk, computed from what was measured on the box (step rate,
+//! checkpoint size, free space), with alternatives for save_steps. Unknown inputs stay unknown
+//! and are reported as such; nothing is filled in from constants.
+
+use crate::train::checkpoints::{Checkpoint, Layout};
+use crate::train::human::{fmt_bytes, fmt_duration};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// A crash loses everything since the last checkpoint; beyond this that is a lot of GPU time.
+const LONG_INTERVAL_MINUTES: f64 = 60.0;
+/// The interval the suggested save_steps aims at.
+const TARGET_MINUTES: f64 = 15.0;
+/// The fixed save_steps values every report compares.
+const STANDARD_SAVE_STEPS: [u64; 3] = [100, 250, 500];
+
+/// What was measured or configured; every field may be unknown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RiskInputs {
+    pub save_steps: Option<u64>,
+    pub save_total_limit: Option<u64>,
+    pub max_steps: Option<u64>,
+    pub current_step: Option<u64>,
+    pub seconds_per_step: Option<f64>,
+    /// Where seconds_per_step came from ("progress bar", "checkpoint times").
+    pub seconds_per_step_source: Option<String>,
+    /// Size of one checkpoint (the newest complete one).
+    pub checkpoint_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+    /// `checkpoint-N` directories already there, which save_total_limit rotation counts.
+    pub existing_checkpoints: u64,
+    pub since_last_checkpoint_seconds: Option<i64>,
+    /// The run is going on (a stale last checkpoint only matters then).
+    pub running: bool,
+}
+
+/// The outlook for one save_steps value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Projection {
+    pub save_steps: u64,
+    pub interval_minutes: Option<f64>,
+    /// The step the projection starts from (the current one, or 0 when that is unknown).
+    pub from_step: u64,
+    /// Saves still to come, the final save at max_steps included.
+    pub checkpoints_to_write: Option<u64>,
+    /// The most checkpoints on disk at once (rotation deletes only after the next save).
+    pub peak_checkpoints: Option<u64>,
+    /// Disk space needed beyond what the existing checkpoints already use.
+    pub disk_needed_bytes: Option<u64>,
+    pub fits: Option<bool>,
+    pub is_current: bool,
+    /// The value chosen to give about 15 minutes between checkpoints at the measured pace.
+    pub targets_15_minutes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskLevel {
+    Ok,
+    Warn,
+    Danger,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskReport {
+    pub level: RiskLevel,
+    pub inputs: RiskInputs,
+    /// The projection for the configured save_steps, when it is known.
+    pub current: Option<Projection>,
+    pub minutes_since_last_checkpoint: Option<f64>,
+    pub minutes_to_next_checkpoint: Option<f64>,
+    pub alternatives: Vec<Projection>,
+    /// Problems found, worst first.
+    pub findings: Vec<String>,
+    /// Inputs that were not available, in words.
+    pub unknown: Vec<String>,
+}
+
+/// Saves still to come from `from` to `max`: every multiple of `save_steps`, plus the final save
+/// the Trainer makes at max_steps when that is not a multiple.
+fn saves_remaining(save_steps: u64, from: u64, max: u64) -> u64 {
+    if max <= from || save_steps == 0 {
+        return 0;
+    }
+    let multiples = max / save_steps - from / save_steps;
+    multiples + u64::from(!max.is_multiple_of(save_steps))
+}
+
+/// The projection for one save_steps value.
+pub fn project(inputs: &RiskInputs, save_steps: u64) -> Projection {
+    let from = inputs.current_step.unwrap_or(0);
+    let to_write = inputs.max_steps.map(|m| saves_remaining(save_steps, from, m));
+    let existing = inputs.existing_checkpoints;
+    let peak = to_write.map(|k| match (k, inputs.save_total_limit) {
+        (0, _) => existing,
+        (k, None) => existing + k,
+        (k, Some(limit)) => (existing + k).min(existing.max(limit) + 1),
+    });
+    let needed = match (peak, inputs.checkpoint_bytes) {
+        (Some(p), Some(size)) => Some(p.saturating_sub(existing).saturating_mul(size)),
+        _ => None,
+    };
+    Projection {
+        save_steps,
+        interval_minutes: inputs.seconds_per_step.map(|sps| save_steps as f64 * sps / 60.0),
+        from_step: from,
+        checkpoints_to_write: to_write,
+        peak_checkpoints: peak,
+        disk_needed_bytes: needed,
+        fits: match (needed, inputs.free_bytes) {
+            (Some(n), Some(free)) => Some(n <= free),
+            _ => None,
+        },
+        is_current: inputs.save_steps == Some(save_steps),
+        targets_15_minutes: false,
+    }
+}
+
+/// save_steps giving about 15 minutes at `seconds_per_step`, rounded to two significant digits.
+pub fn save_steps_for_minutes(seconds_per_step: f64, minutes: f64) -> Option<u64> {
+    if !(seconds_per_step.is_finite() && seconds_per_step > 0.0) {
+        return None;
+    }
+    let raw = minutes * 60.0 / seconds_per_step;
+    if raw < 1.0 {
+        return Some(1);
+    }
+    let magnitude = 10f64.powi((raw.log10().floor() as i32 - 1).max(0));
+    Some(((raw / magnitude).round() * magnitude).max(1.0) as u64)
+}
+
+/// Seconds per step from the two newest complete checkpoints that carry a step, by their
+/// modification times: a measurement that needs no progress bar.
+pub fn seconds_per_step_from_checkpoints(checkpoints: &[Checkpoint]) -> Option<f64> {
+    let mut timed: Vec<(u64, i64)> = checkpoints
+        .iter()
+        .filter(|c| c.complete && c.layout != Layout::Accelerate)
+        .filter_map(|c| Some((c.step?, c.mtime?)))
+        .collect();
+    timed.sort();
+    let (&(s2, t2), &(s1, t1)) = (timed.last()?, timed.get(timed.len().checked_sub(2)?)?);
+    (s2 > s1 && t2 > t1).then(|| (t2 - t1) as f64 / (s2 - s1) as f64)
+}
+
+/// Assesses the run.
+pub fn assess(inputs: &RiskInputs) -> RiskReport {
+    let mut unknown = Vec::new();
+    let mut say_unknown = |known: bool, what: &str| {
+        if !known {
+            unknown.push(what.to_string());
+        }
+    };
+    say_unknown(
+        inputs.save_steps.is_some(),
+        "save_steps (not in trainer_state.json nor in the training config)",
+    );
+    say_unknown(
+        inputs.max_steps.is_some(),
+        "max_steps (no progress bar, trainer_state.json or training config gives it)",
+    );
+    say_unknown(
+        inputs.current_step.is_some(),
+        "the current step (no progress bar in the log): projected from step 0",
+    );
+    say_unknown(
+        inputs.seconds_per_step.is_some(),
+        "seconds per step (no progress bar rate and fewer than two timed checkpoints)",
+    );
+    say_unknown(
+        inputs.checkpoint_bytes.is_some(),
+        "checkpoint size (no complete checkpoint yet)",
+    );
+    say_unknown(inputs.free_bytes.is_some(), "free disk space (df gave nothing)");
+
+    let current = inputs.save_steps.map(|s| project(inputs, s));
+    let mut candidates: Vec<u64> = STANDARD_SAVE_STEPS.to_vec();
+    candidates.extend(inputs.save_steps);
+    let target = inputs
+        .seconds_per_step
+        .and_then(|sps| save_steps_for_minutes(sps, TARGET_MINUTES));
+    candidates.extend(target);
+    candidates.sort_unstable();
+    candidates.dedup();
+    let alternatives: Vec<Projection> = candidates
+        .into_iter()
+        .map(|s| Projection {
+            targets_15_minutes: Some(s) == target,
+            ..project(inputs, s)
+        })
+        .collect();
+
+    let minutes_since = inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0);
+    let minutes_to_next = match (inputs.save_steps, inputs.current_step, inputs.seconds_per_step) {
+        (Some(s), Some(c), Some(sps)) if s > 0 && inputs.max_steps.is_none_or(|m| c < m) => {
+            Some((s - c % s) as f64 * sps / 60.0)
+        }
+        _ => None,
+    };
+
+    let mut danger = Vec::new();
+    let mut warn = Vec::new();
+    if let Some(p) = &current {
+        if p.fits == Some(false) {
+            danger.push(format!(
+                "the checkpoints still to come need {} more, but only {} is free",
+                fmt_bytes(p.disk_needed_bytes.unwrap_or(0)),
+                fmt_bytes(inputs.free_bytes.unwrap_or(0))
+            ));
+        }
+        if let Some(m) = p.interval_minutes.filter(|m| *m > LONG_INTERVAL_MINUTES) {
+            warn.push(format!(
+                "a crash loses up to {} of training (one checkpoint every {})",
+                fmt_duration(m * 60.0),
+                fmt_duration(m * 60.0)
+            ));
+        }
+        if let (Some(since), Some(interval)) = (minutes_since, p.interval_minutes) {
+            if inputs.running && since > 2.0 * interval + 5.0 {
+                warn.push(format!(
+                    "no complete checkpoint for {}, although one is due every {}: saving may be failing",
+                    fmt_duration(since * 60.0),
+                    fmt_duration(interval * 60.0)
+                ));
+            }
+        }
+    }
+    if inputs.save_total_limit.is_none()
+        && current
+            .as_ref()
+            .is_some_and(|p| p.checkpoints_to_write.unwrap_or(0) > 0)
+    {
+        warn.push("save_total_limit is not set: no checkpoint is ever deleted".to_string());
+    }
+    let level = if !danger.is_empty() {
+        RiskLevel::Danger
+    } else if !warn.is_empty() {
+        RiskLevel::Warn
+    } else if current
+        .as_ref()
+        .is_none_or(|p| p.interval_minutes.is_none() || p.fits.is_none())
+    {
+        RiskLevel::Unknown
+    } else {
+        RiskLevel::Ok
+    };
+    danger.extend(warn);
+    RiskReport {
+        level,
+        inputs: inputs.clone(),
+        current,
+        minutes_since_last_checkpoint: minutes_since,
+        minutes_to_next_checkpoint: minutes_to_next,
+        alternatives,
+        findings: danger,
+        unknown,
+    }
+}
+
+fn or_unknown<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The human report of `rtrain check`.
+pub fn render_report(host: &str, r: &RiskReport) -> String {
+    let i = &r.inputs;
+    let mut s = String::new();
+    let level = match r.level {
+        RiskLevel::Ok => "OK",
+        RiskLevel::Warn => "WARNING",
+        RiskLevel::Danger => "DANGER",
+        RiskLevel::Unknown => "UNKNOWN",
+    };
+    let _ = writeln!(s, "{host}: checkpoint safety {level}");
+    let pace = or_unknown(i.seconds_per_step, |x| {
+        let src = i
+            .seconds_per_step_source
+            .as_deref()
+            .map(|s| format!(", from {s}"))
+            .unwrap_or_default();
+        format!("{x:.2} s/step{src}")
+    });
+    let _ = writeln!(s, "  pace:              {pace}");
+    let interval = match &r.current {
+        Some(p) => format!(
+            "every {} steps = {}",
+            p.save_steps,
+            or_unknown(p.interval_minutes, |m| fmt_duration(m * 60.0))
+        ),
+        None => "unknown (save_steps unknown)".to_string(),
+    };
+    let _ = writeln!(s, "  checkpoint:        {interval}");
+    let _ = writeln!(
+        s,
+        "  last complete:     {}",
+        or_unknown(i.since_last_checkpoint_seconds, |a| format!(
+            "{} ago",
+            fmt_duration(a as f64)
+        ))
+    );
+    if let Some(m) = r.minutes_to_next_checkpoint {
+        let _ = writeln!(s, "  next due in:       {}", fmt_duration(m * 60.0));
+    }
+    let _ = writeln!(s, "  checkpoint size:   {}", or_unknown(i.checkpoint_bytes, fmt_bytes));
+    let _ = writeln!(s, "  free disk:         {}", or_unknown(i.free_bytes, fmt_bytes));
+    if let Some(p) = &r.current {
+        let limit = or_unknown(i.save_total_limit, |l| l.to_string());
+        let _ = writeln!(
+            s,
+            "  still to write:    {} checkpoint(s) from step {} (save_total_limit {limit}, at most {} on disk)",
+            or_unknown(p.checkpoints_to_write, |n| n.to_string()),
+            p.from_step,
+            or_unknown(p.peak_checkpoints, |n| n.to_string())
+        );
+        let fits = match p.fits {
+            Some(true) => "fits",
+            Some(false) => "DOES NOT FIT",
+            None => "fit unknown",
+        };
+        let _ = writeln!(
+            s,
+            "  disk needed:       {} more, {fits}",
+            or_unknown(p.disk_needed_bytes, fmt_bytes)
+        );
+    }
+    for f in &r.findings {
+        let _ = writeln!(s, "  ! {f}");
+    }
+    for u in &r.unknown {
+        let _ = writeln!(s, "  ? unknown: {u}");
+    }
+    let _ = writeln!(
+        s,
+        "\n  {:>10}  {:>10}  {:>11}  {:>11}  {:>5}",
+        "save_steps", "interval", "checkpoints", "disk needed", "fits"
+    );
+    for a in &r.alternatives {
+        let note = match (a.is_current, a.targets_15_minutes) {
+            (true, _) => "  (current)",
+            (false, true) => "  (~15 min)",
+            _ => "",
+        };
+        let fits = match a.fits {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "?",
+        };
+        let _ = writeln!(
+            s,
+            "  {:>10}  {:>10}  {:>11}  {:>11}  {fits:>5}{note}",
+            a.save_steps,
+            or_unknown(a.interval_minutes, |m| fmt_duration(m * 60.0)),
+            or_unknown(a.checkpoints_to_write, |n| n.to_string()),
+            or_unknown(a.disk_needed_bytes, fmt_bytes),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::checkpoints::{recognise, Entry, EntryKind};
+
+    const GIB: u64 = 1 << 30;
+
+    fn measured() -> RiskInputs {
+        RiskInputs {
+            save_steps: Some(500),
+            save_total_limit: Some(3),
+            max_steps: Some(4500),
+            current_step: Some(1520),
+            seconds_per_step: Some(4.0),
+            seconds_per_step_source: Some("progress bar".into()),
+            checkpoint_bytes: Some(3 * GIB),
+            free_bytes: Some(48 * GIB),
+            existing_checkpoints: 3,
+            since_last_checkpoint_seconds: Some(80),
+            running: true,
+        }
+    }
+
+    #[test]
+    fn saves_remaining_counts_multiples_and_the_final_save() {
+        assert_eq!(saves_remaining(40, 0, 120), 3, "the fixture run wrote 40, 80, 120");
+        assert_eq!(
+            saves_remaining(500, 1520, 4500),
+            6,
+            "2000, 2500, 3000, 3500, 4000, 4500"
+        );
+        assert_eq!(
+            saves_remaining(1000, 1520, 4500),
+            4,
+            "2000, 3000, 4000 and the final 4500"
+        );
+        assert_eq!(saves_remaining(500, 4500, 4500), 0);
+    }
+
+    #[test]
+    fn interval_disk_and_rotation_from_measured_numbers() {
+        let r = assess(&measured());
+        let p = r.current.clone().unwrap();
+        assert_eq!(p.interval_minutes, Some(500.0 * 4.0 / 60.0));
+        assert_eq!(p.checkpoints_to_write, Some(6));
+        assert_eq!(
+            p.peak_checkpoints,
+            Some(4),
+            "3 kept + the one being written before rotation"
+        );
+        assert_eq!(p.disk_needed_bytes, Some(3 * GIB));
+        assert_eq!(p.fits, Some(true));
+        assert_eq!(r.level, RiskLevel::Ok);
+        assert!(r.unknown.is_empty());
+        assert!((r.minutes_to_next_checkpoint.unwrap() - 480.0 * 4.0 / 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn without_rotation_every_checkpoint_stays_and_may_not_fit() {
+        let r = assess(&RiskInputs {
+            save_total_limit: None,
+            free_bytes: Some(10 * GIB),
+            ..measured()
+        });
+        let p = r.current.clone().unwrap();
+        assert_eq!(p.peak_checkpoints, Some(9));
+        assert_eq!(p.disk_needed_bytes, Some(18 * GIB));
+        assert_eq!(p.fits, Some(false));
+        assert_eq!(r.level, RiskLevel::Danger);
+        assert!(r.findings[0].contains("18.0 GiB"), "{:?}", r.findings);
+        assert!(r.findings.iter().any(|f| f.contains("save_total_limit is not set")));
+    }
+
+    #[test]
+    fn alternatives_come_from_the_measured_pace_never_constants() {
+        let alts = assess(&measured()).alternatives;
+        let steps: Vec<u64> = alts.iter().map(|a| a.save_steps).collect();
+        assert_eq!(
+            steps,
+            [100, 230, 250, 500],
+            "900 s / 4 s per step = 225, two significant digits"
+        );
+        let t = alts.iter().find(|a| a.targets_15_minutes).unwrap();
+        assert_eq!(t.interval_minutes, Some(230.0 * 4.0 / 60.0));
+        assert!(alts.iter().find(|a| a.save_steps == 500).unwrap().is_current);
+        let slow = assess(&RiskInputs {
+            seconds_per_step: Some(30.0),
+            save_steps: Some(1000),
+            ..measured()
+        });
+        assert_eq!(
+            slow.alternatives.iter().map(|a| a.save_steps).collect::<Vec<_>>(),
+            [30, 100, 250, 500, 1000]
+        );
+        assert_eq!(
+            slow.level,
+            RiskLevel::Warn,
+            "1000 steps × 30 s is 8 h between checkpoints"
+        );
+        assert_eq!(save_steps_for_minutes(0.01, 15.0), Some(90_000));
+        assert_eq!(save_steps_for_minutes(2000.0, 15.0), Some(1));
+        assert_eq!(save_steps_for_minutes(0.0, 15.0), None);
+    }
+
+    #[test]
+    fn unknown_inputs_stay_unknown_and_are_said() {
+        let r = assess(&RiskInputs {
+            save_steps: Some(500),
+            ..RiskInputs::default()
+        });
+        let p = r.current.clone().unwrap();
+        assert_eq!(
+            (p.interval_minutes, p.checkpoints_to_write, p.disk_needed_bytes, p.fits),
+            (None, None, None, None)
+        );
+        assert_eq!(r.level, RiskLevel::Unknown);
+        assert_eq!(r.unknown.len(), 5);
+        assert!(r
+            .alternatives
+            .iter()
+            .all(|a| !a.targets_15_minutes && a.interval_minutes.is_none()));
+        let none = assess(&RiskInputs::default());
+        assert!(none.current.is_none());
+        assert_eq!(none.level, RiskLevel::Unknown);
+        let text = render_report("gpu-box", &none);
+        assert!(
+            text.contains("UNKNOWN") && text.contains("? unknown: save_steps"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stale_last_checkpoint_while_running_is_flagged() {
+        let r = assess(&RiskInputs {
+            since_last_checkpoint_seconds: Some(3 * 3600),
+            ..measured()
+        });
+        assert_eq!(r.level, RiskLevel::Warn);
+        assert!(r.findings[0].contains("saving may be failing"));
+        let finished = assess(&RiskInputs {
+            since_last_checkpoint_seconds: Some(3 * 3600),
+            running: false,
+            ..measured()
+        });
+        assert_eq!(finished.level, RiskLevel::Ok);
+    }
+
+    #[test]
+    fn pace_from_checkpoint_times() {
+        let mk = |name: &str, mtime: i64, complete: bool| {
+            let mut e = Entry::new(name, EntryKind::Dir);
+            e.has_trainer_state = complete;
+            e.mtime = Some(mtime);
+            e
+        };
+        let c = recognise(&[
+            mk("checkpoint-500", 1000, true),
+            mk("checkpoint-1000", 3000, true),
+            mk("checkpoint-1500", 9999, false),
+        ]);
+        assert_eq!(seconds_per_step_from_checkpoints(&c), Some(4.0));
+        assert_eq!(seconds_per_step_from_checkpoints(&c[..1]), None);
+    }
+
+    #[test]
+    fn rendered_report_shows_the_table() {
+        let text = render_report("gpu-box", &assess(&measured()));
+        assert!(text.contains("every 500 steps = 33 min"), "{text}");
+        assert!(text.contains("(~15 min)") && text.contains("(current)"), "{text}");
+        assert!(text.contains("3.0 GiB more, fits"), "{text}");
+    }
+}
