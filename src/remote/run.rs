@@ -1,0 +1,2366 @@
+//! The remote run record's writer: the POSIX-sh scripts behind `up`, `stop`, `logs` and `resume` (one exec
+//! each, nothing installed remotely) and pure parsers of what they print. Layout and state rules:
+//! docs/run-record.md, shared with the status probe.
+//!
+//! Every script prints its results as `@rtrain key=value` lines (value to the end of the line), so stray output
+//! from a login profile can never be mistaken for a result. The log scripts print the log's bytes untouched on
+//! stdout and their `@rtrain` lines on stderr, so a trailer can never be confused with log bytes.
+
+use crate::remote::quote::{quote, quote_path};
+use std::fmt;
+use std::str::FromStr;
+
+// ------------------------------------------------------------------------------------------------------------
+// Types
+
+/// What `up` launches, as configured (no quoting: the script builders quote every part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    /// Working directory on the remote box; a leading `~` is the remote `$HOME`.
+    pub workdir: String,
+    /// tmux session name (`:` and `.` become `_`, as tmux itself does, see [`tmux_session_name`]).
+    pub session: String,
+    /// A shell command line, run as `sh -c COMMAND` in the workdir.
+    pub command: String,
+    /// Directory of the log files, relative to the workdir unless absolute or `~`-based.
+    pub log_dir: String,
+    /// A file to replace atomically just before launching, and only if a run is launched (`resume` uses it for
+    /// the training config, so a config is never changed under an active run).
+    pub edit: Option<FileEdit>,
+}
+
+/// A whole-file replacement done by the up script under its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEdit {
+    /// Relative to the workdir unless absolute or `~`-based.
+    pub path: String,
+    pub content: String,
+    /// Keep the previous content as `PATH.bak`.
+    pub backup: bool,
+}
+
+/// A run as the record describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInfo {
+    pub id: String,
+    /// The wrapper's pid, which is also the run's process group id.
+    pub pid: u32,
+    /// RFC 3339 UTC, as written by the remote clock.
+    pub started_at: String,
+    /// Absolute path of the run's log file.
+    pub log: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpOutcome {
+    /// A new run was started in a new window of `session`.
+    Launched { run: RunInfo, session: String },
+    /// A run is already active; nothing was started (and no [`FileEdit`] was written).
+    AlreadyActive { run: RunInfo },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Finished,
+    Failed,
+    Stopped,
+    Lost,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Finished => "finished",
+            RunState::Failed => "failed",
+            RunState::Stopped => "stopped",
+            RunState::Lost => "lost",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunState {
+    type Err = RunError;
+    fn from_str(s: &str) -> Result<Self, RunError> {
+        Ok(match s {
+            "running" => RunState::Running,
+            "finished" => RunState::Finished,
+            "failed" => RunState::Failed,
+            "stopped" => RunState::Stopped,
+            "lost" => RunState::Lost,
+            other => return Err(RunError::Other(format!("unknown run state {other:?}"))),
+        })
+    }
+}
+
+/// The signal after which a stopped run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    Int,
+    Term,
+    Kill,
+}
+
+impl StopSignal {
+    pub fn name(self) -> &'static str {
+        match self {
+            StopSignal::Int => "SIGINT",
+            StopSignal::Term => "SIGTERM",
+            StopSignal::Kill => "SIGKILL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// The run ended after `signal`. `exit_code` is `None` only when nobody could record it (the wrapper had
+    /// been killed before).
+    Stopped {
+        id: String,
+        signal: StopSignal,
+        exit_code: Option<i32>,
+    },
+    /// The current run was not running; nothing was signalled.
+    NotRunning {
+        id: String,
+        state: RunState,
+        exit_code: Option<i32>,
+    },
+    /// No run has ever been launched in this workdir.
+    NoRun,
+}
+
+/// Where the log bytes on stdout start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStart {
+    /// From this byte offset (0: the whole log). Following again from the number of bytes received so far
+    /// continues exactly where the previous stream stopped.
+    Offset(u64),
+    /// The last N lines, as `tail -n N` counts them.
+    LastLines(usize),
+}
+
+/// The first `@rtrain` lines of the log scripts (stderr): which run, and where the stdout bytes start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHeader {
+    pub id: String,
+    pub log: String,
+    /// Byte offset in the log file of the first byte on stdout.
+    pub start: u64,
+}
+
+/// The last `@rtrain` lines of the log scripts (stderr): how the run stands and where the bytes end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTrailer {
+    pub state: RunState,
+    pub exit_code: Option<i32>,
+    /// Byte offset just past the last byte on stdout.
+    pub end: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("tmux not found on the remote host: install it with `sudo apt install tmux`")]
+    TmuxMissing,
+    #[error("working directory {path} does not exist on the remote host")]
+    WorkdirMissing { path: String },
+    #[error("no run has been launched in this working directory yet")]
+    NoRun,
+    #[error("no run {id} in this working directory")]
+    UnknownRun { id: String },
+    #[error("log file {path} of the run is missing")]
+    LogMissing { path: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Shell fragments shared by the scripts
+
+/// Run-state rules of docs/run-record.md, in sh. `rt_alive` accepts the process group as a sign of life when
+/// the wrapper itself is gone (killed alone, a trainer that survives the pane's SIGHUP goes on in its group),
+/// so `up` never starts a second trainer next to a live one.
+const FUNCS: &str = r##"rt_say() { printf '@rtrain %s=%s\n' "$1" "$2"; }
+rt_valid_id() { case $1 in ''|*[!0-9A-Za-z_-]*) return 1;; esac; }
+rt_alive() {
+  rt_p=$(cat "$1/pid" 2>/dev/null)
+  case $rt_p in ''|*[!0-9]*|0|1) return 1;; esac
+  if kill -0 "$rt_p" 2>/dev/null; then
+    if [ -r "/proc/$rt_p/cmdline" ]; then
+      rt_c=$(tr '\000' ' ' < "/proc/$rt_p/cmdline" 2>/dev/null)
+      case $rt_c in *"/.rtrain/runs/${1##*/}/run.sh"*) return 0;; esac
+      return 1
+    fi
+    return 0
+  fi
+  rt_group_alive "$rt_p"
+}
+# A group of zombies only is dead: an init that does not reap (common in containers) leaves them behind.
+rt_group_alive() {
+  rt_g=$1
+  kill -s 0 -- "-$rt_g" 2>/dev/null || return 1
+  [ -r /proc/self/stat ] || return 0
+  for rt_f in /proc/[0-9]*/stat; do
+    read -r rt_l 2>/dev/null < "$rt_f" || continue
+    set -- ${rt_l##*) }
+    [ "${3:-}" = "$rt_g" ] && [ "$1" != Z ] && return 0
+  done
+  return 1
+}
+# `exit` is read again after the liveness test: the wrapper writes it just before it execs the login shell, so
+# a run ending between the two reads would otherwise look lost.
+rt_state() {
+  if [ ! -f "$1/exit" ] && rt_alive "$1"; then echo running
+  elif [ ! -f "$1/exit" ]; then echo lost
+  elif [ -e "$1/stopped" ]; then echo stopped
+  elif [ "$(cat "$1/exit")" = 0 ]; then echo finished
+  else echo failed; fi
+}
+rt_atomic_write() {
+  rt_wp=$1
+  if [ -L "$rt_wp" ]; then
+    rt_wp=$(readlink -f -- "$rt_wp") || { rt_say error "cannot resolve the link $1"; return 1; }
+  fi
+  rt_wdir=$(dirname -- "$rt_wp")
+  [ -d "$rt_wdir" ] || { rt_say error "directory $rt_wdir does not exist"; return 1; }
+  rt_wtmp=$rt_wdir/.$(basename -- "$rt_wp").rtrain-tmp.$$
+  if ! cat > "$rt_wtmp"; then rm -f -- "$rt_wtmp"; rt_say error "cannot write $rt_wtmp"; return 1; fi
+  if [ -f "$rt_wp" ]; then
+    chmod --reference="$rt_wp" -- "$rt_wtmp" 2>/dev/null
+    if [ "$2" = 1 ]; then
+      ln -f -- "$rt_wp" "$rt_wp.bak" 2>/dev/null || cp -p -- "$rt_wp" "$rt_wp.bak" || {
+        rm -f -- "$rt_wtmp"; rt_say error "cannot keep a backup in $rt_wp.bak"; return 1; }
+    fi
+  fi
+  mv -f -- "$rt_wtmp" "$rt_wp" || { rm -f -- "$rt_wtmp"; rt_say error "cannot replace $rt_wp"; return 1; }
+}
+"##;
+
+/// `cd` into the workdir or report it missing, on the stream `$rt_out` (1 or 2).
+const CD_WORKDIR: &str = r##"if ! cd -- "$rt_workdir" 2>/dev/null; then
+  { rt_say workdir "$rt_workdir"; rt_say result workdir-missing; } >&$rt_out
+  exit 11
+fi
+rt_wd=$(pwd)
+"##;
+
+/// The wrapper written to `runs/<id>/run.sh`. It reads everything from its run dir, so no user input is ever
+/// part of its text. Why it is shaped this way:
+/// - Signals: `stop` signals the whole process group. The command keeps default dispositions (a trap handler
+///   here, unlike an ignore, is reset in children), so Ctrl-C reaches the trainer as a KeyboardInterrupt; this
+///   shell defers its handler until the command ends (POSIX), so it always records `exit`; tee ignores the
+///   signals so it cannot die first and take the command down with SIGPIPE.
+/// - SIGHUP (the window or the tmux server killed) is not caught: a deferred handler could not pass it on, so
+///   the wrapper dies, the kernel hangs up the group, and the run ends `lost`, like a closed terminal's job.
+/// - dash has no pipefail: the command writes into a FIFO that tee drains, so `$?` is the command's own status.
+/// - `exit` is written after tee has drained (bounded, in case a daemonised child holds the FIFO open), so a log
+///   follower that stops at `exit` has every byte.
+/// - The window then becomes a login shell in the workdir, as if the user had typed the command there.
+const WRAPPER: &str = r##"# rtrain run wrapper (written by `rtrain up`): runs this run's command in its tmux window and
+# records pid and exit in this directory. See docs/run-record.md.
+rd=$(dirname -- "$0")
+case $rd in /*) ;; *) rd=$(cd -- "$rd" && pwd) ;; esac
+wd=${rd%/.rtrain/runs/*}
+trap 'rt_signalled=1' INT TERM
+echo "$$" > "$rd/pid.tmp" && mv -f -- "$rd/pid.tmp" "$rd/pid"
+status=127
+if cd -- "$wd"; then
+  log=$(cat "$rd/log")
+  command=$(cat "$rd/command")
+  mkdir -p -- "$(dirname -- "$log")"
+  fifo=$rd/output.fifo fifo_dir=
+  rm -f -- "$fifo"
+  if ! mkfifo -- "$fifo" 2>/dev/null; then fifo_dir=$(mktemp -d) && fifo=$fifo_dir/output.fifo && mkfifo -- "$fifo"; fi
+  rm -f -- "$rd/tee.done"
+  ( trap '' INT TERM HUP; tee -a -- "$log"; : > "$rd/tee.done" ) < "$fifo" &
+  tee_pid=$!
+  sh -c "$command" > "$fifo" 2>&1
+  status=$?
+  i=0
+  while [ ! -e "$rd/tee.done" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  [ -e "$rd/tee.done" ] && wait "$tee_pid"
+  rm -f -- "$fifo" "$rd/tee.done"
+  [ -z "$fifo_dir" ] || rmdir -- "$fifo_dir"
+fi
+echo "$status" > "$rd/exit.tmp" && mv -f -- "$rd/exit.tmp" "$rd/exit"
+printf '\n[rtrain] run %s ended with exit status %s\n' "${rd##*/}" "$status"
+trap - INT TERM
+[ -x "${SHELL:-}" ] || SHELL=/bin/sh
+exec "$SHELL" -l
+"##;
+
+const UP_BODY: &str = r##"if ! command -v tmux >/dev/null 2>&1; then rt_say result tmux-missing; exit 10; fi
+rt_out=1
+CD_WORKDIR
+rt_fail() { rt_say error "$1"; rt_say result error; exit 1; }
+[ -n "$rt_session" ] || rt_fail "the tmux session name is empty"
+mkdir -p .rtrain/runs 2>/dev/null || rt_fail "cannot create $rt_wd/.rtrain/runs"
+
+# The lock: mkdir is atomic. A lock is stale when its owner (on this host) is gone or it is older than 60 s;
+# breakers serialise on a second mkdir and re-check under it, so two of them never both take over.
+rt_lockdir=.rtrain/lock
+rt_host=$(uname -n)
+rt_lock_stale() {
+  [ -d "$rt_lockdir" ] || return 1
+  rt_now=$(date +%s)
+  rt_owner=$(cat "$rt_lockdir/owner" 2>/dev/null)
+  if [ -n "$rt_owner" ]; then
+    set -- $rt_owner
+    case ${1:-x}${2:-x} in *[!0-9]*) return 0;; esac
+    if [ "${3:-}" = "$rt_host" ] && ! kill -0 "$1" 2>/dev/null; then return 0; fi
+    [ $((rt_now - $2)) -gt 60 ]
+    return
+  fi
+  rt_m=$(stat -c %Y "$rt_lockdir" 2>/dev/null) || return 1
+  [ $((rt_now - rt_m)) -gt 60 ]
+}
+rt_me="$$ $(date +%s) $rt_host"
+rt_locked=0
+rt_unlock() {
+  if [ "$rt_locked" = 1 ] && [ "$(cat "$rt_lockdir/owner" 2>/dev/null)" = "$rt_me" ]; then rm -rf "$rt_lockdir"; fi
+  rt_locked=0
+}
+trap rt_unlock EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+rt_i=0
+while ! mkdir "$rt_lockdir" 2>/dev/null; do
+  rt_i=$((rt_i + 1))
+  if [ "$rt_i" -gt 300 ]; then
+    rt_fail "another rtrain up is in progress in $rt_wd (lock held by: $(cat "$rt_lockdir/owner" 2>/dev/null))"
+  fi
+  if rt_lock_stale; then
+    if mkdir "$rt_lockdir.break" 2>/dev/null; then
+      rt_lock_stale && rm -rf "$rt_lockdir"
+      rmdir "$rt_lockdir.break"
+      continue
+    fi
+    rt_m=$(stat -c %Y "$rt_lockdir.break" 2>/dev/null) && [ $(($(date +%s) - rt_m)) -gt 60 ] &&
+      rmdir "$rt_lockdir.break" 2>/dev/null
+  fi
+  sleep 0.05
+done
+rt_locked=1
+printf '%s\n' "$rt_me" > "$rt_lockdir/owner"
+
+# Active? The current run first, then any run without an exit record whose wrapper or group still lives.
+rt_active=
+rt_cur=$(cat .rtrain/current 2>/dev/null)
+if rt_valid_id "$rt_cur" && [ -d ".rtrain/runs/$rt_cur" ] && [ "$(rt_state ".rtrain/runs/$rt_cur")" = running ]; then
+  rt_active=$rt_cur
+else
+  for rt_d in .rtrain/runs/*; do
+    { [ -d "$rt_d" ] && [ ! -f "$rt_d/exit" ]; } || continue
+    rt_alive "$rt_d" && rt_active=${rt_d##*/}
+  done
+fi
+if [ -n "$rt_active" ]; then
+  rt_d=.rtrain/runs/$rt_active
+  rt_say id "$rt_active"
+  rt_say pid "$(cat "$rt_d/pid")"
+  rt_say started_at "$(cat "$rt_d/started_at" 2>/dev/null)"
+  rt_say log "$(cat "$rt_d/log" 2>/dev/null)"
+  rt_say result active
+  exit 0
+fi
+
+if [ -n "$rt_edit_path" ]; then
+  printf '%s' "$rt_edit_content" | rt_atomic_write "$rt_edit_path" "$rt_edit_backup" ||
+    rt_fail "cannot write $rt_edit_path"
+fi
+
+rt_t=$(date +%s)
+rt_n=0
+while :; do
+  rt_id=$(date -u -d "@$rt_t" +%Y%m%d-%H%M%S)-$(od -An -N2 -tx1 /dev/urandom | tr -dc 0-9a-f)
+  mkdir ".rtrain/runs/$rt_id" 2>/dev/null && break
+  rt_n=$((rt_n + 1))
+  [ "$rt_n" -lt 20 ] || rt_fail "cannot create a run directory in $rt_wd/.rtrain/runs"
+done
+rt_rd=$rt_wd/.rtrain/runs/$rt_id
+rt_prev=$(cat .rtrain/current 2>/dev/null)
+rt_rollback() {
+  rm -rf -- "$rt_rd"
+  if [ -n "$rt_prev" ]; then printf '%s\n' "$rt_prev" > .rtrain/current; else rm -f .rtrain/current; fi
+}
+rt_started=$(date -u -d "@$rt_t" +%Y-%m-%dT%H:%M:%SZ)
+mkdir -p -- "$rt_log_dir" 2>/dev/null && rt_logdir=$(cd -- "$rt_log_dir" && pwd) ||
+  { rt_rollback; rt_fail "cannot create the log directory $rt_log_dir in $rt_wd"; }
+rt_stamp=$(date -d "@$rt_t" +%Y%m%d_%H%M%S)
+rt_log=$rt_logdir/training_$rt_stamp.log
+rt_k=1
+# noclobber makes the create exclusive; in a subshell, because a failed redirection of `:` ends the shell.
+until (set -C && : > "$rt_log") 2>/dev/null; do
+  rt_k=$((rt_k + 1))
+  [ "$rt_k" -le 50 ] || { rt_rollback; rt_fail "cannot create a log file in $rt_logdir"; }
+  rt_log=$rt_logdir/training_${rt_stamp}_$rt_k.log
+done
+{ printf '%s' "$rt_command" > "$rt_rd/command" &&
+  printf '%s\n' "$rt_started" > "$rt_rd/started_at" &&
+  printf '%s\n' "$rt_log" > "$rt_rd/log" &&
+  printf '%s' "$rt_wrapper" > "$rt_rd/run.sh"; } 2>/dev/null ||
+  { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
+# Recorded as current before the window opens: a run that exists is never invisible to the next `up`.
+{ printf '%s\n' "$rt_id" > ".rtrain/current.$$" && mv -f ".rtrain/current.$$" .rtrain/current; } 2>/dev/null ||
+  { rt_rollback; rt_fail "cannot write $rt_wd/.rtrain/current"; }
+
+rt_fmt_escape() {
+  rt_in=$1 rt_esc=
+  while :; do
+    case $rt_in in *'#'*) rt_esc=$rt_esc${rt_in%%'#'*}'##'; rt_in=${rt_in#*'#'} ;; *) break ;; esac
+  done
+  printf '%s' "$rt_esc$rt_in"
+}
+rt_wd_fmt=$(rt_fmt_escape "$rt_wd")
+if ! tmux has-session -t "=$rt_session" 2>/dev/null; then
+  rt_err=$(tmux new-session -d -s "$(rt_fmt_escape "$rt_session")" -c "$rt_wd_fmt" 2>&1) ||
+    tmux has-session -t "=$rt_session" 2>/dev/null || { rt_rollback; rt_fail "tmux new-session failed: $rt_err"; }
+fi
+rt_err=$(tmux new-window -t "=$rt_session:" -n rtrain -c "$rt_wd_fmt" /bin/sh "$rt_rd/run.sh" 2>&1) ||
+  { rt_rollback; rt_fail "tmux new-window failed: $rt_err"; }
+rt_i=0
+while [ ! -s "$rt_rd/pid" ]; do
+  rt_i=$((rt_i + 1))
+  if [ "$rt_i" -gt 200 ]; then
+    rt_say id "$rt_id"
+    rt_fail "run $rt_id was launched in tmux session $rt_session but its wrapper did not start within 10 s"
+  fi
+  sleep 0.05
+done
+rt_say id "$rt_id"
+rt_say pid "$(cat "$rt_rd/pid")"
+rt_say started_at "$rt_started"
+rt_say log "$rt_log"
+rt_say session "$rt_session"
+rt_say result launched
+"##;
+
+const STOP_BODY: &str = r##"rt_out=1
+CD_WORKDIR
+rt_id=$(cat .rtrain/current 2>/dev/null)
+if ! rt_valid_id "$rt_id" || [ ! -d ".rtrain/runs/$rt_id" ]; then rt_say result no-run; exit 0; fi
+rt_rd=.rtrain/runs/$rt_id
+rt_say id "$rt_id"
+rt_st=$(rt_state "$rt_rd")
+if [ "$rt_st" != running ]; then
+  rt_say state "$rt_st"
+  rt_say exit "$(cat "$rt_rd/exit" 2>/dev/null)"
+  rt_say result not-running
+  exit 0
+fi
+rt_pg=$(cat "$rt_rd/pid")
+# Written before signalling, so the run reads as stopped (not failed) however it ends.
+date -u +%Y-%m-%dT%H:%M:%SZ > "$rt_rd/stopped"
+rt_ended() { [ -f "$rt_rd/exit" ] || ! rt_group_alive "$rt_pg"; }
+rt_wait() {
+  rt_i=0
+  while [ "$rt_i" -lt "$1" ]; do
+    rt_ended && return 0
+    sleep 0.1
+    rt_i=$((rt_i + 1))
+  done
+  rt_ended
+}
+rt_sig=
+for rt_s in $rt_signals; do
+  kill -s "$rt_s" -- "-$rt_pg" 2>/dev/null
+  if [ "$rt_s" = KILL ]; then rt_w=50; else rt_w=$((rt_timeout * 10)); fi
+  if rt_wait "$rt_w"; then rt_sig=$rt_s; break; fi
+done
+if [ -z "$rt_sig" ]; then
+  rt_say pid "$rt_pg"
+  rt_say error "run $rt_id (process group $rt_pg) is still alive after SIGKILL"
+  rt_say result error
+  exit 1
+fi
+# SIGKILL takes the wrapper down with the group, so nobody else can record how the run ended.
+if [ "$rt_sig" = KILL ] && [ ! -f "$rt_rd/exit" ]; then
+  echo 137 > "$rt_rd/exit.tmp" && mv -f "$rt_rd/exit.tmp" "$rt_rd/exit"
+fi
+rt_say signal "$rt_sig"
+rt_say exit "$(cat "$rt_rd/exit" 2>/dev/null)"
+rt_say result stopped
+"##;
+
+/// Shared by `logs` and `follow`: resolve the run, then print log bytes `[start, size)` on stdout.
+const LOG_BODY: &str = r##"rt_out=2
+CD_WORKDIR
+if [ -n "$rt_want_id" ]; then
+  rt_id=$rt_want_id
+  if ! rt_valid_id "$rt_id" || [ ! -d ".rtrain/runs/$rt_id" ]; then
+    { rt_say id "$rt_id"; rt_say result unknown-run; } >&2
+    exit 12
+  fi
+else
+  rt_id=$(cat .rtrain/current 2>/dev/null)
+  if ! rt_valid_id "$rt_id" || [ ! -d ".rtrain/runs/$rt_id" ]; then rt_say result no-run >&2; exit 12; fi
+fi
+rt_rd=.rtrain/runs/$rt_id
+rt_log=$(cat "$rt_rd/log" 2>/dev/null)
+if [ -z "$rt_log" ] || [ ! -f "$rt_log" ]; then { rt_say log "$rt_log"; rt_say result log-missing; } >&2; exit 13; fi
+rt_size() { stat -c %s -- "$rt_log" 2>/dev/null || echo 0; }
+# Bytes [$1, $2) of the log, streamed (tail seeks; head stops exactly at the end).
+rt_range() { [ "$2" -gt "$1" ] || return 0; tail -c +$(($1 + 1)) -- "$rt_log" | head -c $(($2 - $1)); }
+rt_end=$(rt_size)
+if [ -n "$rt_lines" ]; then
+  # Start of the last N lines of [0, end), found in a window that grows until it holds more than N lines, so a
+  # huge log is never read whole.
+  rt_start=$rt_end
+  if [ "$rt_lines" -gt 0 ] && [ "$rt_end" -gt 0 ]; then
+    rt_win=65536
+    while :; do
+      if [ "$rt_win" -ge "$rt_end" ]; then rt_ws=0; else rt_ws=$((rt_end - rt_win)); fi
+      rt_nl=$(rt_range "$rt_ws" "$rt_end" | wc -l)
+      rt_lastnl=$(rt_range $((rt_end - 1)) "$rt_end" | wc -l)
+      rt_count=$((rt_nl + 1 - rt_lastnl))
+      { [ "$rt_count" -gt "$rt_lines" ] || [ "$rt_ws" -eq 0 ]; } && break
+      rt_win=$((rt_win * 4))
+    done
+    if [ "$rt_count" -le "$rt_lines" ]; then
+      rt_start=0
+    else
+      rt_start=$((rt_ws + $(rt_range "$rt_ws" "$rt_end" | head -n $((rt_count - rt_lines)) | wc -c)))
+    fi
+  fi
+else
+  rt_start=$rt_offset
+  if [ "$rt_start" -gt "$rt_end" ]; then rt_say truncated "$rt_end" >&2; rt_start=$rt_end; fi
+fi
+{ rt_say id "$rt_id"; rt_say log "$rt_log"; rt_say start "$rt_start"; } >&2
+rt_range "$rt_start" "$rt_end" || exit 1
+rt_at=$rt_end
+"##;
+
+const LOG_TRAILER: &str = r##"{
+  rt_say state "$(rt_state "$rt_rd")"
+  rt_say exit "$(cat "$rt_rd/exit" 2>/dev/null)"
+  rt_say end "$rt_at"
+  rt_say result RESULT
+} >&2
+"##;
+
+/// Polls rather than `tail -f`: it must stop when `exit` appears, print exactly up to a known size, and die
+/// soon after the client is gone (the periodic stderr line fails with SIGPIPE then).
+const FOLLOW_LOOP: &str = r##"rt_n=0
+while :; do
+  rt_done=0
+  if [ -f "$rt_rd/exit" ]; then
+    rt_done=1
+  elif [ $((rt_n % 10)) -eq 0 ] && ! rt_alive "$rt_rd"; then
+    rt_done=1
+  fi
+  rt_end=$(rt_size)
+  if [ "$rt_end" -lt "$rt_at" ]; then rt_say truncated "$rt_end" >&2; rt_at=$rt_end; fi
+  if [ "$rt_end" -gt "$rt_at" ]; then
+    rt_range "$rt_at" "$rt_end" || exit 1
+    rt_at=$rt_end
+  fi
+  [ "$rt_done" = 1 ] && break
+  rt_n=$((rt_n + 1))
+  [ $((rt_n % 25)) -eq 0 ] && rt_say at "$rt_at" >&2
+  sleep 0.2
+done
+"##;
+
+const WRITE_BODY: &str = r##"if rt_atomic_write "$rt_path" "$rt_backup"; then
+  rt_say result ok
+else
+  rt_say result error
+  exit 1
+fi
+"##;
+
+// ------------------------------------------------------------------------------------------------------------
+// Script builders
+
+fn assign(out: &mut String, name: &str, quoted_value: &str) {
+    out.push_str(name);
+    out.push('=');
+    out.push_str(quoted_value);
+    out.push('\n');
+}
+
+fn script(vars: &[(&str, String)], body: &str) -> String {
+    let mut out = String::from("# rtrain remote script\n");
+    for (name, value) in vars {
+        assign(&mut out, name, value);
+    }
+    out.push_str(FUNCS);
+    out.push_str(&body.replace("CD_WORKDIR\n", CD_WORKDIR));
+    out
+}
+
+/// A directory word for `cd`: `~`-based and absolute paths as given, relative ones unchanged (the scripts use
+/// `cd --`, so a name starting with `-` is safe too).
+fn dir_word(path: &str) -> String {
+    quote_path(path)
+}
+
+/// The session name tmux will actually use: it turns `:` and `.` into `_` (they separate window and pane in
+/// targets), so rtrain does the same up front and can find the session again.
+pub fn tmux_session_name(name: &str) -> String {
+    name.replace([':', '.'], "_")
+}
+
+/// The script for `rtrain up`. Output: `@rtrain` lines ending with `result=launched|active|tmux-missing|
+/// workdir-missing|error`; see [`parse_up`].
+pub fn up_script(spec: &LaunchSpec) -> String {
+    let (edit_path, edit_content, edit_backup) = match &spec.edit {
+        Some(e) => (quote_path(&e.path), quote(&e.content), if e.backup { "1" } else { "0" }),
+        None => ("''".to_string(), "''".to_string(), "0"),
+    };
+    script(
+        &[
+            ("rt_workdir", dir_word(&spec.workdir)),
+            ("rt_session", quote(&tmux_session_name(&spec.session))),
+            ("rt_command", quote(&spec.command)),
+            ("rt_log_dir", dir_word(&spec.log_dir)),
+            ("rt_edit_path", edit_path),
+            ("rt_edit_content", edit_content),
+            ("rt_edit_backup", edit_backup.to_string()),
+            ("rt_wrapper", quote(WRAPPER)),
+        ],
+        UP_BODY,
+    )
+}
+
+/// The script for `rtrain stop`: SIGINT to the current run's process group, SIGTERM after `timeout_secs`,
+/// SIGKILL after another `timeout_secs` (`force`: SIGKILL at once). See [`parse_stop`].
+pub fn stop_script(workdir: &str, timeout_secs: u64, force: bool) -> String {
+    let signals = if force { "KILL" } else { "'INT TERM KILL'" };
+    script(
+        &[
+            ("rt_workdir", dir_word(workdir)),
+            ("rt_timeout", timeout_secs.to_string()),
+            ("rt_signals", signals.to_string()),
+        ],
+        STOP_BODY,
+    )
+}
+
+fn log_vars(workdir: &str, run_id: Option<&str>, start: LogStart) -> Vec<(&'static str, String)> {
+    let (offset, lines) = match start {
+        LogStart::Offset(o) => (o.to_string(), "''".to_string()),
+        LogStart::LastLines(n) => ("0".to_string(), n.to_string()),
+    };
+    vec![
+        ("rt_workdir", dir_word(workdir)),
+        ("rt_want_id", quote(run_id.unwrap_or(""))),
+        ("rt_offset", offset),
+        ("rt_lines", lines),
+    ]
+}
+
+/// The script for `rtrain logs`: the last `lines` lines of the current (or given) run's log, or the whole log
+/// for `None`, streamed. Log bytes on stdout; `@rtrain` header and trailer on stderr (see [`parse_log_header`],
+/// [`parse_log_trailer`]); the trailer's `end` is where `follow_script` should continue.
+pub fn logs_script(workdir: &str, run_id: Option<&str>, lines: Option<usize>) -> String {
+    let start = lines.map_or(LogStart::Offset(0), LogStart::LastLines);
+    let body = format!("{LOG_BODY}{}", LOG_TRAILER.replace("RESULT", "ok"));
+    script(&log_vars(workdir, run_id, start), &body)
+}
+
+/// The script for `rtrain logs -f`: the log from `start`, then whatever is appended, until the run's `exit`
+/// appears (or the run is lost). Then the trailer (`result=end`) on stderr. On a reconnect, call it again with
+/// the run id from the header and `LogStart::Offset(header.start + bytes received)`.
+pub fn follow_script(workdir: &str, run_id: Option<&str>, start: LogStart) -> String {
+    let body = format!("{LOG_BODY}{FOLLOW_LOOP}{}", LOG_TRAILER.replace("RESULT", "end"));
+    script(&log_vars(workdir, run_id, start), &body)
+}
+
+/// Replace `path` atomically with what arrives on stdin (so send this script as the exec command, not on stdin):
+/// a temp file in the same directory, the old content kept as `PATH.bak` when `backup`, then `mv`. A symlink is
+/// followed, so the link survives. Output `@rtrain result=ok|error` (+ `error=...`); see [`parse_write`].
+pub fn write_file_atomically_script(path: &str, backup: bool) -> String {
+    script(
+        &[
+            ("rt_path", quote_path(path)),
+            ("rt_backup", if backup { "1" } else { "0" }.to_string()),
+        ],
+        WRITE_BODY,
+    )
+}
+
+/// A path under the workdir as the scripts take it: `rel` itself when absolute or `~`-based.
+pub fn remote_path(workdir: &str, rel: &str) -> String {
+    if rel.starts_with('/') || rel == "~" || rel.starts_with("~/") {
+        rel.to_string()
+    } else {
+        format!("{}/{}", workdir.trim_end_matches('/'), rel)
+    }
+}
+
+/// The exec command line that runs `script` with the remote POSIX sh, whatever the login shell is.
+pub fn sh_command(script: &str) -> String {
+    format!("sh -c {}", quote(script))
+}
+
+/// Fill a `resume_command` template such as `make train RESUME={checkpoint}`: every `{checkpoint}` becomes the
+/// shell-quoted path (so write the placeholder unquoted in the template).
+pub fn resume_command(template: &str, checkpoint: &str) -> String {
+    template.replace("{checkpoint}", &quote(checkpoint))
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Parsers
+
+const MARK: &str = "@rtrain ";
+
+fn fields(output: &str) -> Vec<(&str, &str)> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix(MARK))
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
+}
+
+fn first<'a>(fields: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+fn unexpected(what: &str, output: &str) -> RunError {
+    let shown: String = output.chars().take(300).collect();
+    RunError::Other(format!("unexpected output from the remote {what} script: {shown:?}"))
+}
+
+fn exit_code(fields: &[(&str, &str)]) -> Option<i32> {
+    first(fields, "exit").and_then(|v| v.trim().parse().ok())
+}
+
+fn run_info(f: &[(&str, &str)], output: &str) -> Result<RunInfo, RunError> {
+    let get = |k| first(f, k).ok_or_else(|| unexpected("up", output));
+    Ok(RunInfo {
+        id: get("id")?.to_string(),
+        pid: get("pid")?.trim().parse().map_err(|_| unexpected("up", output))?,
+        started_at: get("started_at")?.to_string(),
+        log: get("log")?.to_string(),
+    })
+}
+
+/// Errors every script reports the same way.
+fn common_error(f: &[(&str, &str)], result: &str) -> Option<RunError> {
+    Some(match result {
+        "tmux-missing" => RunError::TmuxMissing,
+        "workdir-missing" => RunError::WorkdirMissing {
+            path: first(f, "workdir").unwrap_or_default().to_string(),
+        },
+        "no-run" => RunError::NoRun,
+        "unknown-run" => RunError::UnknownRun {
+            id: first(f, "id").unwrap_or_default().to_string(),
+        },
+        "log-missing" => RunError::LogMissing {
+            path: first(f, "log").unwrap_or_default().to_string(),
+        },
+        "error" => RunError::Other(first(f, "error").unwrap_or("remote script failed").to_string()),
+        _ => return None,
+    })
+}
+
+/// Parse the stdout of [`up_script`].
+pub fn parse_up(output: &str) -> Result<UpOutcome, RunError> {
+    let f = fields(output);
+    let result = first(&f, "result").ok_or_else(|| unexpected("up", output))?;
+    match result {
+        "launched" => Ok(UpOutcome::Launched {
+            run: run_info(&f, output)?,
+            session: first(&f, "session").unwrap_or_default().to_string(),
+        }),
+        "active" => Ok(UpOutcome::AlreadyActive {
+            run: run_info(&f, output)?,
+        }),
+        other => Err(common_error(&f, other).unwrap_or_else(|| unexpected("up", output))),
+    }
+}
+
+/// Parse the stdout of [`stop_script`].
+pub fn parse_stop(output: &str) -> Result<StopOutcome, RunError> {
+    let f = fields(output);
+    let result = first(&f, "result").ok_or_else(|| unexpected("stop", output))?;
+    let id = || first(&f, "id").unwrap_or_default().to_string();
+    match result {
+        "stopped" => {
+            let signal = match first(&f, "signal") {
+                Some("INT") => StopSignal::Int,
+                Some("TERM") => StopSignal::Term,
+                Some("KILL") => StopSignal::Kill,
+                _ => return Err(unexpected("stop", output)),
+            };
+            Ok(StopOutcome::Stopped {
+                id: id(),
+                signal,
+                exit_code: exit_code(&f),
+            })
+        }
+        "not-running" => {
+            let state = first(&f, "state").ok_or_else(|| unexpected("stop", output))?.parse()?;
+            Ok(StopOutcome::NotRunning {
+                id: id(),
+                state,
+                exit_code: exit_code(&f),
+            })
+        }
+        "no-run" => Ok(StopOutcome::NoRun),
+        other => Err(common_error(&f, other).unwrap_or_else(|| unexpected("stop", output))),
+    }
+}
+
+fn log_error(f: &[(&str, &str)]) -> Option<RunError> {
+    first(f, "result").and_then(|r| common_error(f, r))
+}
+
+/// Parse the header from the (possibly partial) stderr of [`logs_script`] / [`follow_script`]: `Ok(None)` until
+/// it has arrived.
+pub fn parse_log_header(stderr: &str) -> Result<Option<LogHeader>, RunError> {
+    let f = fields(stderr);
+    if let Some(e) = log_error(&f) {
+        return Err(e);
+    }
+    let (Some(id), Some(log), Some(start)) = (first(&f, "id"), first(&f, "log"), first(&f, "start")) else {
+        return Ok(None);
+    };
+    let start = start.trim().parse().map_err(|_| unexpected("logs", stderr))?;
+    Ok(Some(LogHeader {
+        id: id.to_string(),
+        log: log.to_string(),
+        start,
+    }))
+}
+
+/// Parse the trailer from the stderr of [`logs_script`] / [`follow_script`]: `Ok(None)` when the stream ended
+/// without one (the connection dropped: follow again from the bytes received).
+pub fn parse_log_trailer(stderr: &str) -> Result<Option<LogTrailer>, RunError> {
+    let f = fields(stderr);
+    if let Some(e) = log_error(&f) {
+        return Err(e);
+    }
+    if !matches!(first(&f, "result"), Some("ok" | "end")) {
+        return Ok(None);
+    }
+    let state = first(&f, "state").ok_or_else(|| unexpected("logs", stderr))?.parse()?;
+    let end = first(&f, "end")
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| unexpected("logs", stderr))?;
+    Ok(Some(LogTrailer {
+        state,
+        exit_code: exit_code(&f),
+        end,
+    }))
+}
+
+/// Parse the stdout of [`write_file_atomically_script`].
+pub fn parse_write(output: &str) -> Result<(), RunError> {
+    let f = fields(output);
+    match first(&f, "result") {
+        Some("ok") => Ok(()),
+        Some(other) => Err(common_error(&f, other).unwrap_or_else(|| unexpected("write", output))),
+        None => Err(unexpected("write", output)),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// The resume edit: one line of the training config, every other byte untouched
+
+/// The result of [`edit_resume_from_checkpoint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeEdit {
+    /// The whole new file.
+    pub text: String,
+    /// 1-based number of the changed (or inserted) line in `text`.
+    pub line: usize,
+    /// The replaced line without its line ending; `None` when the line was inserted.
+    pub old: Option<String>,
+    /// The new line without its line ending.
+    pub new: String,
+}
+
+impl ResumeEdit {
+    /// The `--dry-run` preview: `- old` / `+ new` (just `+ new` for an insertion), lines as they are in the file.
+    pub fn diff(&self) -> String {
+        match &self.old {
+            Some(old) => format!("- {old}\n+ {}\n", self.new),
+            None => format!("+ {}\n", self.new),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeEditError {
+    #[error("the training config has no top-level `training:` block")]
+    NoTrainingBlock,
+    #[error("`training:` on line {0} is not a block of `key: value` lines")]
+    NotABlock(usize),
+    #[error("resume_from_checkpoint is set twice in `training:` (lines {0} and {1})")]
+    Duplicate(usize, usize),
+    #[error("resume_from_checkpoint on line {0} spans several lines; set it by hand")]
+    MultiLine(usize),
+}
+
+const KEY: &str = "resume_from_checkpoint";
+
+struct Line<'a> {
+    /// Without the line ending.
+    content: &'a str,
+    /// `"\n"`, `"\r\n"` or `""` (last line without one).
+    ending: &'a str,
+}
+
+fn split_lines(text: &str) -> Vec<Line<'_>> {
+    text.split_inclusive('\n')
+        .map(|l| {
+            if let Some(c) = l.strip_suffix("\r\n") {
+                Line {
+                    content: c,
+                    ending: "\r\n",
+                }
+            } else if let Some(c) = l.strip_suffix('\n') {
+                Line {
+                    content: c,
+                    ending: "\n",
+                }
+            } else {
+                Line { content: l, ending: "" }
+            }
+        })
+        .collect()
+}
+
+fn indent_of(s: &str) -> usize {
+    s.len() - s.trim_start_matches(' ').len()
+}
+
+fn is_blank_or_comment(s: &str) -> bool {
+    let t = s.trim_start_matches([' ', '\t']);
+    t.is_empty() || t.starts_with('#')
+}
+
+/// `rest` after a key: `:` then whitespace or end. Returns what follows the `:`.
+fn after_colon(rest: &str) -> Option<&str> {
+    let rest = rest.trim_start_matches(' ').strip_prefix(':')?;
+    (rest.is_empty() || rest.starts_with([' ', '\t'])).then_some(rest)
+}
+
+/// The value part of a `key: value  # comment` line: (leading whitespace, value, trailing whitespace + comment).
+/// `None` when the value continues on the next lines (block scalar, unclosed quote).
+fn split_value(after: &str) -> Option<(&str, &str, &str)> {
+    let ws_len = after.len() - after.trim_start_matches([' ', '\t']).len();
+    let (ws, rest) = after.split_at(ws_len);
+    let value_len = if rest.starts_with('\'') {
+        let mut i = 1;
+        let b = rest.as_bytes();
+        loop {
+            match b.get(i) {
+                None => return None,
+                Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
+                Some(b'\'') => break i + 1,
+                Some(_) => i += 1,
+            }
+        }
+    } else if rest.starts_with('"') {
+        let mut i = 1;
+        let b = rest.as_bytes();
+        loop {
+            match b.get(i) {
+                None => return None,
+                Some(b'\\') => i += 2,
+                Some(b'"') => break i + 1,
+                Some(_) => i += 1,
+            }
+        }
+    } else if rest.starts_with(['|', '>']) {
+        return None;
+    } else if rest.starts_with('#') {
+        0
+    } else {
+        // A plain scalar ends where a comment (` #`) starts.
+        let b = rest.as_bytes();
+        let mut end = rest.len();
+        for i in 1..b.len() {
+            if b[i] == b'#' && (b[i - 1] == b' ' || b[i - 1] == b'\t') {
+                end = i;
+                break;
+            }
+        }
+        rest[..end].trim_end_matches([' ', '\t']).len()
+    };
+    let (value, tail) = rest.split_at(value_len);
+    Some((ws, value, tail))
+}
+
+fn is_training_header(content: &str) -> Option<&str> {
+    let content = content.strip_prefix('\u{feff}').unwrap_or(content);
+    ["training", "\"training\"", "'training'"]
+        .iter()
+        .find_map(|k| content.strip_prefix(k).and_then(after_colon))
+}
+
+/// A block scalar indicator (`|`, `>-`, `|2` ...) ends this value: the following more-indented lines are text.
+fn opens_block_scalar(after: &str) -> bool {
+    let v = after.trim_start_matches([' ', '\t']);
+    let v = v.split(" #").next().unwrap_or("").trim_end();
+    v.starts_with(['|', '>']) && v[1..].chars().all(|c| matches!(c, '-' | '+' | '0'..='9'))
+}
+
+/// Render `path` as a YAML scalar that reads back as exactly that string: plain when that is unambiguous (no
+/// number, bool, null, date or special character), else single-quoted, or double-quoted with escapes when it
+/// holds control characters.
+pub fn yaml_scalar(path: &str) -> String {
+    let safe_chars = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'));
+    let first_ok = path.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '.' | '_'));
+    let has_letter = path.chars().any(|c| c.is_ascii_alphabetic());
+    let lower = path.to_ascii_lowercase();
+    let special = matches!(
+        lower.as_str(),
+        "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | ".inf" | ".nan"
+    ) || path.parse::<f64>().is_ok();
+    if safe_chars && first_ok && has_letter && !special {
+        return path.to_string();
+    }
+    // YAML folds line breaks inside single quotes, and takes U+2028/2029/FEFF for breaks or a BOM.
+    let needs_escape = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}');
+    if path.chars().any(needs_escape) {
+        let mut out = String::from("\"");
+        for c in path.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if needs_escape(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        return out;
+    }
+    format!("'{}'", path.replace('\'', "''"))
+}
+
+/// Set `resume_from_checkpoint: PATH` in the top-level `training:` block, changing only that line: the existing
+/// line's value is replaced (its indentation and trailing comment kept); when absent, a line is inserted with
+/// the block's indentation after a commented-out `# resume_from_checkpoint:` line of the block if there is one,
+/// else after the block's last line. Line endings (CRLF) follow the surrounding lines.
+pub fn edit_resume_from_checkpoint(yaml: &str, path: &str) -> Result<ResumeEdit, ResumeEditError> {
+    let lines = split_lines(yaml);
+    let header = lines
+        .iter()
+        .position(|l| is_training_header(l.content).is_some())
+        .ok_or(ResumeEditError::NoTrainingBlock)?;
+    let after = is_training_header(lines[header].content).unwrap_or_default();
+    if !is_blank_or_comment(after) {
+        return Err(ResumeEditError::NotABlock(header + 1));
+    }
+    let scalar = yaml_scalar(path);
+
+    // The block: until the next non-comment line at column 0.
+    let mut block_indent = None;
+    let mut last_content = header;
+    let mut commented = None;
+    let mut found: Option<usize> = None;
+    let mut in_scalar: Option<usize> = None;
+    let mut i = header + 1;
+    while i < lines.len() {
+        let c = lines[i].content;
+        let blank = c.trim_matches([' ', '\t']).is_empty();
+        let ind = indent_of(c);
+        if let Some(si) = in_scalar {
+            if blank || ind > si {
+                if !blank {
+                    last_content = i;
+                }
+                i += 1;
+                continue;
+            }
+            in_scalar = None;
+        }
+        if blank {
+            i += 1;
+            continue;
+        }
+        let trimmed = c.trim_start_matches([' ', '\t']);
+        if trimmed.starts_with('#') {
+            let body = trimmed.trim_start_matches('#').trim_start_matches([' ', '\t']);
+            if body.strip_prefix(KEY).and_then(after_colon).is_some() {
+                commented = Some(i);
+            }
+            i += 1;
+            continue;
+        }
+        if ind == 0 {
+            if trimmed.starts_with('-') && block_indent.is_none() {
+                return Err(ResumeEditError::NotABlock(header + 1));
+            }
+            break;
+        }
+        let bi = *block_indent.get_or_insert(ind);
+        last_content = i;
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            if ind == bi {
+                return Err(ResumeEditError::NotABlock(header + 1));
+            }
+        } else if let Some(colon) = trimmed.find(':') {
+            let after = &trimmed[colon..];
+            if ind == bi && trimmed.strip_prefix(KEY).and_then(after_colon).is_some() {
+                if let Some(prev) = found {
+                    return Err(ResumeEditError::Duplicate(prev + 1, i + 1));
+                }
+                found = Some(i);
+            }
+            if after_colon(after).is_some_and(opens_block_scalar) {
+                in_scalar = Some(ind);
+            }
+        }
+        i += 1;
+    }
+
+    let indent = " ".repeat(block_indent.unwrap_or(2));
+    let mut out = String::with_capacity(yaml.len() + scalar.len() + 32);
+    let edit = if let Some(at) = found {
+        let c = lines[at].content;
+        let key_end = c.find(KEY).map(|p| p + KEY.len()).unwrap_or(0);
+        let colon = key_end + c[key_end..].find(':').unwrap_or(0) + 1;
+        let (head, rest) = c.split_at(colon);
+        let (ws, value, tail) = split_value(rest).ok_or(ResumeEditError::MultiLine(at + 1))?;
+        // A continuation (a multi-line plain scalar or a nested block) would be left behind.
+        let next = lines[at + 1..].iter().find(|l| !is_blank_or_comment(l.content));
+        if next.is_some_and(|l| indent_of(l.content) > indent_of(c)) {
+            return Err(ResumeEditError::MultiLine(at + 1));
+        }
+        let new = if value.is_empty() && tail.is_empty() {
+            format!("{head} {scalar}")
+        } else if value.is_empty() {
+            format!("{head} {scalar}{ws}{tail}")
+        } else {
+            format!("{head}{ws}{scalar}{tail}")
+        };
+        for (j, l) in lines.iter().enumerate() {
+            out.push_str(if j == at { &new } else { l.content });
+            out.push_str(l.ending);
+        }
+        ResumeEdit {
+            text: out,
+            line: at + 1,
+            old: Some(c.to_string()),
+            new,
+        }
+    } else {
+        let after_line = commented.unwrap_or(last_content);
+        let new = format!("{indent}{KEY}: {scalar}");
+        let eol = match lines[after_line].ending {
+            "" => lines[header].ending,
+            e => e,
+        };
+        let eol = if eol.is_empty() { "\n" } else { eol };
+        for (j, l) in lines.iter().enumerate() {
+            out.push_str(l.content);
+            if j == after_line {
+                if l.ending.is_empty() {
+                    // The file had no final newline: keep it that way, after the new last line.
+                    out.push_str(eol);
+                    out.push_str(&new);
+                } else {
+                    out.push_str(l.ending);
+                    out.push_str(&new);
+                    out.push_str(eol);
+                }
+            } else {
+                out.push_str(l.ending);
+            }
+        }
+        ResumeEdit {
+            text: out,
+            line: after_line + 2,
+            old: None,
+            new,
+        }
+    };
+    Ok(edit)
+}
+
+/// [`edit_resume_from_checkpoint`], just the new text.
+pub fn set_resume_from_checkpoint(yaml: &str, path: &str) -> Result<String, ResumeEditError> {
+    edit_resume_from_checkpoint(yaml, path).map(|e| e.text)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scripts run here for real: local `sh` (dash), real tmux with a private server per test
+    //! (`TMUX_TMPDIR`), and docker/gpu-box/project/train.py as the trainer.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+    use std::time::{Duration, Instant};
+
+    const FAST: &str = "python3 train.py --max-steps 6 --seconds-per-step 0.05 --save-steps 3 --logging-steps 2";
+    const SLOW: &str = "python3 train.py --max-steps 400 --seconds-per-step 0.05 --save-steps 1000";
+
+    fn project_dir() -> PathBuf {
+        // file!() is relative to the package root in rtrain, absolute when this file is mounted elsewhere.
+        let file = Path::new(file!());
+        let src = if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
+        };
+        src.ancestors().nth(3).unwrap().join("docker/gpu-box/project")
+    }
+
+    /// A private HOME, tmux server and working directories; the tmux server dies with it, also when a test fails.
+    struct Sandbox {
+        root: tempfile::TempDir,
+    }
+
+    impl Drop for Sandbox {
+        fn drop(&mut self) {
+            // Runs first (a trainer that ignores SIGHUP would outlive its tmux server), by their recorded ids.
+            let mut pids: Vec<u32> = vec![];
+            for base in [self.root.path().to_path_buf(), self.path("home")] {
+                for project in fs::read_dir(base).into_iter().flatten().flatten() {
+                    for run in fs::read_dir(project.path().join(".rtrain/runs"))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        pids.extend(
+                            fs::read_to_string(run.path().join("pid"))
+                                .ok()
+                                .and_then(|p| p.trim().parse::<u32>().ok()),
+                        );
+                    }
+                }
+            }
+            for pgid in pids.into_iter().filter(|&p| p > 1) {
+                let _ = self.cmd(&format!("kill -s KILL -- -{pgid} 2>/dev/null")).output();
+            }
+            let _ = self.cmd("tmux kill-server 2>/dev/null").output();
+        }
+    }
+
+    impl Sandbox {
+        fn new() -> Self {
+            let root = tempfile::Builder::new().prefix("rt").tempdir().unwrap();
+            fs::create_dir(root.path().join("home")).unwrap();
+            fs::create_dir(root.path().join("tmux")).unwrap();
+            Sandbox { root }
+        }
+
+        fn path(&self, rel: &str) -> PathBuf {
+            self.root.path().join(rel)
+        }
+
+        /// A copy of the demo project (trainer, Makefile, config) named `name` under the sandbox.
+        fn project(&self, name: &str) -> PathBuf {
+            let dir = self.path(name);
+            fs::create_dir_all(dir.join("config")).unwrap();
+            let src = project_dir();
+            for f in ["train.py", "Makefile", "config/training_config.yaml"] {
+                fs::copy(src.join(f), dir.join(f)).unwrap();
+            }
+            dir
+        }
+
+        fn cmd(&self, script: &str) -> Command {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(script)
+                .current_dir(self.root.path())
+                .env_remove("TMUX")
+                .env("TMUX_TMPDIR", self.path("tmux"))
+                .env("HOME", self.path("home"))
+                .env("SHELL", "/bin/sh");
+            c
+        }
+
+        fn sh(&self, script: &str) -> Output {
+            self.cmd(script).output().unwrap()
+        }
+
+        fn stdout(&self, script: &str) -> String {
+            String::from_utf8(self.sh(script).stdout).unwrap()
+        }
+
+        fn spec(&self, wd: &Path, command: &str) -> LaunchSpec {
+            LaunchSpec {
+                workdir: wd.to_str().unwrap().to_string(),
+                session: "training".into(),
+                command: command.into(),
+                log_dir: "logs".into(),
+                edit: None,
+            }
+        }
+
+        fn up(&self, wd: &Path, command: &str) -> Result<UpOutcome, RunError> {
+            parse_up(&self.stdout(&up_script(&self.spec(wd, command))))
+        }
+
+        fn launch(&self, wd: &Path, command: &str) -> RunInfo {
+            match self.up(wd, command) {
+                Ok(UpOutcome::Launched { run, .. }) => run,
+                other => panic!("expected a launch, got {other:?}"),
+            }
+        }
+
+        /// The state by the same sh functions `up` uses.
+        fn state(&self, wd: &Path, id: &str) -> String {
+            let body = format!("rt_out=1\nCD_WORKDIR\nrt_state .rtrain/runs/{id}\n");
+            let s = script(&[("rt_workdir", quote(wd.to_str().unwrap()))], &body);
+            self.stdout(&s).trim().to_string()
+        }
+
+        /// Wait for the run to end (every state but `running` is final), then check it ended as `want`.
+        fn wait_state(&self, wd: &Path, id: &str, want: &str) {
+            let mut state = String::new();
+            wait_until(Duration::from_secs(20), || {
+                state = self.state(wd, id);
+                state != "running"
+            });
+            assert_eq!(
+                state,
+                want,
+                "run {id} ended {state}, not {want}; log:\n{}",
+                log_of(wd, id)
+            );
+        }
+    }
+
+    fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ok()
+    }
+
+    fn record(wd: &Path, id: &str, file: &str) -> String {
+        fs::read_to_string(wd.join(".rtrain/runs").join(id).join(file)).unwrap_or_default()
+    }
+
+    fn log_of(wd: &Path, id: &str) -> String {
+        String::from_utf8_lossy(&fs::read(record(wd, id, "log").trim()).unwrap_or_default()).into_owned()
+    }
+
+    fn run_dirs(wd: &Path) -> usize {
+        fs::read_dir(wd.join(".rtrain/runs")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Pids in the process group `pgid`, from /proc.
+    fn group_members(pgid: u32) -> Vec<u32> {
+        let mut out = vec![];
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = after.split(' ').collect();
+            if f[0] != "Z" && f[2] == pgid.to_string() {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    // ---- up ------------------------------------------------------------------------------------------------
+
+    #[test]
+    fn up_launches_and_the_record_goes_running_then_finished() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, FAST);
+        assert!(run.id.len() == 20 && rt_valid_id_like(&run.id), "id {:?}", run.id);
+        assert_eq!(fs::read_to_string(wd.join(".rtrain/current")).unwrap().trim(), run.id);
+        assert_eq!(record(&wd, &run.id, "pid").trim(), run.pid.to_string());
+        assert_eq!(record(&wd, &run.id, "command"), FAST);
+        assert!(jiff::Timestamp::from_str(record(&wd, &run.id, "started_at").trim()).is_ok());
+        assert!(run.log.starts_with(wd.join("logs/training_").to_str().unwrap()) && run.log.ends_with(".log"));
+        assert_eq!(sb.state(&wd, &run.id), "running");
+        sb.wait_state(&wd, &run.id, "finished");
+        assert_eq!(record(&wd, &run.id, "exit").trim(), "0");
+        // The log has the trainer's stderr (bar redraws) and stdout (dict lines).
+        let log = log_of(&wd, &run.id);
+        assert!(log.contains("\r100%|██████████| 6/6 ["), "no final bar in {log:?}");
+        assert!(
+            log.contains("{'loss': '") && log.contains("{'train_runtime': '"),
+            "no dict lines in {log:?}"
+        );
+        assert!(wd.join("outputs/checkpoint-6/trainer_state.json").exists());
+    }
+
+    fn rt_valid_id_like(id: &str) -> bool {
+        id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    }
+
+    #[test]
+    fn the_window_drops_to_a_login_shell_in_the_workdir_afterwards() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, "echo done-here");
+        sb.wait_state(&wd, &run.id, "finished");
+        // The pane is still the wrapper's pid, now a shell: type into it like a user would.
+        let panes = sb.stdout("tmux list-panes -a -F '#{pane_pid} #{pane_id}'");
+        let pane = panes
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{} ", run.pid)))
+            .expect("pane gone");
+        sb.sh(&format!("tmux send-keys -t {pane} 'pwd > shell-proof' Enter"));
+        assert!(wait_until(Duration::from_secs(10), || wd.join("shell-proof").exists()));
+        assert!(wait_until(Duration::from_secs(5), || {
+            fs::read_to_string(wd.join("shell-proof")).unwrap_or_default().trim() == wd.to_str().unwrap()
+        }));
+        assert!(log_of(&wd, &run.id).contains("done-here"));
+    }
+
+    #[test]
+    fn a_second_up_starts_nothing_while_a_run_is_active() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, SLOW);
+        match sb.up(&wd, FAST) {
+            Ok(UpOutcome::AlreadyActive { run: active }) => assert_eq!(active, run),
+            other => panic!("expected AlreadyActive, got {other:?}"),
+        }
+        assert_eq!(run_dirs(&wd), 1);
+        assert_eq!(fs::read_to_string(wd.join(".rtrain/current")).unwrap().trim(), run.id);
+    }
+
+    #[test]
+    fn ten_concurrent_ups_start_exactly_one_run() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let script = up_script(&sb.spec(&wd, SLOW));
+        // All ten are running before any is waited for.
+        let children: Vec<_> = (0..10)
+            .map(|_| sb.cmd(&script).stdout(std::process::Stdio::piped()).spawn().unwrap())
+            .collect();
+        let outcomes: Vec<UpOutcome> = children
+            .into_iter()
+            .map(|c| parse_up(&String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()).unwrap())
+            .collect();
+        let launched: Vec<&RunInfo> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                UpOutcome::Launched { run, .. } => Some(run),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(launched.len(), 1, "{outcomes:?}");
+        for o in &outcomes {
+            if let UpOutcome::AlreadyActive { run } = o {
+                assert_eq!(run, launched[0]);
+            }
+        }
+        assert_eq!(run_dirs(&wd), 1);
+        let windows = sb.stdout("tmux list-windows -t =training -F '#{window_name}'");
+        assert_eq!(windows.lines().filter(|w| *w == "rtrain").count(), 1, "{windows}");
+        assert!(!wd.join(".rtrain/lock").exists(), "lock left behind");
+    }
+
+    #[test]
+    fn a_stale_lock_of_a_dead_owner_is_broken() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        fs::create_dir_all(wd.join(".rtrain/lock")).unwrap();
+        let host = sb.stdout("uname -n");
+        fs::write(
+            wd.join(".rtrain/lock/owner"),
+            format!("999999999 {} {}", 1, host.trim()),
+        )
+        .unwrap();
+        let t = Instant::now();
+        sb.launch(&wd, "true");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_log_name_already_taken_is_never_reused() {
+        // Regression: two runs in the same second collided on training_<stamp>.log, and the failed exclusive
+        // create of `:` ended the up script silently.
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        fs::create_dir(wd.join("logs")).unwrap();
+        let now = sb.stdout("date +%s");
+        let now: i64 = now.trim().parse().unwrap();
+        for t in now..now + 5 {
+            let stamp = sb.stdout(&format!("date -d @{t} +%Y%m%d_%H%M%S"));
+            fs::write(wd.join(format!("logs/training_{}.log", stamp.trim())), "taken").unwrap();
+        }
+        let run = sb.launch(&wd, "echo mine");
+        assert!(run.log.ends_with("_2.log"), "{}", run.log);
+        sb.wait_state(&wd, &run.id, "finished");
+        assert_eq!(log_of(&wd, &run.id), "mine\n");
+        for e in fs::read_dir(wd.join("logs")).unwrap().flatten() {
+            if !e.path().to_string_lossy().ends_with("_2.log") {
+                assert_eq!(fs::read_to_string(e.path()).unwrap(), "taken");
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_that_just_ended_never_reads_as_lost() {
+        // Regression: `exit` was read before the liveness test, so a run ending in between (the wrapper writes
+        // `exit`, then execs the login shell) read as lost.
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        for _ in 0..5 {
+            let run = sb.launch(&wd, "sleep 0.2");
+            let body = format!(
+                "rt_out=1\nCD_WORKDIR\nwhile s=$(rt_state .rtrain/runs/{}); [ \"$s\" = running ]; do :; done\necho $s\n",
+                run.id
+            );
+            let s = script(&[("rt_workdir", quote(wd.to_str().unwrap()))], &body);
+            assert_eq!(sb.stdout(&s).trim(), "finished");
+        }
+    }
+
+    #[test]
+    fn a_crash_at_step_k_is_failed_with_exit_1_and_the_traceback_in_the_log() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, &format!("{FAST} --crash-at-step 4"));
+        sb.wait_state(&wd, &run.id, "failed");
+        assert_eq!(record(&wd, &run.id, "exit").trim(), "1");
+        let log = log_of(&wd, &run.id);
+        assert!(log.contains("Traceback (most recent call last):"), "{log}");
+        assert!(log.contains("RuntimeError: simulated crash at step 4"), "{log}");
+        assert!(wd.join("outputs/checkpoint-3/trainer_state.json").exists());
+        // A failed run is not active: the next up launches.
+        let again = sb.launch(&wd, "true");
+        assert_ne!(again.id, run.id);
+    }
+
+    #[test]
+    fn tmux_missing_is_reported_and_nothing_is_started() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let out = sb
+            .cmd(&up_script(&sb.spec(&wd, FAST)))
+            .env("PATH", sb.path("empty-bin"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(10));
+        assert_eq!(
+            parse_up(&String::from_utf8(out.stdout).unwrap()),
+            Err(RunError::TmuxMissing)
+        );
+        assert!(!wd.join(".rtrain").exists());
+    }
+
+    #[test]
+    fn a_missing_workdir_is_reported_and_nothing_is_started() {
+        let sb = Sandbox::new();
+        let wd = sb.path("not here");
+        let out = sb.stdout(&up_script(&sb.spec(&wd, FAST)));
+        assert_eq!(
+            parse_up(&out),
+            Err(RunError::WorkdirMissing {
+                path: wd.to_str().unwrap().to_string()
+            })
+        );
+        assert!(!wd.exists());
+        assert_eq!(sb.sh("tmux ls").status.code(), Some(1), "a tmux server was started");
+    }
+
+    #[test]
+    fn hostile_workdir_session_and_command_work_and_inject_nothing() {
+        let sb = Sandbox::new();
+        let wd = sb.project("w o'r\"k $(touch pwned-w) `touch pwned-b` #(touch pwned-t) ;x");
+        let command = format!("printf '%s\\n' 'lit $(touch pwned-c)' \"it's \\\"q\\\"\"; {FAST}");
+        let spec = LaunchSpec {
+            workdir: wd.to_str().unwrap().to_string(),
+            session: "s 'q\" $(touch pwned-s) #(touch pwned-u) #{session_id} ;x".into(),
+            command: command.clone(),
+            log_dir: "my logs/$(touch pwned-l)".into(),
+            edit: None,
+        };
+        let run = match parse_up(&sb.stdout(&up_script(&spec))) {
+            Ok(UpOutcome::Launched { run, session }) => {
+                assert_eq!(session, spec.session);
+                run
+            }
+            other => panic!("{other:?}"),
+        };
+        sb.wait_state(&wd, &run.id, "finished");
+        assert_eq!(record(&wd, &run.id, "command"), command);
+        assert!(run
+            .log
+            .starts_with(wd.join("my logs/$(touch pwned-l)/training_").to_str().unwrap()));
+        let log = log_of(&wd, &run.id);
+        assert!(log.contains("lit $(touch pwned-c)\nit's \"q\"\n"), "{log}");
+        let sessions = sb.stdout("tmux ls -F '#{session_name}'");
+        assert_eq!(sessions.trim(), spec.session);
+        // The same session is found again, not created anew.
+        let again = LaunchSpec {
+            command: "true".into(),
+            ..spec.clone()
+        };
+        assert!(matches!(
+            parse_up(&sb.stdout(&up_script(&again))),
+            Ok(UpOutcome::Launched { .. })
+        ));
+        assert_eq!(sb.stdout("tmux ls -F '#{session_name}'"), sessions);
+        for dir in [sb.root.path(), &wd, &sb.path("home")] {
+            for e in fs::read_dir(dir).unwrap().flatten() {
+                assert!(
+                    !e.file_name().to_string_lossy().starts_with("pwned"),
+                    "injected: {:?}",
+                    e.path()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_tilde_workdir_is_the_remote_home_and_session_names_are_normalised_like_tmux() {
+        let sb = Sandbox::new();
+        let wd = sb.project("home/my proj");
+        let spec = LaunchSpec {
+            workdir: "~/my proj".into(),
+            session: "a.b:c".into(),
+            command: "true".into(),
+            log_dir: "~/all logs".into(),
+            edit: None,
+        };
+        let Ok(UpOutcome::Launched { run, session }) = parse_up(&sb.stdout(&up_script(&spec))) else {
+            panic!()
+        };
+        assert_eq!(session, "a_b_c");
+        assert_eq!(record(&wd, &run.id, "pid").trim(), run.pid.to_string());
+        assert!(
+            run.log
+                .starts_with(sb.path("home/all logs/training_").to_str().unwrap()),
+            "{}",
+            run.log
+        );
+        assert_eq!(sb.stdout("tmux ls -F '#{session_name}'").trim(), "a_b_c");
+    }
+
+    #[test]
+    fn a_killed_wrapper_with_a_live_trainer_is_running_and_both_killed_is_lost() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        // Killing the pane's leader makes tmux hang up the pane; a trainer run under nohup-like settings
+        // survives that, so ignore SIGHUP here.
+        let run = sb.launch(&wd, &format!("trap '' HUP; {SLOW}"));
+        assert!(wait_until(Duration::from_secs(10), || log_of(&wd, &run.id).contains("/400 [")));
+        sb.sh(&format!("kill -9 {}", run.pid));
+        assert!(wait_until(Duration::from_secs(5), || !group_members(run.pid).contains(&run.pid)));
+        // The trainer lives on in the run's process group: still running, so no second trainer may start.
+        assert!(!group_members(run.pid).is_empty());
+        assert_eq!(sb.state(&wd, &run.id), "running");
+        assert!(matches!(sb.up(&wd, FAST), Ok(UpOutcome::AlreadyActive { .. })));
+        for pid in group_members(run.pid) {
+            sb.sh(&format!("kill -9 {pid}"));
+        }
+        assert!(wait_until(Duration::from_secs(5), || group_members(run.pid).is_empty()));
+        assert_eq!(sb.state(&wd, &run.id), "lost");
+        assert_eq!(record(&wd, &run.id, "exit"), "");
+        // A lost run is not active.
+        let next = sb.launch(&wd, "true");
+        assert_ne!(next.id, run.id);
+    }
+
+    #[test]
+    fn up_with_an_edit_writes_it_only_when_it_launches() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let cfg = wd.join("config/training_config.yaml");
+        let original = fs::read_to_string(&cfg).unwrap();
+        let first = sb.launch(&wd, SLOW);
+        let mut spec = sb.spec(&wd, FAST);
+        spec.edit = Some(FileEdit {
+            path: "config/training_config.yaml".into(),
+            content: "training:\n  max_steps: 1\n".into(),
+            backup: true,
+        });
+        assert!(matches!(
+            parse_up(&sb.stdout(&up_script(&spec))),
+            Ok(UpOutcome::AlreadyActive { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(&cfg).unwrap(),
+            original,
+            "config edited under an active run"
+        );
+        assert_eq!(
+            parse_stop(&sb.stdout(&stop_script(wd.to_str().unwrap(), 5, false))).unwrap(),
+            {
+                StopOutcome::Stopped {
+                    id: first.id.clone(),
+                    signal: StopSignal::Int,
+                    exit_code: Some(130),
+                }
+            }
+        );
+        let out = sb.stdout(&up_script(&spec));
+        assert!(matches!(parse_up(&out), Ok(UpOutcome::Launched { .. })), "{out}");
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), "training:\n  max_steps: 1\n");
+        assert_eq!(
+            fs::read_to_string(wd.join("config/training_config.yaml.bak")).unwrap(),
+            original
+        );
+    }
+
+    // ---- stop ----------------------------------------------------------------------------------------------
+
+    fn stop(sb: &Sandbox, wd: &Path, timeout: u64, force: bool) -> StopOutcome {
+        parse_stop(&sb.stdout(&stop_script(wd.to_str().unwrap(), timeout, force))).unwrap()
+    }
+
+    #[test]
+    fn stop_sends_sigint_which_reaches_the_trainer_and_the_run_is_stopped() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        // Through make and sh, as users run it: the whole process group gets the signal.
+        let run = sb.launch(&wd, "make train ARGS='--max-steps 400 --seconds-per-step 0.05'");
+        assert!(wait_until(Duration::from_secs(10), || log_of(&wd, &run.id).contains("/400 [")));
+        let out = stop(&sb, &wd, 10, false);
+        assert_eq!(
+            out,
+            StopOutcome::Stopped {
+                id: run.id.clone(),
+                signal: StopSignal::Int,
+                exit_code: Some(130)
+            }
+        );
+        assert_eq!(sb.state(&wd, &run.id), "stopped");
+        let log = log_of(&wd, &run.id);
+        assert!(log.contains("KeyboardInterrupt"), "{log}");
+        // Nothing left to stop.
+        assert_eq!(
+            stop(&sb, &wd, 1, false),
+            StopOutcome::NotRunning {
+                id: run.id,
+                state: RunState::Stopped,
+                exit_code: Some(130)
+            }
+        );
+    }
+
+    #[test]
+    fn stop_escalates_to_sigterm_when_the_trainer_ignores_sigint() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, &format!("{SLOW} --ignore-sigint"));
+        assert!(wait_until(Duration::from_secs(10), || log_of(&wd, &run.id).contains("/400 [")));
+        let out = stop(&sb, &wd, 1, false);
+        assert_eq!(
+            out,
+            StopOutcome::Stopped {
+                id: run.id.clone(),
+                signal: StopSignal::Term,
+                exit_code: Some(143)
+            }
+        );
+        assert!(log_of(&wd, &run.id).contains("ignore_sigint is set"));
+        assert_eq!(sb.state(&wd, &run.id), "stopped");
+    }
+
+    #[test]
+    fn stop_force_kills_at_once_and_records_137() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, SLOW);
+        let out = stop(&sb, &wd, 30, true);
+        assert_eq!(
+            out,
+            StopOutcome::Stopped {
+                id: run.id.clone(),
+                signal: StopSignal::Kill,
+                exit_code: Some(137)
+            }
+        );
+        assert_eq!(sb.state(&wd, &run.id), "stopped");
+        assert!(group_members(run.pid).is_empty());
+    }
+
+    #[test]
+    fn stop_without_any_run_says_so() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        assert_eq!(stop(&sb, &wd, 1, false), StopOutcome::NoRun);
+        let out = sb.stdout(&stop_script(sb.path("nope").to_str().unwrap(), 1, false));
+        assert!(matches!(parse_stop(&out), Err(RunError::WorkdirMissing { .. })));
+    }
+
+    // ---- logs / follow -------------------------------------------------------------------------------------
+
+    fn run_log_script(sb: &Sandbox, script: &str) -> (Vec<u8>, LogHeader, LogTrailer) {
+        let out = sb.sh(script);
+        let err = String::from_utf8(out.stderr).unwrap();
+        let header = parse_log_header(&err)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no header in {err}"));
+        let trailer = parse_log_trailer(&err)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no trailer in {err}"));
+        (out.stdout, header, trailer)
+    }
+
+    #[test]
+    fn follow_from_an_offset_prints_exactly_the_remaining_bytes() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, FAST);
+        sb.wait_state(&wd, &run.id, "finished");
+        let log = fs::read(run.log.trim()).unwrap();
+        let wds = wd.to_str().unwrap();
+        for offset in [0, 1, log.len() as u64 / 2, log.len() as u64 - 1, log.len() as u64] {
+            let (bytes, header, trailer) =
+                run_log_script(&sb, &follow_script(wds, Some(&run.id), LogStart::Offset(offset)));
+            assert_eq!(bytes, &log[offset as usize..], "from offset {offset}");
+            assert_eq!(
+                header,
+                LogHeader {
+                    id: run.id.clone(),
+                    log: run.log.clone(),
+                    start: offset
+                }
+            );
+            assert_eq!(
+                trailer,
+                LogTrailer {
+                    state: RunState::Finished,
+                    exit_code: Some(0),
+                    end: log.len() as u64
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn follow_streams_a_live_run_until_it_ends_and_misses_nothing() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(
+            &wd,
+            "python3 train.py --max-steps 30 --seconds-per-step 0.03 --save-steps 10",
+        );
+        let (bytes, header, trailer) =
+            run_log_script(&sb, &follow_script(wd.to_str().unwrap(), None, LogStart::Offset(0)));
+        let log = fs::read(run.log.trim()).unwrap();
+        assert_eq!(header.id, run.id);
+        assert_eq!(bytes, log);
+        assert_eq!(
+            trailer,
+            LogTrailer {
+                state: RunState::Finished,
+                exit_code: Some(0),
+                end: log.len() as u64
+            }
+        );
+    }
+
+    #[test]
+    fn follow_of_a_lost_run_ends_with_state_lost() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, SLOW);
+        sb.sh(&format!("kill -s KILL -- -{}", run.pid));
+        assert!(wait_until(Duration::from_secs(5), || group_members(run.pid).is_empty()));
+        let (bytes, _, trailer) = run_log_script(&sb, &follow_script(wd.to_str().unwrap(), None, LogStart::Offset(0)));
+        assert_eq!(trailer.state, RunState::Lost);
+        assert_eq!(trailer.exit_code, None);
+        assert_eq!(bytes.len() as u64, trailer.end);
+    }
+
+    fn tail_n(bytes: &[u8], n: usize) -> Vec<u8> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        Command::new("tail")
+            .arg("-n")
+            .arg(n.to_string())
+            .arg(f.path())
+            .output()
+            .unwrap()
+            .stdout
+    }
+
+    #[test]
+    fn logs_prints_the_last_lines_like_tail_or_everything_and_where_it_ends() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let run = sb.launch(&wd, FAST);
+        sb.wait_state(&wd, &run.id, "finished");
+        let log = fs::read(run.log.trim()).unwrap();
+        let wds = wd.to_str().unwrap();
+        for n in [0, 1, 2, 5, 1000] {
+            let (bytes, header, trailer) = run_log_script(&sb, &logs_script(wds, None, Some(n)));
+            assert_eq!(bytes, tail_n(&log, n), "-n {n}");
+            assert_eq!(header.start as usize + bytes.len(), log.len());
+            assert_eq!(trailer.end as usize, log.len());
+        }
+        let (bytes, header, _) = run_log_script(&sb, &logs_script(wds, Some(&run.id), None));
+        assert_eq!((bytes, header.start), (log, 0));
+    }
+
+    #[test]
+    fn logs_of_a_big_log_with_long_lines_match_tail() {
+        // Lines longer than the first 64 KiB window, and no final newline.
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let script = "i=0; while [ $i -lt 40 ]; do head -c $((i * 9000)) /dev/zero | tr '\\0' x; echo; \
+                      i=$((i+1)); done; printf tail";
+        let run = sb.launch(&wd, script);
+        sb.wait_state(&wd, &run.id, "finished");
+        let log = fs::read(run.log.trim()).unwrap();
+        for n in [1, 3, 7, 39, 41, 100] {
+            let (bytes, header, _) = run_log_script(&sb, &logs_script(wd.to_str().unwrap(), None, Some(n)));
+            assert_eq!(bytes, tail_n(&log, n), "-n {n}");
+            assert_eq!(header.start as usize + bytes.len(), log.len());
+            let (fbytes, _, _) =
+                run_log_script(&sb, &follow_script(wd.to_str().unwrap(), None, LogStart::LastLines(n)));
+            assert_eq!(fbytes, bytes);
+        }
+    }
+
+    #[test]
+    fn logs_report_missing_runs_and_refuse_path_like_ids() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let wds = wd.to_str().unwrap();
+        let err = |s: String| parse_log_header(&String::from_utf8(sb.sh(&s).stderr).unwrap());
+        assert_eq!(err(logs_script(wds, None, Some(3))), Err(RunError::NoRun));
+        sb.launch(&wd, "true");
+        for id in ["nope", "../../etc", "a b"] {
+            assert_eq!(
+                err(logs_script(wds, Some(id), None)),
+                Err(RunError::UnknownRun { id: id.into() })
+            );
+        }
+        assert!(matches!(
+            err(follow_script("/no/such/dir", None, LogStart::Offset(0))),
+            Err(RunError::WorkdirMissing { .. })
+        ));
+    }
+
+    // ---- parsers -------------------------------------------------------------------------------------------
+
+    #[test]
+    fn parse_up_ignores_noise_and_needs_a_result() {
+        let out = "Welcome to Ubuntu\n@rtrain id=20261129-015300-ab12\n@rtrain pid=4242\n\
+                   @rtrain started_at=2026-11-29T01:53:00Z\n@rtrain log=/home/u/p/logs/a b.log\n\
+                   @rtrain session=training\n@rtrain result=launched\n";
+        let run = RunInfo {
+            id: "20261129-015300-ab12".into(),
+            pid: 4242,
+            started_at: "2026-11-29T01:53:00Z".into(),
+            log: "/home/u/p/logs/a b.log".into(),
+        };
+        assert_eq!(
+            parse_up(out),
+            Ok(UpOutcome::Launched {
+                run,
+                session: "training".into()
+            })
+        );
+        assert!(matches!(
+            parse_up(&out.replace("@rtrain result=launched\n", "")),
+            Err(RunError::Other(_))
+        ));
+        assert_eq!(
+            parse_up("@rtrain error=disk full\n@rtrain result=error\n"),
+            Err(RunError::Other("disk full".into()))
+        );
+        assert_eq!(parse_up("@rtrain result=tmux-missing\n"), Err(RunError::TmuxMissing));
+    }
+
+    #[test]
+    fn parse_stop_outcomes() {
+        assert_eq!(
+            parse_stop("@rtrain id=x\n@rtrain signal=TERM\n@rtrain exit=143\n@rtrain result=stopped\n"),
+            Ok(StopOutcome::Stopped {
+                id: "x".into(),
+                signal: StopSignal::Term,
+                exit_code: Some(143)
+            })
+        );
+        assert_eq!(
+            parse_stop("@rtrain id=x\n@rtrain state=lost\n@rtrain exit=\n@rtrain result=not-running\n"),
+            Ok(StopOutcome::NotRunning {
+                id: "x".into(),
+                state: RunState::Lost,
+                exit_code: None
+            })
+        );
+        assert_eq!(parse_stop("@rtrain result=no-run\n"), Ok(StopOutcome::NoRun));
+    }
+
+    #[test]
+    fn a_log_trailer_is_absent_until_the_stream_ends() {
+        let partial = "@rtrain id=x\n@rtrain log=/l\n@rtrain start=10\n@rtrain at=99\n";
+        assert_eq!(
+            parse_log_header(partial),
+            Ok(Some(LogHeader {
+                id: "x".into(),
+                log: "/l".into(),
+                start: 10
+            }))
+        );
+        assert_eq!(parse_log_trailer(partial), Ok(None));
+        let done = format!("{partial}@rtrain state=failed\n@rtrain exit=1\n@rtrain end=120\n@rtrain result=end\n");
+        assert_eq!(
+            parse_log_trailer(&done),
+            Ok(Some(LogTrailer {
+                state: RunState::Failed,
+                exit_code: Some(1),
+                end: 120
+            }))
+        );
+    }
+
+    #[test]
+    fn resume_command_quotes_the_checkpoint() {
+        assert_eq!(
+            resume_command("make train RESUME={checkpoint}", "outputs/checkpoint-80"),
+            "make train RESUME=outputs/checkpoint-80"
+        );
+        assert_eq!(
+            resume_command("make train RESUME={checkpoint}", "my out/ckpt 1"),
+            "make train RESUME='my out/ckpt 1'"
+        );
+        assert_eq!(
+            resume_command("python t.py --resume {checkpoint}", "$(rm -rf ~)"),
+            "python t.py --resume '$(rm -rf ~)'"
+        );
+    }
+
+    #[test]
+    fn remote_path_joins_relative_paths_only() {
+        assert_eq!(remote_path("~/p/", "config/t.yaml"), "~/p/config/t.yaml");
+        assert_eq!(remote_path("~/p", "/etc/t.yaml"), "/etc/t.yaml");
+        assert_eq!(remote_path("~/p", "~/t.yaml"), "~/t.yaml");
+    }
+
+    // ---- atomic write --------------------------------------------------------------------------------------
+
+    #[test]
+    fn the_atomic_write_replaces_the_file_keeps_a_backup_and_the_mode_and_follows_links() {
+        let sb = Sandbox::new();
+        let dir = sb.path("cfg dir");
+        fs::create_dir(&dir).unwrap();
+        let target = dir.join("real.yaml");
+        fs::write(&target, "old: 1\n").unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut fs::metadata(&target).unwrap().permissions(), 0o640);
+        fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        let link = dir.join("link.yaml");
+        std::os::unix::fs::symlink("real.yaml", &link).unwrap();
+        let write = |path: &Path, content: &str, backup: bool| {
+            let mut child = sb
+                .cmd(&write_file_atomically_script(path.to_str().unwrap(), backup))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), content.as_bytes()).unwrap();
+            drop(child.stdin.take());
+            parse_write(&String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap())
+        };
+        write(&link, "new: 2\n", true).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new: 2\n");
+        assert_eq!(fs::read_to_string(dir.join("real.yaml.bak")).unwrap(), "old: 1\n");
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&target).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o640);
+        write(&target, "third\n", false).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("real.yaml.bak")).unwrap(), "old: 1\n");
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("rtrain-tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+        assert!(matches!(
+            write(&sb.path("no dir/x.yaml"), "x", true),
+            Err(RunError::Other(_))
+        ));
+    }
+
+    // ---- the resume edit -----------------------------------------------------------------------------------
+
+    fn edit(yaml: &str, path: &str) -> ResumeEdit {
+        edit_resume_from_checkpoint(yaml, path).unwrap()
+    }
+
+    #[test]
+    fn resume_edit_replaces_an_existing_value_and_keeps_its_comment() {
+        let yaml = "# top\nmodel:\n  name: x\ntraining:\n  max_steps: 10   # steps\n  \
+                    resume_from_checkpoint: outputs/checkpoint-10  # set by rtrain\n  save_steps: 5\n";
+        let e = edit(yaml, "outputs/checkpoint-20");
+        assert_eq!(e.text, yaml.replace("checkpoint-10  #", "checkpoint-20  #"));
+        assert_eq!(e.line, 6);
+        assert_eq!(
+            e.diff(),
+            "-   resume_from_checkpoint: outputs/checkpoint-10  # set by rtrain\n\
+             +   resume_from_checkpoint: outputs/checkpoint-20  # set by rtrain\n"
+        );
+    }
+
+    #[test]
+    fn resume_edit_replaces_null_tilde_empty_and_quoted_values() {
+        for old in ["null", "~", "", "'a b'", "\"x # y\"", "null # none yet"] {
+            let yaml = format!("training:\n    max_steps: 10\n    resume_from_checkpoint: {old}\n");
+            let e = edit(&yaml, "outputs/checkpoint-20");
+            let comment = if old.contains("# none") { " # none yet" } else { "" };
+            assert_eq!(
+                e.text,
+                format!("training:\n    max_steps: 10\n    resume_from_checkpoint: outputs/checkpoint-20{comment}\n"),
+                "old value {old:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn resume_edit_inserts_with_the_block_indentation_when_absent() {
+        let yaml = "training:\n    max_steps: 10\n    optim:\n        lr: 1\n\n# data below\ndata:\n  path: d\n";
+        let e = edit(yaml, "outputs/checkpoint-20");
+        assert_eq!(
+            e.text,
+            "training:\n    max_steps: 10\n    optim:\n        lr: 1\n    \
+             resume_from_checkpoint: outputs/checkpoint-20\n\n# data below\ndata:\n  path: d\n"
+        );
+        assert_eq!((e.line, e.old.as_deref()), (5, None));
+        assert_eq!(e.diff(), "+     resume_from_checkpoint: outputs/checkpoint-20\n");
+        // An empty block, the last line of the file without a final newline.
+        assert_eq!(
+            set_resume_from_checkpoint("a: 1\ntraining:", "c").unwrap(),
+            "a: 1\ntraining:\n  resume_from_checkpoint: c"
+        );
+        assert_eq!(
+            set_resume_from_checkpoint("training:\n  a: 1", "c").unwrap(),
+            "training:\n  a: 1\n  resume_from_checkpoint: c"
+        );
+    }
+
+    #[test]
+    fn resume_edit_puts_the_line_after_a_commented_out_one() {
+        let yaml = "training:\n  max_steps: 10\n  # resume_from_checkpoint: outputs/checkpoint-40\n  save_steps: 5\n";
+        let e = edit(yaml, "outputs/checkpoint-40");
+        assert_eq!(
+            e.text,
+            "training:\n  max_steps: 10\n  # resume_from_checkpoint: outputs/checkpoint-40\n  \
+             resume_from_checkpoint: outputs/checkpoint-40\n  save_steps: 5\n"
+        );
+        assert_eq!(e.line, 4);
+    }
+
+    #[test]
+    fn resume_edit_keeps_crlf() {
+        let yaml = "training:\r\n  max_steps: 10\r\n  resume_from_checkpoint: null\r\nother: 1\r\n";
+        assert_eq!(
+            set_resume_from_checkpoint(yaml, "c-1").unwrap(),
+            yaml.replace("null", "c-1")
+        );
+        let absent = "training:\r\n  max_steps: 10\r\nother: 1\r\n";
+        assert_eq!(
+            set_resume_from_checkpoint(absent, "c-1").unwrap(),
+            "training:\r\n  max_steps: 10\r\n  resume_from_checkpoint: c-1\r\nother: 1\r\n"
+        );
+    }
+
+    #[test]
+    fn resume_edit_quotes_paths_that_need_it() {
+        let cases = [
+            ("outputs/checkpoint-80", "outputs/checkpoint-80"),
+            ("/abs/run 1/checkpoint-80", "'/abs/run 1/checkpoint-80'"),
+            ("a #b", "'a #b'"),
+            ("a: b", "'a: b'"),
+            ("it's", "'it''s'"),
+            ("\"q\"", "'\"q\"'"),
+            ("null", "'null'"),
+            ("yes", "'yes'"),
+            ("1e5", "'1e5'"),
+            ("123", "'123'"),
+            ("2024-01-01", "'2024-01-01'"),
+            ("~", "'~'"),
+            ("-x", "'-x'"),
+            ("line\nbreak", "\"line\\nbreak\""),
+            ("a\u{2028}b", "\"a\\u2028b\""),
+        ];
+        for (path, want) in cases {
+            assert_eq!(yaml_scalar(path), want, "{path:?}");
+        }
+        let yaml = "training:\n  resume_from_checkpoint: null\n";
+        assert_eq!(
+            set_resume_from_checkpoint(yaml, "my run/checkpoint-8").unwrap(),
+            "training:\n  resume_from_checkpoint: 'my run/checkpoint-8'\n"
+        );
+    }
+
+    #[test]
+    fn resume_edit_refuses_what_it_cannot_edit_safely() {
+        use ResumeEditError::*;
+        let err = |y: &str| edit_resume_from_checkpoint(y, "c").unwrap_err();
+        assert_eq!(err("model:\n  training: 1\n"), NoTrainingBlock);
+        assert_eq!(err("training: {max_steps: 1}\n"), NotABlock(1));
+        assert_eq!(err("a: 1\ntraining:\n- x\n"), NotABlock(2));
+        assert_eq!(
+            err("training:\n  resume_from_checkpoint: a\n  resume_from_checkpoint: b\n"),
+            Duplicate(2, 3)
+        );
+        assert_eq!(err("training:\n  resume_from_checkpoint: |\n    x\n"), MultiLine(2));
+        assert_eq!(err("training:\n  resume_from_checkpoint: 'a\n    b'\n"), MultiLine(2));
+        assert_eq!(err("training:\n  resume_from_checkpoint: a\n    b\n"), MultiLine(2));
+    }
+
+    #[test]
+    fn resume_edit_ignores_keys_in_nested_blocks_and_block_scalars() {
+        let yaml = "training:\n  notes: |\n    resume_from_checkpoint: not a key\n    \
+                    # resume_from_checkpoint: nor this\n  sub:\n    resume_from_checkpoint: nested\n  max_steps: 1\n";
+        let e = edit(yaml, "c");
+        assert_eq!(e.text, format!("{yaml}  resume_from_checkpoint: c\n"));
+    }
+
+    #[test]
+    fn the_trainer_resumes_from_an_edited_config_with_a_spaced_path() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let first = format!(
+            "cd {} && python3 train.py --max-steps 4 --seconds-per-step 0.01 --save-steps 2 --output-dir 'my out'",
+            quote(wd.to_str().unwrap())
+        );
+        let out = sb.sh(&first);
+        assert!(
+            out.status.success() && wd.join("my out/checkpoint-4/trainer_state.json").exists(),
+            "{out:?}"
+        );
+        let cfg = wd.join("config/training_config.yaml");
+        let yaml = fs::read_to_string(&cfg).unwrap();
+        let e = edit(&yaml, "my out/checkpoint-4");
+        assert_eq!(e.new, "  resume_from_checkpoint: 'my out/checkpoint-4'");
+        assert_eq!(e.old.as_deref(), Some("  resume_from_checkpoint: null"));
+        fs::write(&cfg, &e.text).unwrap();
+        let run = sb.launch(
+            &wd,
+            "python3 train.py --max-steps 6 --seconds-per-step 0.01 --output-dir 'my out'",
+        );
+        sb.wait_state(&wd, &run.id, "finished");
+        let log = log_of(&wd, &run.id);
+        assert!(
+            log.contains("Continuing training from checkpoint, will skip to saved global_step 4"),
+            "{log}"
+        );
+        // And through the Makefile, as `resume_command: make train RESUME={checkpoint}` does it.
+        let command = resume_command(
+            "make train RESUME={checkpoint} ARGS='--max-steps 8 --seconds-per-step 0.01'",
+            "my out/checkpoint-4",
+        );
+        let run = sb.launch(&wd, &command);
+        sb.wait_state(&wd, &run.id, "finished");
+        let log = log_of(&wd, &run.id);
+        assert!(log.contains("will skip to saved global_step 4"), "{log}");
+        assert!(log.contains("| 8/8 ["), "{log}");
+    }
+
+    /// A random YAML-ish document with a `training:` block, as lines without endings.
+    fn doc_strategy() -> impl Strategy<Value = (Vec<String>, bool, bool)> {
+        let line = prop_oneof![
+            Just(String::new()),
+            "[a-z_]{1,8}: [a-z0-9 ./#'-]{0,12}".prop_map(|s| s),
+            "# [ -~]{0,20}".prop_map(|s| s),
+            "  [a-z_]{1,8}: [a-z0-9 ./'-]{0,12}".prop_map(|s| s),
+            "    [a-z_]{1,8}: [a-z0-9 .]{0,8}".prop_map(|s| s),
+            "  # [ -~]{0,20}".prop_map(|s| s),
+            Just("  # resume_from_checkpoint: outputs/checkpoint-1".to_string()),
+            Just("  resume_from_checkpoint: null".to_string()),
+            Just("  resume_from_checkpoint: 'a b'   # was here".to_string()),
+            Just("  resume_from_checkpoint:".to_string()),
+            Just("training:".to_string()),
+        ];
+        (
+            proptest::collection::vec(line, 0..16),
+            proptest::bool::ANY,
+            proptest::bool::ANY,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn nothing_outside_the_edited_line_changes(
+            (mut lines, crlf, final_newline) in doc_strategy(),
+            at in 0usize..16,
+            path in "[ -~]{1,24}",
+        ) {
+            // Exactly one top-level training: block.
+            lines.retain(|l| l != "training:");
+            let at = at.min(lines.len());
+            lines.insert(at, "training:".to_string());
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut yaml = lines.join(eol);
+            if final_newline { yaml.push_str(eol); }
+            match edit_resume_from_checkpoint(&yaml, &path) {
+                Ok(e) => {
+                    let before: Vec<&str> = yaml.split_inclusive('\n').collect();
+                    let after: Vec<&str> = e.text.split_inclusive('\n').collect();
+                    let idx = e.line - 1;
+                    prop_assert_eq!(after[idx].trim_end_matches(['\r', '\n']), e.new.as_str());
+                    match &e.old {
+                        Some(old) => {
+                            // Replaced: the same line ending, every other line identical.
+                            prop_assert_eq!(before.len(), after.len());
+                            let ending = &before[idx][old.len()..];
+                            prop_assert_eq!(before[idx], format!("{old}{ending}"));
+                            prop_assert_eq!(after[idx], format!("{}{ending}", e.new));
+                            for j in (0..before.len()).filter(|&j| j != idx) {
+                                prop_assert_eq!(before[j], after[j]);
+                            }
+                        }
+                        None if idx == before.len() && !yaml.ends_with('\n') => {
+                            // Appended to a file without a final newline: the old last line gains one.
+                            prop_assert_eq!(after.len(), before.len() + 1);
+                            prop_assert_eq!(&after[..idx - 1], &before[..idx - 1]);
+                            prop_assert_eq!(after[idx - 1].trim_end_matches(['\r', '\n']), before[idx - 1]);
+                            prop_assert_eq!(after[idx], e.new.as_str());
+                        }
+                        None => {
+                            // Inserted: removing the new line gives back the original, byte for byte.
+                            let mut rest = after.clone();
+                            rest.remove(idx);
+                            prop_assert_eq!(rest, before);
+                        }
+                    }
+                    prop_assert!(e.new.trim_start().starts_with("resume_from_checkpoint: "));
+                    prop_assert!(e.new.contains(&yaml_scalar(&path)));
+                }
+                // Random documents may hold what the edit refuses; never a missing block, there is one.
+                Err(e) => prop_assert!(e != ResumeEditError::NoTrainingBlock, "unexpected {:?}", e),
+            }
+        }
+
+        #[test]
+        fn yaml_scalars_read_back_as_the_same_string(path in "[ -~]{1,24}") {
+            prop_assert_eq!(read_scalar(&yaml_scalar(&path)), Some(path));
+        }
+    }
+
+    /// Reads back the scalar forms `yaml_scalar` produces (plain: taken literally when it is not special).
+    fn read_scalar(s: &str) -> Option<String> {
+        if let Some(inner) = s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+            return Some(inner.replace("''", "'"));
+        }
+        if s.starts_with('"') {
+            return serde_json::from_str(s).ok();
+        }
+        Some(s.to_string())
+    }
+}
