@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod remote;
 pub mod ssh;
+pub mod train;
 pub mod ui;
 
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 pub mod attach;
 mod exec;
 mod hosts;
+pub mod probe;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
@@ -117,12 +118,12 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Completions(_) => unreachable!("handled above"),
         Command::Up(_) => Err(CommandError::NotImplemented("up").into()),
         Command::Attach(a) => attach::run(&ctx, &a.host).await,
-        Command::Status(_) => Err(CommandError::NotImplemented("status").into()),
-        Command::Ckpts(_) => Err(CommandError::NotImplemented("ckpts").into()),
+        Command::Status(a) => probe::status(&ctx, a).await,
+        Command::Ckpts(a) => probe::ckpts(&ctx, a).await,
         Command::Logs(_) => Err(CommandError::NotImplemented("logs").into()),
         Command::Stop(_) => Err(CommandError::NotImplemented("stop").into()),
         Command::Resume(_) => Err(CommandError::NotImplemented("resume").into()),
-        Command::Check(_) => Err(CommandError::NotImplemented("check").into()),
+        Command::Check(a) => probe::check(&ctx, a).await,
         Command::Forward(_) => Err(CommandError::NotImplemented("forward").into()),
     }
 }

@@ -5,3 +5,4 @@ mod support;
 
 mod attach;
 mod foundation;
+mod observe;

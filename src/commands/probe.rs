@@ -1,0 +1,485 @@
+//! `rtrain ckpts`, `rtrain status` and `rtrain check`: each is one composed probe script over one
+//! exec channel per host, parsed locally (remote::probe), shown as a table, a panel or JSON.
+
+use super::{CommandError, Ctx};
+use crate::cli::{JsonHostArgs, StatusArgs};
+use crate::config::Target;
+use crate::remote::probe::{self, CkptsJson, CkptsProbe, DirState, StatusInputs, StatusJson, StatusProbe};
+use crate::remote::run::{sh_command, RunState};
+use crate::ssh::Session;
+use crate::train::human::{fmt_age, fmt_bytes, fmt_duration};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run a probe script over one exec and return its stdout; a remote failure is an error with the
+/// remote's own words.
+pub async fn run_probe(session: &Session, script: &str) -> anyhow::Result<Vec<u8>> {
+    let out = session.exec(&sh_command(script), None, Some(PROBE_TIMEOUT)).await?;
+    if out.stdout.is_empty() && out.exit.as_code() != 0 {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!(
+            "the probe failed on {} (exit {}): {}",
+            session.host(),
+            out.exit.as_code(),
+            err.lines().last().unwrap_or("").trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+pub fn status_inputs(target: &Target) -> StatusInputs {
+    let s = &target.settings;
+    StatusInputs {
+        workdir: s.workdir.clone(),
+        session: s.session.clone(),
+        checkpoint_dir: s.checkpoint_dir.clone(),
+        log_dir: s.log_dir.clone(),
+        train_config: s.train_config.clone(),
+    }
+}
+
+pub async fn probe_ckpts(session: &Session, target: &Target) -> anyhow::Result<CkptsProbe> {
+    let s = &target.settings;
+    let out = run_probe(session, &probe::ckpts_script(&s.workdir, &s.checkpoint_dir)).await?;
+    probe::parse_ckpts(&out)
+        .map_err(|e| anyhow::anyhow!("cannot read the checkpoint listing from {}: {e}", target.name))
+}
+
+pub async fn probe_status(session: &Session, target: &Target) -> anyhow::Result<StatusProbe> {
+    let out = run_probe(session, &probe::status_script(&status_inputs(target))).await?;
+    probe::parse_status(&out).map_err(|e| anyhow::anyhow!("cannot read the status of {}: {e}", target.name))
+}
+
+// ---------------------------------------------------------------------------------------------
+// ckpts
+
+pub async fn ckpts(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
+    let target = ctx.target(&args.host)?;
+    let session = ctx.connect(&target).await?;
+    let p = tokio::select! {
+        r = probe_ckpts(&session, &target) => r?,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    session.close().await;
+    if !p.workdir_exists {
+        eprintln!(
+            "rtrain: note: the workdir {} does not exist on {}",
+            target.settings.workdir, target.name
+        );
+    }
+    let json = CkptsJson::build(&target.name, &p);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", render_ckpts(&json, &p));
+    }
+    Ok(0)
+}
+
+pub fn render_ckpts(j: &CkptsJson, p: &CkptsProbe) -> String {
+    let mut s = String::new();
+    match j.dir_state {
+        DirState::Missing => {
+            let _ = writeln!(s, "{}: no checkpoint directory {} yet", j.host, j.dir);
+            return s;
+        }
+        DirState::NotADirectory => {
+            let _ = writeln!(s, "{}: {} is not a directory", j.host, j.dir);
+            return s;
+        }
+        _ => {}
+    }
+    let total = j.total_bytes.map(fmt_bytes).unwrap_or_else(|| "?".into());
+    let free = j
+        .free_bytes
+        .map(|f| format!(", {} free", fmt_bytes(f)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "{}:{}  ({} checkpoints, {total}{free})",
+        j.host,
+        j.dir,
+        j.checkpoints.len()
+    );
+    if j.checkpoints.is_empty() {
+        let _ = writeln!(s, "no checkpoints yet");
+        return s;
+    }
+    let rows: Vec<[String; 5]> = j
+        .checkpoints
+        .iter()
+        .zip(&p.checkpoints)
+        .map(|(c, raw)| {
+            let age = match (p.now, raw.mtime) {
+                (Some(now), Some(m)) => fmt_age(now - m),
+                _ => "?".into(),
+            };
+            let complete = if c.complete { "yes" } else { "NO (incomplete)" };
+            let name = if c.latest {
+                format!("{} (latest)", c.name)
+            } else {
+                c.name.clone()
+            };
+            [
+                c.step.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                name,
+                c.bytes.map(fmt_bytes).unwrap_or_else(|| "?".into()),
+                age,
+                complete.into(),
+            ]
+        })
+        .collect();
+    s += &crate::ui::table(&["STEP", "NAME", "SIZE", "AGE", "COMPLETE"], &rows);
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+
+pub async fn check(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
+    let target = ctx.target(&args.host)?;
+    let session = ctx.connect(&target).await?;
+    let p = tokio::select! {
+        r = probe_status(&session, &target) => r?,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    session.close().await;
+    let j = probe::CheckJson::build(&target.name, &p);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        print!("{}", crate::train::risk::render_report(&target.name, &j.report));
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+/// One host's answer: its JSON, the probe (for the human panel), or why it could not be asked.
+struct HostStatus {
+    json: StatusJson,
+    probe: Option<StatusProbe>,
+    error: Option<anyhow::Error>,
+}
+
+async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>) -> HostStatus {
+    let fail = |e: anyhow::Error| HostStatus {
+        json: StatusJson::unreachable(&target.name, &target.settings.session),
+        probe: None,
+        error: Some(e),
+    };
+    let owned;
+    let session = match session {
+        Some(s) => s,
+        None => match ctx.connect(target).await {
+            Ok(s) => {
+                owned = s;
+                &owned
+            }
+            Err(e) => return fail(e),
+        },
+    };
+    match probe_status(session, target).await {
+        Ok(p) => HostStatus {
+            json: StatusJson::build(&target.name, &target.settings.session, &p),
+            probe: Some(p),
+            error: None,
+        },
+        Err(e) => {
+            let mut st = fail(e);
+            st.json.reachable = !session.is_closed();
+            st
+        }
+    }
+}
+
+fn json_with_error(st: &HostStatus) -> serde_json::Value {
+    let mut v = serde_json::to_value(&st.json).unwrap_or(serde_json::Value::Null);
+    if let (Some(e), Some(obj)) = (&st.error, v.as_object_mut()) {
+        obj.insert("error".into(), serde_json::Value::String(e.to_string()));
+    }
+    v
+}
+
+pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
+    let names: Vec<String> = if args.all {
+        ctx.config.hosts.keys().cloned().collect()
+    } else {
+        args.hosts.clone()
+    };
+    if names.is_empty() {
+        let why = if args.all {
+            format!(
+                "no hosts in {}: add some under `hosts:`",
+                ctx.paths.rtrain_config.display()
+            )
+        } else {
+            "name a host (or use --all)".to_string()
+        };
+        return Err(CommandError::Usage(why).into());
+    }
+    let targets = names.iter().map(|n| ctx.target(n)).collect::<Result<Vec<_>, _>>()?;
+    let several = targets.len() > 1 || args.all;
+
+    // --watch keeps one connection per host open and re-probes over it.
+    let mut sessions: Vec<Option<Session>> = Vec::new();
+    if args.watch {
+        let conns = futures::future::join_all(targets.iter().map(|t| ctx.connect(t))).await;
+        sessions = conns.into_iter().map(|r| r.ok()).collect();
+    }
+    let mut first = true;
+    loop {
+        let results: Vec<HostStatus> = if args.watch {
+            futures::future::join_all(
+                targets
+                    .iter()
+                    .zip(&sessions)
+                    .map(|(t, s)| status_of(ctx, t, s.as_ref())),
+            )
+            .await
+        } else {
+            tokio::select! {
+                r = futures::future::join_all(targets.iter().map(|t| status_of(ctx, t, None))) => r,
+                _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+            }
+        };
+        let mut out = String::new();
+        let mut panel: Vec<Segment> = Vec::new();
+        if args.json {
+            let vals: Vec<serde_json::Value> = results.iter().map(json_with_error).collect();
+            let v = if several {
+                serde_json::Value::Array(vals)
+            } else {
+                vals.into_iter().next().unwrap()
+            };
+            // --watch in JSON: one document per line per refresh, for `jq` and friends.
+            out = if args.watch {
+                serde_json::to_string(&v)?
+            } else {
+                serde_json::to_string_pretty(&v)?
+            };
+            out.push('\n');
+        } else {
+            for st in &results {
+                panel.extend(render_status(st));
+            }
+        }
+        if args.watch && ctx.env.fancy && !args.json {
+            // Clear and redraw in place.
+            print!("\x1b[H\x1b[2J");
+        } else if !first && !args.json {
+            println!();
+        }
+        print!("{out}");
+        print_segments(&panel, ctx.env.fancy);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        first = false;
+        if !args.watch {
+            let code = results
+                .iter()
+                .filter_map(|r| r.error.as_ref())
+                .map(super::exit_code_for)
+                .max()
+                .unwrap_or(0);
+            if !args.json {
+                for r in &results {
+                    if let Some(e) = &r.error {
+                        eprintln!("rtrain: {}: {e}", r.json.host);
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {},
+            _ = ctx.shutdown.cancelled() => return Ok(0),
+        }
+        // Reconnect any host whose connection dropped, for the next round.
+        for (t, s) in targets.iter().zip(sessions.iter_mut()) {
+            if s.as_ref().is_none_or(|s| s.is_closed()) {
+                *s = ctx.connect(t).await.ok();
+            }
+        }
+    }
+}
+
+fn render_status(st: &HostStatus) -> Vec<Segment> {
+    let j = &st.json;
+    let mut segs = Vec::new();
+    let mut s = String::new();
+    if !j.reachable {
+        let why = st.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        let _ = writeln!(s, "{}: unreachable — {why}", j.host);
+        return vec![Segment::Text(s)];
+    }
+    let Some(p) = &st.probe else {
+        let why = st.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        let _ = writeln!(s, "{}: {why}", j.host);
+        return vec![Segment::Text(s)];
+    };
+    let session = match (j.session.tmux_installed, j.session.exists) {
+        (Some(false), _) => "tmux NOT INSTALLED".to_string(),
+        (_, Some(true)) => format!("session {:?}", j.session.name),
+        _ => format!("no session {:?}", j.session.name),
+    };
+    let run = match &j.run {
+        None => "no run yet".to_string(),
+        Some(r) => {
+            let mut line = format!("run {} {}", r.id, r.state.as_str().to_uppercase());
+            if let Some(pid) = r.pid {
+                if r.state == RunState::Running {
+                    let _ = write!(line, " (pid {pid}");
+                    if let Some(t) = &r.started_at {
+                        let _ = write!(line, ", since {t}");
+                    }
+                    line.push(')');
+                }
+            }
+            if let Some(c) = r.exit_code {
+                if r.state != RunState::Running {
+                    let _ = write!(line, " (exit {c})");
+                }
+            }
+            line
+        }
+    };
+    let _ = writeln!(s, "{}  {run}  {session}", j.host);
+    let pr = &j.progress;
+    if let (Some(step), Some(total)) = (pr.step, pr.total) {
+        let mut line = String::new();
+        if let Some(sps) = pr.seconds_per_step {
+            if sps >= 1.0 {
+                let _ = write!(line, "  {sps:.2} s/step");
+            } else if sps > 0.0 {
+                let _ = write!(line, "  {:.2} steps/s", 1.0 / sps);
+            }
+        }
+        if let Some(eta) = pr.eta_seconds {
+            let _ = write!(line, "  ETA {}", fmt_duration(eta));
+        }
+        if let Some(loss) = pr.loss {
+            let _ = write!(line, "  loss {loss:.4}");
+        }
+        segs.push(Segment::Text(std::mem::take(&mut s)));
+        segs.push(Segment::Bar {
+            step,
+            total,
+            msg: line.trim_start().to_string(),
+        });
+    } else if let Some(loss) = pr.loss {
+        let _ = writeln!(s, "  loss {loss:.4}");
+    }
+    if p.log_summary.loss.is_some_and(|l| !l.is_finite()) {
+        let _ = writeln!(s, "  ! the loss is not a number (diverged?)");
+    }
+    match &j.latest_checkpoint {
+        Some(c) => {
+            let age = c.age_seconds.map(fmt_age).unwrap_or_else(|| "age unknown".into());
+            let mut line = format!("  latest checkpoint {} ({age})", c.name);
+            let running = j.run.as_ref().is_some_and(|r| r.state == RunState::Running);
+            if let (true, Some(a)) = (running, c.age_seconds) {
+                if a >= 15 * 60 {
+                    let _ = write!(
+                        line,
+                        " — work at risk: {} since last checkpoint",
+                        fmt_duration(a as f64)
+                    );
+                }
+            }
+            let _ = writeln!(s, "{line}");
+        }
+        None => {
+            let _ = writeln!(s, "  no complete checkpoint yet");
+        }
+    }
+    if let Some(gpus) = &j.gpus {
+        for g in gpus {
+            let util = g
+                .util_percent
+                .map(|u| format!("{u:.0}%"))
+                .unwrap_or_else(|| "?%".into());
+            let mem = match (g.mem_used_mib, g.mem_total_mib) {
+                (Some(u), Some(t)) => format!("{u}/{t} MiB"),
+                _ => "memory ?".into(),
+            };
+            let name = g.name.clone().unwrap_or_default();
+            let idx = g.index.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
+            let _ = writeln!(s, "  GPU {idx} {name}  {util}  {mem}");
+        }
+    }
+    if let Some(d) = &j.disk {
+        if let (Some(free), Some(total)) = (d.free_bytes, d.total_bytes) {
+            let _ = writeln!(s, "  disk {}: {} free of {}", d.path, fmt_bytes(free), fmt_bytes(total));
+        }
+    }
+    // A failed or lost run: the last lines of its log say why.
+    let ended_badly = j
+        .run
+        .as_ref()
+        .is_some_and(|r| matches!(r.state, RunState::Failed | RunState::Lost));
+    if ended_badly {
+        if let Some(log) = &p.log {
+            let text = crate::train::progress::collapse_cr(&log.tail);
+            let text = String::from_utf8_lossy(&text);
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let _ = writeln!(s, "  last log lines:");
+            for l in &lines[lines.len().saturating_sub(8)..] {
+                let _ = writeln!(s, "    {l}");
+            }
+        }
+    }
+    segs.push(Segment::Text(s));
+    segs
+}
+
+/// A line of the status panel: text, or the remote run's progress drawn as a bar.
+enum Segment {
+    Text(String),
+    Bar { step: u64, total: u64, msg: String },
+}
+
+/// Print the panel: on a terminal the progress is an indicatif bar mirroring the remote step/total
+/// (drawn once and left in place), elsewhere a plain-text bar.
+fn print_segments(segments: &[Segment], fancy: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    for seg in segments {
+        match seg {
+            Segment::Text(t) => {
+                let _ = out.write_all(t.as_bytes());
+            }
+            Segment::Bar { step, total, msg } if fancy => {
+                let _ = out.flush();
+                let style =
+                    indicatif::ProgressStyle::with_template("  [{bar:40.cyan/blue}] {pos}/{len} {percent:>3}% {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("█▉▊▋▌▍▎▏ ");
+                let pb =
+                    indicatif::ProgressBar::with_draw_target(Some(*total), indicatif::ProgressDrawTarget::stdout());
+                pb.set_style(style);
+                pb.set_message(msg.clone());
+                pb.set_position((*step).min(*total));
+                pb.abandon();
+            }
+            Segment::Bar { step, total, msg } => {
+                let pct = if *total > 0 {
+                    (*step as f64 / *total as f64 * 100.0).min(100.0)
+                } else {
+                    0.0
+                };
+                let filled = ((pct / 100.0) * 20.0).round() as usize;
+                let _ = writeln!(
+                    out,
+                    "  [{}{}] {step}/{total} {pct:>3.0}% {msg}",
+                    "#".repeat(filled),
+                    "-".repeat(20 - filled.min(20))
+                );
+            }
+        }
+    }
+    let _ = out.flush();
+}

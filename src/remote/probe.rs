@@ -1,0 +1,1883 @@
+//! The one composed POSIX-sh script per question (`status`, `ckpts`, `check`) and the parser of
+//! its sectioned output: one exec round trip gathers everything, and every byte the box prints is
+//! parsed locally by pure code that is tested by running the very same script with a local `sh`.
+//!
+//! Output format (version 1). Everything the remote side prints is framed like this:
+//! ```text
+//! @@rtrain:probe 1
+//! @@rtrain:section NAME
+//! <base64 of the section's bytes, wrapped at 76 columns by `base64`>
+//! @@rtrain:section NAME2
+//! ...
+//! @@rtrain:done
+//! ```
+//! Base64 (coreutils) means a log holding anything at all (NULs, `\r`, our own marker text) can
+//! never end a section early, no temporary file is needed on a possibly full disk, and no length
+//! is measured before a growing log is read. Lines before the header (a chatty shell rc file) are
+//! ignored; a missing `@@rtrain:done` means the output was cut. A section that is absent means
+//! "not there" (no run record, no log, no nvidia-smi), which is different from an empty one.
+//!
+//! The checkpoint listing (`ckpts` section) is a sequence of NUL-terminated fields, so names with
+//! spaces, newlines or non-UTF-8 bytes parse exactly: `S` state (`ok`/`missing`/`notdir`),
+//! `P` the directory as the shell resolved it, `A` its `pwd -P`, then per entry
+//! `E rel_path kind(d/f/o) kib mtime marks(L=symlink T=trainer_state.json R=random_states_0.pkl)
+//! latest_content`.
+//!
+//! User-supplied values (workdir, session, paths) appear only in the assignment block at the top
+//! of each script, each passed through [`quote`]/[`quote_path`]; the rest is constant text.
+
+use crate::remote::quote::{quote, quote_path};
+pub use crate::remote::run::RunState;
+use crate::train::checkpoints::{self, Checkpoint, Entry, EntryKind, Layout};
+use crate::train::disk::{parse_df, DiskUsage};
+use crate::train::gpu::{self, Gpu, GpuReport};
+use crate::train::progress::{summarize_log, LogSummary};
+use crate::train::risk::{self, RiskInputs, RiskReport};
+use crate::train::train_config::{parse_train_config, TrainConfig};
+use crate::train::trainer_state::{parse_trainer_state, parse_trainer_state_partial, TrainerState};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+const HEADER: &[u8] = b"@@rtrain:probe 1";
+const SECTION: &[u8] = b"@@rtrain:section ";
+const DONE: &[u8] = b"@@rtrain:done";
+const ERROR: &[u8] = b"@@rtrain:error ";
+
+/// How much of the run's log `status` reads: enough for hundreds of bar redraws and dict lines.
+pub const LOG_TAIL_BYTES: usize = 65536;
+/// trainer_state.json up to this size is sent whole; beyond, a head and a tail.
+pub const TRAINER_STATE_WHOLE_MAX: usize = 262_144;
+pub const TRAINER_STATE_HEAD: usize = 32768;
+pub const TRAINER_STATE_TAIL: usize = 65536;
+pub const TRAIN_CONFIG_MAX: usize = 65536;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("the remote probe printed no rtrain header: is `sh` on the remote box a POSIX shell?")]
+    NoHeader,
+    #[error("the remote probe's output ended early (connection dropped?)")]
+    Truncated,
+    #[error("the remote probe's section `{0}` is corrupt")]
+    Corrupt(String),
+    #[error("the remote probe failed: {0}")]
+    Remote(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Script building
+
+/// A path variable assignment. Relative paths are relative to the workdir, so they are dropped
+/// (left empty) when the workdir is missing rather than resolved against `$HOME` by accident.
+fn assign_path(var: &str, path: &str) -> String {
+    if path.is_empty() {
+        return format!("{var}=\n{var}_REL=0\n");
+    }
+    let absolute = path.starts_with('/') || path == "~" || path.starts_with("~/");
+    // A leading `-` would be read as an option by cd, du, df, stat.
+    let path = if path.starts_with('-') {
+        format!("./{path}")
+    } else {
+        path.to_string()
+    };
+    format!("{var}={}\n{var}_REL={}\n", quote_path(&path), u8::from(!absolute))
+}
+
+const PRELUDE: &str = r#"LC_ALL=C
+export LC_ALL
+_s() { printf '@@rtrain:section %s\n' "$1"; }
+printf '@@rtrain:probe 1\n'
+if ! command -v base64 >/dev/null 2>&1; then printf '@@rtrain:error base64 (coreutils) not found\n'; exit 0; fi
+_s now; date +%s | base64
+if cd "$W" 2>/dev/null; then wd=ok; else wd=missing; fi
+_s workdir; { printf '%s\n' "$wd"; [ "$wd" = ok ] && pwd -P; } | base64
+if [ "$wd" != ok ]; then
+  [ "$D_REL" = 1 ] && D=
+  [ "$L_REL" = 1 ] && L=
+  [ "$C_REL" = 1 ] && C=
+fi
+"#;
+
+const LISTING: &str = r#"_ent() {
+  if [ -d "$1" ]; then k=d; elif [ -f "$1" ]; then k=f; else k=o; fi
+  m=
+  if [ -L "$1" ]; then m=L; s=$(du -skL "$1" 2>/dev/null); else s=$(du -sk "$1" 2>/dev/null); fi
+  s=${s%%[!0-9]*}
+  t=$(stat -L -c %Y "$1" 2>/dev/null)
+  if [ "$k" = d ]; then
+    [ -f "$1/trainer_state.json" ] && m="${m}T"
+    [ -f "$1/random_states_0.pkl" ] && m="${m}R"
+  fi
+  x=
+  if [ "$k" = f ] && [ "${1##*/}" = latest ]; then x=$(head -c 256 "$1" | tr -d '\000'); fi
+  printf 'E\0%s\0%s\0%s\0%s\0%s\0%s\0' "$2" "$k" "$s" "$t" "$m" "$x"
+}
+_scan() {
+  for p in "$1"/*; do
+    [ -e "$p" ] || [ -L "$p" ] || continue
+    n=${p##*/}
+    case $n in
+      checkpoint-*|tmp-checkpoint-*|global_step*|checkpoint_*|*.ckpt|latest) _ent "$p" "$2$n" ;;
+    esac
+  done
+}
+_s ckpts
+{
+  if [ -n "$D" ] && [ -d "$D" ]; then
+    printf 'S\0ok\0P\0%s\0A\0%s\0' "$D" "$(cd "$D" && pwd -P)"
+    _scan "$D" ""
+    [ -d "$D/checkpoints" ] && _scan "$D/checkpoints" "checkpoints/"
+    for v in "$D"/lightning_logs/*/checkpoints; do
+      [ -d "$v" ] || continue
+      vn=${v%/checkpoints}
+      vn=${vn##*/}
+      _scan "$v" "lightning_logs/$vn/checkpoints/"
+    done
+  elif [ -n "$D" ] && [ -e "$D" ]; then
+    printf 'S\0notdir\0P\0%s\0' "$D"
+  else
+    printf 'S\0missing\0P\0%s\0' "$D"
+  fi
+} | base64
+if [ -n "$D" ] && [ -d "$D" ]; then dfp=$D; dfw=checkpoint_dir; elif [ "$wd" = ok ]; then dfp=.; dfw=workdir; else dfp=$HOME; dfw=home; fi
+_s df; df -Pk "$dfp" 2>/dev/null | base64
+_s df_of; printf '%s' "$dfw" | base64
+"#;
+
+const STATUS: &str = r#"_s tmux
+{ if command -v tmux >/dev/null 2>&1; then tmux has-session -t "$S" >/dev/null 2>&1; echo "$?"; else echo missing; fi; } | base64
+r=
+id=
+if [ "$wd" = ok ] && [ -f .rtrain/current ]; then
+  id=$(head -c 256 .rtrain/current | tr -d '\r\n')
+  case $id in ''|*[!0-9A-Za-z_-]*) id= ;; esac
+  if [ -n "$id" ] && [ -d ".rtrain/runs/$id" ]; then r=.rtrain/runs/$id; fi
+fi
+if [ -n "$r" ]; then
+  _s run_id; printf '%s' "$id" | base64
+  for f in command started_at pid log exit; do
+    if [ -f "$r/$f" ]; then _s "run_$f"; head -c 65536 "$r/$f" | base64; fi
+  done
+  if [ -e "$r/stopped" ]; then _s run_stopped; fi
+  pid=$(head -c 64 "$r/pid" 2>/dev/null | tr -cd 0-9)
+  if [ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null; then
+    if kill -0 "$pid" 2>/dev/null; then a=0; else a=1; fi
+    _s run_alive; echo "$a" | base64
+    if [ "$a" = 0 ]; then
+      if [ -r "/proc/$pid/cmdline" ]; then _s run_cmdline; head -c 4096 "/proc/$pid/cmdline" | base64; fi
+    else
+      if kill -s 0 -- "-$pid" 2>/dev/null; then ga=0; else ga=1; fi
+      _s run_group_alive; echo "$ga" | base64
+    fi
+  fi
+fi
+l=
+lsrc=
+if [ -n "$r" ] && [ -f "$r/log" ]; then l=$(head -c 4096 "$r/log"); lsrc=record; fi
+if [ -z "$l" ] && [ -n "$L" ] && [ -d "$L" ]; then
+  for f in "$L"/*.log; do
+    [ -f "$f" ] || continue
+    if [ -z "$l" ] || [ "$f" -nt "$l" ]; then l=$f; fi
+  done
+  [ -n "$l" ] && lsrc=log_dir
+fi
+if [ -n "$l" ] && [ -f "$l" ]; then
+  _s log_path; printf '%s' "$l" | base64
+  _s log_source; printf '%s' "$lsrc" | base64
+  _s log_size; stat -L -c %s "$l" 2>/dev/null | base64
+  _s log_mtime; stat -L -c %Y "$l" 2>/dev/null | base64
+  _s log_tail; tail -c 65536 "$l" 2>/dev/null | base64
+fi
+b=
+bn=-1
+if [ -n "$D" ] && [ -d "$D" ]; then
+  for p in "$D"/checkpoint-*; do
+    [ -f "$p/trainer_state.json" ] || continue
+    n=${p##*/checkpoint-}
+    case $n in ''|*[!0-9]*) continue ;; esac
+    if [ "$n" -gt "$bn" ] 2>/dev/null; then bn=$n; b=$p; fi
+  done
+fi
+if [ -n "$b" ]; then
+  f=$b/trainer_state.json
+  _s ts_name; printf '%s' "${b##*/}" | base64
+  sz=$(stat -L -c %s "$f" 2>/dev/null)
+  if [ -n "$sz" ] && [ "$sz" -le 262144 ] 2>/dev/null; then
+    _s trainer_state; head -c 262144 "$f" | base64
+  else
+    _s trainer_state_head; head -c 32768 "$f" | base64
+    _s trainer_state_tail; tail -c 65536 "$f" | base64
+  fi
+fi
+if command -v nvidia-smi >/dev/null 2>&1; then
+  if command -v timeout >/dev/null 2>&1; then
+    g=$(timeout 10 nvidia-smi $Q 2>&1)
+  else
+    g=$(nvidia-smi $Q 2>&1)
+  fi
+  gr=$?
+  _s gpu; printf '%s\n' "$g" | base64
+else
+  gr=127
+fi
+_s gpu_rc; echo "$gr" | base64
+if [ -n "$C" ] && [ -f "$C" ]; then _s train_config; head -c 65536 "$C" | base64; fi
+"#;
+
+const DONE_LINE: &str = "printf '@@rtrain:done\\n'\n";
+
+/// The `ckpts` script: the listing of `checkpoint_dir` (relative to `workdir` unless absolute or
+/// `~/...`), `df -Pk` of it, and the remote clock.
+pub fn ckpts_script(workdir: &str, checkpoint_dir: &str) -> String {
+    let mut s = String::from("# rtrain ckpts probe\n");
+    s += &assign_path("W", if workdir.is_empty() { "~" } else { workdir });
+    s += &assign_path("D", checkpoint_dir);
+    s += &assign_path("L", "");
+    s += &assign_path("C", "");
+    s += PRELUDE;
+    s += LISTING;
+    s += DONE_LINE;
+    s
+}
+
+/// What `status_script` needs to know about the host; paths as in rtrain's config (relative to
+/// the workdir unless absolute or `~/...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusInputs {
+    pub workdir: String,
+    pub session: String,
+    pub checkpoint_dir: String,
+    pub log_dir: String,
+    pub train_config: String,
+}
+
+/// The `status`/`check` script: everything of [`ckpts_script`] plus the tmux session, the current
+/// run record, the log's tail, the newest complete trainer_state.json, nvidia-smi and the
+/// training config.
+pub fn status_script(inputs: &StatusInputs) -> String {
+    let mut s = String::from("# rtrain status probe\n");
+    s += &assign_path(
+        "W",
+        if inputs.workdir.is_empty() {
+            "~"
+        } else {
+            &inputs.workdir
+        },
+    );
+    s += &assign_path("D", &inputs.checkpoint_dir);
+    s += &assign_path("L", &inputs.log_dir);
+    s += &assign_path("C", &inputs.train_config);
+    s += &format!("S={}\n", quote(&format!("={}", inputs.session)));
+    // Left unquoted in the script on purpose, to split into two arguments; both are fixed text.
+    s += &format!("Q={}\n", quote(gpu::QUERY_GPU_ARGS));
+    s += PRELUDE;
+    s += LISTING;
+    s += STATUS;
+    s += DONE_LINE;
+    s
+}
+
+/// What identifies the run's wrapper in `/proc/<pid>/cmdline`: `up` starts it as
+/// `/bin/sh <workdir>/.rtrain/runs/<id>/run.sh` (the same test as `rt_alive` in remote/run.rs).
+pub fn wrapper_marker(run_id: &str) -> String {
+    format!("/.rtrain/runs/{run_id}/run.sh")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section parsing
+
+fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits, mut padded) = (0u32, 0u32, false);
+    for &c in text {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padded = true;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => continue,
+            _ => return None,
+        };
+        if padded {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The decoded sections of one probe's output, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sections {
+    map: BTreeMap<String, Vec<u8>>,
+}
+
+impl Sections {
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.map.get(name).map(Vec::as_slice)
+    }
+
+    /// A section as trimmed text.
+    fn text(&self, name: &str) -> Option<String> {
+        self.get(name).map(|b| String::from_utf8_lossy(b).trim().to_string())
+    }
+
+    fn int<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
+        self.text(name)?.parse().ok()
+    }
+}
+
+/// Splits a probe's output into its sections (see the module documentation).
+pub fn parse_sections(output: &[u8]) -> Result<Sections, ProbeError> {
+    let mut lines = output
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    if !lines.by_ref().any(|l| l == HEADER) {
+        return Err(ProbeError::NoHeader);
+    }
+    let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut done = false;
+    for line in lines {
+        if line == DONE {
+            done = true;
+            break;
+        } else if let Some(name) = line.strip_prefix(SECTION) {
+            raw.push((String::from_utf8_lossy(name).into_owned(), Vec::new()));
+        } else if let Some(msg) = line.strip_prefix(ERROR) {
+            return Err(ProbeError::Remote(String::from_utf8_lossy(msg).into_owned()));
+        } else if let Some((_, buf)) = raw.last_mut() {
+            buf.extend_from_slice(line);
+        } else if !line.is_empty() {
+            return Err(ProbeError::Corrupt("(before the first section)".into()));
+        }
+    }
+    if !done {
+        return Err(ProbeError::Truncated);
+    }
+    let mut map = BTreeMap::new();
+    for (name, b64) in raw {
+        let bytes = decode_base64(&b64).ok_or_else(|| ProbeError::Corrupt(name.clone()))?;
+        map.insert(name, bytes);
+    }
+    Ok(Sections { map })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsed probes
+
+/// The checkpoint directory as found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirState {
+    Present,
+    /// Not there (yet): no checkpoint was saved, or the workdir is missing. Not an error.
+    Missing,
+    NotADirectory,
+}
+
+/// Which directory `df` measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskOf {
+    CheckpointDir,
+    Workdir,
+    Home,
+}
+
+/// The `ckpts` answer (also part of `status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CkptsProbe {
+    /// Remote `date +%s`: ages are computed against the remote clock.
+    pub now: Option<i64>,
+    pub workdir_exists: bool,
+    /// `pwd -P` of the workdir, raw bytes.
+    pub workdir_abs: Option<Vec<u8>>,
+    pub dir_state: DirState,
+    /// The checkpoint directory as the remote shell resolved it (`~` expanded), raw bytes.
+    pub dir_arg: Vec<u8>,
+    /// `pwd -P` of the checkpoint directory, raw bytes.
+    pub dir_abs: Option<Vec<u8>>,
+    pub entries: Vec<Entry>,
+    /// Recognised checkpoints, ascending by integer step.
+    pub checkpoints: Vec<Checkpoint>,
+    pub disk: Option<DiskUsage>,
+    pub disk_of: Option<DiskOf>,
+}
+
+impl CkptsProbe {
+    /// The checkpoint directory for display: absolute when known.
+    pub fn dir_display(&self) -> String {
+        if let Some(abs) = &self.dir_abs {
+            return String::from_utf8_lossy(abs).into_owned();
+        }
+        let arg = String::from_utf8_lossy(&self.dir_arg).into_owned();
+        match &self.workdir_abs {
+            Some(w) if !arg.starts_with('/') && !arg.is_empty() => {
+                format!(
+                    "{}/{}",
+                    String::from_utf8_lossy(w).trim_end_matches('/'),
+                    arg.trim_start_matches("./")
+                )
+            }
+            _ => arg,
+        }
+    }
+
+    /// The exact remote path of a checkpoint (for `resume`), raw bytes.
+    pub fn checkpoint_path(&self, c: &Checkpoint) -> Vec<u8> {
+        let mut p = self.dir_abs.clone().unwrap_or_else(|| self.dir_arg.clone());
+        if !p.ends_with(b"/") {
+            p.push(b'/');
+        }
+        p.extend_from_slice(&c.rel_path);
+        p
+    }
+
+    pub fn newest_complete(&self) -> Option<&Checkpoint> {
+        checkpoints::newest_complete(&self.checkpoints)
+    }
+
+    /// The directory `df` measured, for display.
+    pub fn disk_path_display(&self) -> String {
+        match self.disk_of {
+            Some(DiskOf::Workdir) => self
+                .workdir_abs
+                .as_ref()
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .unwrap_or_default(),
+            Some(DiskOf::Home) => "~".to_string(),
+            _ => self.dir_display(),
+        }
+    }
+}
+
+/// The `ckpts` section decoded: state, the directory as resolved, its `pwd -P`, the entries.
+type Listing = (DirState, Vec<u8>, Option<Vec<u8>>, Vec<Entry>);
+
+fn parse_listing(bytes: &[u8]) -> Result<Listing, ProbeError> {
+    let corrupt = || ProbeError::Corrupt("ckpts".into());
+    let mut fields = bytes.split(|b| *b == 0);
+    let mut state = None;
+    let (mut arg, mut abs, mut entries) = (Vec::new(), None, Vec::new());
+    while let Some(tag) = fields.next() {
+        let mut next = || fields.next().ok_or_else(corrupt);
+        match tag {
+            b"S" => {
+                state = Some(match next()? {
+                    b"ok" => DirState::Present,
+                    b"notdir" => DirState::NotADirectory,
+                    _ => DirState::Missing,
+                })
+            }
+            b"P" => arg = next()?.to_vec(),
+            b"A" => abs = Some(next()?.to_vec()).filter(|a| !a.is_empty()),
+            b"E" => {
+                let rel = next()?.to_vec();
+                let kind = match next()? {
+                    b"d" => EntryKind::Dir,
+                    b"f" => EntryKind::File,
+                    _ => EntryKind::Other,
+                };
+                let kib: Option<u64> = std::str::from_utf8(next()?).ok().and_then(|s| s.parse().ok());
+                let mtime: Option<i64> = std::str::from_utf8(next()?).ok().and_then(|s| s.trim().parse().ok());
+                let marks = next()?.to_vec();
+                let content = next()?.to_vec();
+                let mut e = Entry::new(rel, kind);
+                e.bytes = kib.map(|k| k.saturating_mul(1024));
+                e.mtime = mtime;
+                e.symlink = marks.contains(&b'L');
+                e.has_trainer_state = marks.contains(&b'T');
+                e.has_random_states = marks.contains(&b'R');
+                e.content = (e.name() == b"latest" && kind == EntryKind::File).then_some(content);
+                entries.push(e);
+            }
+            b"" => {}
+            _ => return Err(corrupt()),
+        }
+    }
+    Ok((state.ok_or_else(corrupt)?, arg, abs, entries))
+}
+
+fn ckpts_from_sections(s: &Sections) -> Result<CkptsProbe, ProbeError> {
+    let workdir = s.get("workdir").unwrap_or_default();
+    let mut wl = workdir.split(|b| *b == b'\n');
+    let workdir_exists = wl.next() == Some(b"ok");
+    let workdir_abs = wl
+        .next()
+        .filter(|w| workdir_exists && !w.is_empty())
+        .map(<[u8]>::to_vec);
+    let (dir_state, dir_arg, dir_abs, entries) = match s.get("ckpts") {
+        Some(b) => parse_listing(b)?,
+        None => return Err(ProbeError::Corrupt("ckpts (absent)".into())),
+    };
+    let checkpoints = checkpoints::recognise(&entries);
+    Ok(CkptsProbe {
+        now: s.int("now"),
+        workdir_exists,
+        workdir_abs,
+        dir_state,
+        dir_arg,
+        dir_abs,
+        entries,
+        checkpoints,
+        disk: s.get("df").and_then(parse_df),
+        disk_of: s.text("df_of").and_then(|t| match t.as_str() {
+            "checkpoint_dir" => Some(DiskOf::CheckpointDir),
+            "workdir" => Some(DiskOf::Workdir),
+            "home" => Some(DiskOf::Home),
+            _ => None,
+        }),
+    })
+}
+
+/// Parses the output of [`ckpts_script`].
+pub fn parse_ckpts(output: &[u8]) -> Result<CkptsProbe, ProbeError> {
+    ckpts_from_sections(&parse_sections(output)?)
+}
+
+/// The current run record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: String,
+    pub command: Option<String>,
+    pub started_at: Option<String>,
+    pub pid: Option<u32>,
+    pub log: Option<String>,
+    /// The `exit` file exists (the wrapper writes it atomically when the command ended).
+    pub exit_present: bool,
+    pub exit_code: Option<i32>,
+    pub stopped: bool,
+    /// `kill -0 <pid>` succeeded (`None`: no usable pid; 0 and 1 are never probed).
+    pub alive: Option<bool>,
+    /// `/proc/<pid>/cmdline` names this run's wrapper (`None`: not readable, or pid not alive).
+    pub is_wrapper: Option<bool>,
+    /// The wrapper is gone but its process group lives on (the trainer, killed wrapper alone).
+    pub group_alive: Option<bool>,
+    pub state: RunState,
+}
+
+/// What the probe saw of a run's processes and files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunEvidence {
+    pub exit_present: bool,
+    pub exit_code: Option<i32>,
+    pub stopped: bool,
+    pub alive: Option<bool>,
+    pub is_wrapper: Option<bool>,
+    pub group_alive: Option<bool>,
+}
+
+/// docs/run-record.md, with the same liveness test as `rt_alive` in remote/run.rs (so `status`
+/// and `up` never disagree): `exit` decides first (stopped > finished > failed); then a live pid
+/// that is still the wrapper (or whose cmdline cannot be read), or, when the pid is gone, a live
+/// process group, means running; anything else is lost.
+pub fn decide_run_state(e: RunEvidence) -> RunState {
+    if e.exit_present {
+        return if e.stopped {
+            RunState::Stopped
+        } else if e.exit_code == Some(0) {
+            RunState::Finished
+        } else {
+            RunState::Failed
+        };
+    }
+    let wrapper_alive = e.alive == Some(true) && e.is_wrapper != Some(false);
+    let group_alive = e.alive == Some(false) && e.group_alive == Some(true);
+    if wrapper_alive || group_alive {
+        RunState::Running
+    } else {
+        RunState::Lost
+    }
+}
+
+fn run_from_sections(s: &Sections) -> Option<RunRecord> {
+    let id = s.text("run_id").filter(|i| !i.is_empty())?;
+    let marker = wrapper_marker(&id);
+    let e = RunEvidence {
+        exit_present: s.get("run_exit").is_some(),
+        exit_code: s.int("run_exit"),
+        stopped: s.get("run_stopped").is_some(),
+        alive: s.text("run_alive").map(|a| a == "0"),
+        is_wrapper: s.get("run_cmdline").map(|c| {
+            let joined: Vec<u8> = c.iter().map(|b| if *b == 0 { b' ' } else { *b }).collect();
+            String::from_utf8_lossy(&joined).contains(&marker)
+        }),
+        group_alive: s.text("run_group_alive").map(|a| a == "0"),
+    };
+    Some(RunRecord {
+        command: s
+            .get("run_command")
+            .map(|c| String::from_utf8_lossy(c).trim_end_matches('\n').to_string()),
+        started_at: s.text("run_started_at").filter(|t| !t.is_empty()),
+        pid: s.int("run_pid"),
+        log: s.text("run_log").filter(|t| !t.is_empty()),
+        exit_present: e.exit_present,
+        exit_code: e.exit_code,
+        stopped: e.stopped,
+        alive: e.alive,
+        is_wrapper: e.is_wrapper,
+        group_alive: e.group_alive,
+        state: decide_run_state(e),
+        id,
+    })
+}
+
+/// Where the log came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSource {
+    /// The run record's `log` file.
+    Record,
+    /// No record: the newest `*.log` in the configured log_dir.
+    LogDir,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogInfo {
+    pub path: Vec<u8>,
+    pub source: LogSource,
+    pub size: Option<u64>,
+    pub mtime: Option<i64>,
+    /// The last [`LOG_TAIL_BYTES`] bytes.
+    pub tail: Vec<u8>,
+}
+
+/// The `status` answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusProbe {
+    pub ckpts: CkptsProbe,
+    /// `command -v tmux` found it.
+    pub tmux_installed: bool,
+    /// `tmux has-session -t =SESSION` succeeded; `None` without tmux.
+    pub session_exists: Option<bool>,
+    pub run: Option<RunRecord>,
+    pub log: Option<LogInfo>,
+    /// From the log's tail (default when there is no log).
+    pub log_summary: LogSummary,
+    /// Name of the checkpoint whose trainer_state.json was read, and what it said.
+    pub trainer_state: Option<(String, TrainerState)>,
+    pub gpus: GpuReport,
+    pub train_config: Option<TrainConfig>,
+}
+
+/// Parses the output of [`status_script`].
+pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
+    let s = parse_sections(output)?;
+    let ckpts = ckpts_from_sections(&s)?;
+    let tmux = s.text("tmux");
+    let tmux_installed = tmux.as_deref().is_some_and(|t| t != "missing");
+    let session_exists = if tmux_installed {
+        tmux.as_deref().map(|t| t == "0")
+    } else {
+        None
+    };
+    let log = s.get("log_path").map(|path| LogInfo {
+        path: path.to_vec(),
+        source: if s.text("log_source").as_deref() == Some("record") {
+            LogSource::Record
+        } else {
+            LogSource::LogDir
+        },
+        size: s.int("log_size"),
+        mtime: s.int("log_mtime"),
+        tail: s.get("log_tail").unwrap_or_default().to_vec(),
+    });
+    let log_summary = log
+        .as_ref()
+        .map(|l| summarize_log(&l.tail, l.tail.len() >= LOG_TAIL_BYTES))
+        .unwrap_or_default();
+    let ts_name = s.text("ts_name").unwrap_or_default();
+    let trainer_state = match (s.get("trainer_state"), s.get("trainer_state_head")) {
+        (Some(whole), _) => Some((
+            ts_name,
+            parse_trainer_state(whole).unwrap_or_else(|_| parse_trainer_state_partial(whole, b"")),
+        )),
+        (None, Some(head)) => Some((
+            ts_name,
+            parse_trainer_state_partial(head, s.get("trainer_state_tail").unwrap_or_default()),
+        )),
+        (None, None) => None,
+    };
+    let gpus = gpu::parse_nvidia_smi(s.get("gpu").unwrap_or_default(), s.int("gpu_rc"));
+    Ok(StatusProbe {
+        ckpts,
+        tmux_installed,
+        session_exists,
+        run: run_from_sections(&s),
+        log,
+        log_summary,
+        trainer_state,
+        gpus,
+        train_config: s.get("train_config").map(parse_train_config),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON contracts (DESIGN.md): field names are stable; unknown values are null.
+
+fn rfc3339(epoch: i64) -> Option<String> {
+    jiff::Timestamp::from_second(epoch).ok().map(|t| t.to_string())
+}
+
+/// `ckpts --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CkptsJson {
+    pub host: String,
+    pub dir: String,
+    /// Added: `present`, `missing` or `not_a_directory`.
+    pub dir_state: DirState,
+    pub checkpoints: Vec<CkptJson>,
+    pub total_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CkptJson {
+    pub name: String,
+    pub path: String,
+    pub step: Option<u64>,
+    pub bytes: Option<u64>,
+    pub mtime: Option<String>,
+    pub complete: bool,
+    pub latest: bool,
+    /// Added: the recognised layout.
+    pub layout: Layout,
+    /// Added: Accelerate's save counter (its names carry no step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_index: Option<u64>,
+}
+
+impl CkptsJson {
+    pub fn build(host: &str, probe: &CkptsProbe) -> CkptsJson {
+        let checkpoints = probe
+            .checkpoints
+            .iter()
+            .map(|c| CkptJson {
+                name: c.name.clone(),
+                path: String::from_utf8_lossy(&probe.checkpoint_path(c)).into_owned(),
+                step: c.step,
+                bytes: c.bytes,
+                mtime: c.mtime.and_then(rfc3339),
+                complete: c.complete,
+                latest: c.latest,
+                layout: c.layout,
+                save_index: c.save_index,
+            })
+            .collect();
+        CkptsJson {
+            host: host.to_string(),
+            dir: probe.dir_display(),
+            dir_state: probe.dir_state,
+            checkpoints,
+            total_bytes: checkpoints::total_bytes(&probe.checkpoints),
+            free_bytes: probe.disk.as_ref().map(|d| d.free_bytes),
+        }
+    }
+}
+
+/// `status --json` (one host; several hosts make an array of these).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusJson {
+    pub host: String,
+    pub reachable: bool,
+    pub session: SessionJson,
+    pub run: Option<RunJson>,
+    pub progress: ProgressJson,
+    pub latest_checkpoint: Option<LatestCheckpointJson>,
+    /// `[]`: no GPU (or no working driver); `null`: not known (host unreachable).
+    pub gpus: Option<Vec<Gpu>>,
+    pub disk: Option<DiskJson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionJson {
+    pub name: String,
+    pub exists: Option<bool>,
+    /// Added.
+    pub tmux_installed: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunJson {
+    pub id: String,
+    pub state: RunState,
+    pub pid: Option<u32>,
+    pub started_at: Option<String>,
+    pub exit_code: Option<i32>,
+    pub log: Option<String>,
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProgressJson {
+    pub step: Option<u64>,
+    pub total: Option<u64>,
+    pub seconds_per_step: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub loss: Option<f64>,
+    /// Added.
+    pub epoch: Option<f64>,
+    /// Added: the bar jumped here from 0 (a resume); the rate is measured after the jump.
+    pub resumed_at_step: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatestCheckpointJson {
+    pub name: String,
+    pub step: Option<u64>,
+    pub age_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskJson {
+    pub path: String,
+    pub free_bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
+}
+
+/// serde_json writes NaN as null, which would hide a diverged loss behind "unknown"; but the
+/// contract is a number or null, so a non-finite value stays null here and the human view shows it.
+fn finite(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
+}
+
+impl StatusJson {
+    /// A host that could not be reached: everything but the names is unknown.
+    pub fn unreachable(host: &str, session: &str) -> StatusJson {
+        StatusJson {
+            host: host.to_string(),
+            reachable: false,
+            session: SessionJson {
+                name: session.to_string(),
+                exists: None,
+                tmux_installed: None,
+            },
+            run: None,
+            progress: ProgressJson::default(),
+            latest_checkpoint: None,
+            gpus: None,
+            disk: None,
+        }
+    }
+
+    pub fn build(host: &str, session: &str, p: &StatusProbe) -> StatusJson {
+        let sum = &p.log_summary;
+        let ts = p.trainer_state.as_ref().map(|(_, t)| t);
+        let bar = sum.progress.as_ref();
+        let running = p.run.as_ref().is_some_and(|r| r.state == RunState::Running);
+        let step = bar.map(|b| b.step);
+        let total = bar
+            .map(|b| b.total)
+            .or(ts.and_then(|t| t.max_steps))
+            .or(p.train_config.as_ref().and_then(|c| c.max_steps));
+        let seconds_per_step = sum
+            .seconds_per_step
+            .or_else(|| risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints));
+        let eta_seconds = if !running {
+            None
+        } else if bar.is_some() && sum.eta_seconds.is_some() {
+            sum.eta_seconds
+        } else {
+            match (step, total, seconds_per_step) {
+                (Some(s), Some(t), Some(sps)) => Some(t.saturating_sub(s) as f64 * sps),
+                _ => None,
+            }
+        };
+        let latest_checkpoint = p.ckpts.newest_complete().map(|c| LatestCheckpointJson {
+            name: c.name.clone(),
+            step: c.step,
+            age_seconds: match (p.ckpts.now, c.mtime) {
+                (Some(now), Some(m)) => Some(now - m),
+                _ => None,
+            },
+        });
+        StatusJson {
+            host: host.to_string(),
+            reachable: true,
+            session: SessionJson {
+                name: session.to_string(),
+                exists: if p.tmux_installed {
+                    p.session_exists
+                } else {
+                    Some(false)
+                },
+                tmux_installed: Some(p.tmux_installed),
+            },
+            run: p.run.as_ref().map(|r| RunJson {
+                id: r.id.clone(),
+                state: r.state,
+                pid: r.pid,
+                started_at: r.started_at.clone(),
+                exit_code: r.exit_code,
+                log: r.log.clone(),
+                command: r.command.clone(),
+            }),
+            progress: ProgressJson {
+                step,
+                total,
+                seconds_per_step: finite(seconds_per_step),
+                eta_seconds: finite(eta_seconds),
+                loss: finite(sum.loss.or(ts.and_then(|t| t.last_loss))),
+                epoch: finite(sum.epoch.or(ts.and_then(|t| t.epoch))),
+                resumed_at_step: sum.resumed_at_step,
+            },
+            latest_checkpoint,
+            gpus: Some(p.gpus.gpus.clone()),
+            disk: Some(DiskJson {
+                path: p.ckpts.disk_path_display(),
+                free_bytes: p.ckpts.disk.as_ref().map(|d| d.free_bytes),
+                total_bytes: p.ckpts.disk.as_ref().map(|d| d.total_bytes),
+            }),
+        }
+    }
+}
+
+/// The inputs of the `check` model, from what the status probe measured. Precedence: the running
+/// trainer's own numbers (progress bar, trainer_state.json) over the training config file, which
+/// may have been edited since the run started.
+pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
+    let ts = p.trainer_state.as_ref().map(|(_, t)| t);
+    let cfg = p.train_config.as_ref();
+    let bar = p.log_summary.progress.as_ref();
+    let max_steps = bar
+        .map(|b| b.total)
+        .or(ts.and_then(|t| t.max_steps))
+        .or(cfg.and_then(|c| c.max_steps));
+    let save_steps = ts
+        .and_then(|t| t.save_steps)
+        .or(cfg.and_then(|c| c.effective_save_steps(max_steps)));
+    let (seconds_per_step, source) = match p.log_summary.seconds_per_step {
+        Some(s) => (Some(s), Some("the progress bar")),
+        None => match risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints) {
+            Some(s) => (Some(s), Some("checkpoint times")),
+            None => (None, None),
+        },
+    };
+    let newest = p.ckpts.newest_complete();
+    let hf = p
+        .ckpts
+        .checkpoints
+        .iter()
+        .filter(|c| c.layout == Layout::HuggingFace)
+        .count();
+    let existing = if hf > 0 {
+        hf
+    } else {
+        p.ckpts.checkpoints.iter().filter(|c| !c.symlink).count()
+    };
+    RiskInputs {
+        save_steps,
+        save_total_limit: ts
+            .and_then(|t| t.save_total_limit)
+            .or(cfg.and_then(|c| c.save_total_limit)),
+        max_steps,
+        current_step: bar.map(|b| b.step).or(ts.and_then(|t| t.global_step)),
+        seconds_per_step: finite(seconds_per_step),
+        seconds_per_step_source: source.map(str::to_string),
+        checkpoint_bytes: newest.filter(|c| !c.symlink).and_then(|c| c.bytes),
+        free_bytes: p.ckpts.disk.as_ref().map(|d| d.free_bytes),
+        existing_checkpoints: existing as u64,
+        since_last_checkpoint_seconds: match (p.ckpts.now, newest.and_then(|c| c.mtime)) {
+            (Some(now), Some(m)) => Some(now - m),
+            _ => None,
+        },
+        running: p.run.as_ref().is_some_and(|r| r.state == RunState::Running),
+    }
+}
+
+/// `check --json`: the host and the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckJson {
+    pub host: String,
+    #[serde(flatten)]
+    pub report: RiskReport,
+}
+
+impl CheckJson {
+    pub fn build(host: &str, p: &StatusProbe) -> CheckJson {
+        CheckJson {
+            host: host.to_string(),
+            report: risk::assess(&check_inputs(p)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command};
+
+    fn shared_fixture(rel: &str) -> Vec<u8> {
+        let p = format!("{}/../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn own_fixture(rel: &str) -> Vec<u8> {
+        let p = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn write(path: impl AsRef<Path>, bytes: &[u8]) {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn touch_at(path: impl AsRef<Path>, epoch: i64) {
+        let st = Command::new("touch")
+            .arg("-h")
+            .arg("-d")
+            .arg(format!("@{epoch}"))
+            .arg(path.as_ref())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// A fake remote box: a temporary `$HOME`, and a bin directory put first on `PATH` for fake
+    /// `tmux`/`nvidia-smi`. With `bare`, PATH is only that directory plus the coreutils the
+    /// probe needs, so tmux and nvidia-smi are "not installed".
+    struct TestBox {
+        _tmp: tempfile::TempDir,
+        home: PathBuf,
+        bin: PathBuf,
+        bare: bool,
+    }
+
+    impl TestBox {
+        fn new() -> TestBox {
+            let tmp = tempfile::tempdir().unwrap();
+            let home = tmp.path().join("home");
+            let bin = tmp.path().join("bin");
+            std::fs::create_dir_all(&home).unwrap();
+            std::fs::create_dir_all(&bin).unwrap();
+            TestBox {
+                home,
+                bin,
+                _tmp: tmp,
+                bare: false,
+            }
+        }
+
+        fn bare(tools: &[&str]) -> TestBox {
+            let mut b = TestBox::new();
+            for t in tools {
+                let real = ["/usr/bin", "/bin"]
+                    .iter()
+                    .map(|d| Path::new(d).join(t))
+                    .find(|p| p.exists())
+                    .unwrap();
+                std::os::unix::fs::symlink(real, b.bin.join(t)).unwrap();
+            }
+            b.bare = true;
+            b
+        }
+
+        fn fake(&self, name: &str, body: &str) {
+            let p = self.bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+
+        /// Runs the script the way ssh does: the login shell gets `sh -c '<script>'`.
+        fn run_with(&self, login_shell: &str, script: &str) -> Vec<u8> {
+            let path = if self.bare {
+                self.bin.display().to_string()
+            } else {
+                format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default())
+            };
+            let out = Command::new(login_shell)
+                .arg("-c")
+                .arg(crate::remote::run::sh_command(script))
+                .env("HOME", &self.home)
+                .env("PATH", path)
+                .current_dir(&self.home)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "probe failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+
+        fn run(&self, script: &str) -> Vec<u8> {
+            self.run_with("/bin/sh", script)
+        }
+    }
+
+    const BASE_TOOLS: [&str; 11] = [
+        "sh", "base64", "date", "du", "stat", "df", "head", "tail", "tr", "cat", "sleep",
+    ];
+
+    /// The checkpoint directory every listing test uses: integer-sorted steps, an incomplete and a
+    /// tmp checkpoint, and names with a space, a newline and non-UTF-8 bytes.
+    fn build_outputs(dir: &Path) {
+        for step in [50, 100, 1500] {
+            let c = dir.join(format!("checkpoint-{step}"));
+            write(c.join("model.safetensors"), &vec![7u8; 5000]);
+            write(
+                c.join("trainer_state.json"),
+                &shared_fixture("hf-transformers-5.24/trainer_state.json"),
+            );
+        }
+        write(dir.join("checkpoint-2000/model.safetensors"), &vec![7u8; 5000]);
+        write(dir.join("tmp-checkpoint-2500/trainer_state.json"), b"{}");
+        write(dir.join("checkpoint-7 copy/trainer_state.json"), b"{}");
+        write(dir.join("runs/events.out"), b"x");
+        write(dir.join("best model step=300.ckpt"), b"lightning");
+        write(dir.join("line\nbreak step=400.ckpt"), b"lightning");
+        write(dir.join(OsStr::from_bytes(b"\xff\xfe step=600.ckpt")), b"lightning");
+        touch_at(dir.join("checkpoint-1500"), 1_700_000_000);
+    }
+
+    fn names(p: &CkptsProbe) -> Vec<String> {
+        p.checkpoints.iter().map(|c| c.name.clone()).collect()
+    }
+
+    fn check_listing(p: &CkptsProbe, outputs: &Path) {
+        assert_eq!(p.dir_state, DirState::Present);
+        assert_eq!(
+            names(p),
+            [
+                "checkpoint-50",
+                "checkpoint-100",
+                "best model step=300.ckpt",
+                "line\nbreak step=400.ckpt",
+                "\u{fffd}\u{fffd} step=600.ckpt",
+                "checkpoint-1500",
+                "checkpoint-2000",
+                "tmp-checkpoint-2500"
+            ]
+        );
+        let complete: Vec<bool> = p.checkpoints.iter().map(|c| c.complete).collect();
+        assert_eq!(complete, [true, true, true, true, true, true, false, false]);
+        let newest = p.newest_complete().unwrap();
+        assert_eq!(
+            (newest.name.as_str(), newest.step, newest.latest),
+            ("checkpoint-1500", Some(1500), true)
+        );
+        assert_eq!(newest.mtime, Some(1_700_000_000));
+        assert!(newest.bytes.unwrap() >= 5000);
+        assert_eq!(
+            p.checkpoints[4].rel_path, b"\xff\xfe step=600.ckpt",
+            "raw bytes are kept for the path"
+        );
+        let canonical = std::fs::canonicalize(outputs).unwrap();
+        assert_eq!(p.dir_abs.as_deref(), Some(canonical.as_os_str().as_bytes()));
+        assert_eq!(
+            p.checkpoint_path(&p.checkpoints[4]),
+            [canonical.as_os_str().as_bytes(), b"/\xff\xfe step=600.ckpt"].concat()
+        );
+        assert_eq!(p.disk_of, Some(DiskOf::CheckpointDir));
+        assert!(p.disk.as_ref().unwrap().total_bytes > 0);
+        let now = p.now.unwrap();
+        let local = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((now - local).abs() < 60);
+    }
+
+    #[test]
+    fn ckpts_probe_lists_every_layout_name_exactly_under_sh_and_bash() {
+        let b = TestBox::new();
+        let outputs = b.home.join("work/outputs");
+        build_outputs(&outputs);
+        let script = ckpts_script("~/work", "outputs");
+        for shell in ["/bin/sh", "/bin/bash"] {
+            if !Path::new(shell).exists() {
+                continue;
+            }
+            let p = parse_ckpts(&b.run_with(shell, &script)).unwrap();
+            check_listing(&p, &outputs);
+        }
+    }
+
+    #[test]
+    fn ckpts_json_matches_the_contract() {
+        let b = TestBox::new();
+        let outputs = b.home.join("work/outputs");
+        build_outputs(&outputs);
+        let p = parse_ckpts(&b.run(&ckpts_script("~/work", "outputs"))).unwrap();
+        let v = serde_json::to_value(CkptsJson::build("gpu-box", &p)).unwrap();
+        let canonical = std::fs::canonicalize(&outputs).unwrap().display().to_string();
+        assert_eq!(v["host"], "gpu-box");
+        assert_eq!(v["dir"], canonical.as_str());
+        let c = &v["checkpoints"][5];
+        let keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in ["name", "path", "step", "bytes", "mtime", "complete", "latest"] {
+            assert!(keys.contains(&k), "missing {k} in {c}");
+        }
+        assert_eq!(c["name"], "checkpoint-1500");
+        assert_eq!(c["path"], format!("{canonical}/checkpoint-1500").as_str());
+        assert_eq!(c["step"], 1500);
+        assert_eq!(c["mtime"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            (c["complete"].as_bool(), c["latest"].as_bool()),
+            (Some(true), Some(true))
+        );
+        assert!(v["checkpoints"][2]["step"] == 300 && v["checkpoints"][7]["complete"] == false);
+        let total: u64 = p.checkpoints.iter().map(|c| c.bytes.unwrap()).sum();
+        assert_eq!(v["total_bytes"], total);
+        assert!(v["free_bytes"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn other_layouts_from_listings_through_the_real_probe() {
+        let b = TestBox::new();
+        let out = b.home.join("work/out");
+        for (fixture, latest) in [
+            ("layouts/lightning.txt", None),
+            ("layouts/deepspeed.txt", Some("global_step1000")),
+            ("layouts/accelerate.txt", None),
+        ] {
+            let text = String::from_utf8(own_fixture(fixture)).unwrap();
+            for line in text.lines() {
+                let (path, size) = line.rsplit_once(' ').unwrap();
+                let size: usize = size.parse().unwrap();
+                let content = if path.ends_with("/latest") {
+                    latest.unwrap().as_bytes().to_vec()
+                } else {
+                    vec![1u8; size.min(4096)]
+                };
+                write(out.join(path.trim_start_matches("./")), &content);
+            }
+        }
+        let p = parse_ckpts(&b.run(&ckpts_script("~/work", "out"))).unwrap();
+        let by_layout = |l: Layout| {
+            p.checkpoints
+                .iter()
+                .filter(|c| c.layout == l)
+                .map(|c| c.display_path())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            by_layout(Layout::Lightning),
+            [
+                "lightning_logs/version_0/checkpoints/epoch=0-step=500.ckpt",
+                "lightning_logs/version_0/checkpoints/epoch=1-step=1000.ckpt",
+                "lightning_logs/version_0/checkpoints/epoch=2-step=1500.ckpt",
+                "lightning_logs/version_0/checkpoints/epoch=2-step=1500-v1.ckpt",
+                "lightning_logs/version_0/checkpoints/last.ckpt"
+            ]
+        );
+        assert_eq!(
+            by_layout(Layout::DeepSpeed),
+            ["global_step500", "global_step1000", "global_step1500"]
+        );
+        let ds: Vec<bool> = p
+            .checkpoints
+            .iter()
+            .filter(|c| c.layout == Layout::DeepSpeed)
+            .map(|c| c.complete)
+            .collect();
+        assert_eq!(ds, [true, true, false], "latest names global_step1000");
+        assert_eq!(
+            by_layout(Layout::Accelerate),
+            [
+                "checkpoints/checkpoint_0",
+                "checkpoints/checkpoint_1",
+                "checkpoints/checkpoint_2",
+                "checkpoints/checkpoint_10"
+            ]
+        );
+        let acc: Vec<bool> = p
+            .checkpoints
+            .iter()
+            .filter(|c| c.layout == Layout::Accelerate)
+            .map(|c| c.complete)
+            .collect();
+        assert_eq!(acc, [true, true, true, false]);
+    }
+
+    #[test]
+    fn missing_checkpoint_dir_is_reported_not_an_error() {
+        let b = TestBox::new();
+        std::fs::create_dir_all(b.home.join("work")).unwrap();
+        let p = parse_ckpts(&b.run(&ckpts_script("~/work", "outputs"))).unwrap();
+        assert_eq!(p.dir_state, DirState::Missing);
+        assert!(p.checkpoints.is_empty() && p.workdir_exists);
+        assert_eq!(p.disk_of, Some(DiskOf::Workdir));
+        assert!(p.disk.is_some());
+        let v = serde_json::to_value(CkptsJson::build("h", &p)).unwrap();
+        assert_eq!(v["checkpoints"], serde_json::json!([]));
+        assert_eq!(v["total_bytes"], 0);
+        assert_eq!(v["dir_state"], "missing");
+        assert!(v["dir"].as_str().unwrap().ends_with("/work/outputs"), "{v}");
+    }
+
+    #[test]
+    fn missing_workdir_never_resolves_relative_paths_against_home() {
+        let b = TestBox::new();
+        // `outputs` exists in $HOME, but the workdir does not: it must not be listed.
+        build_outputs(&b.home.join("outputs"));
+        let p = parse_ckpts(&b.run(&ckpts_script("~/nope", "outputs"))).unwrap();
+        assert!(!p.workdir_exists);
+        assert_eq!(p.dir_state, DirState::Missing);
+        assert_eq!(p.disk_of, Some(DiskOf::Home));
+        // An absolute checkpoint dir is still listed.
+        let abs = b.home.join("outputs").display().to_string();
+        let p = parse_ckpts(&b.run(&ckpts_script("~/nope", &abs))).unwrap();
+        assert_eq!(p.dir_state, DirState::Present);
+        assert_eq!(p.checkpoints.len(), 8);
+    }
+
+    #[test]
+    fn a_file_where_the_dir_should_be() {
+        let b = TestBox::new();
+        write(b.home.join("work/outputs"), b"oops");
+        let p = parse_ckpts(&b.run(&ckpts_script("~/work", "outputs"))).unwrap();
+        assert_eq!(p.dir_state, DirState::NotADirectory);
+    }
+
+    fn pwn_target() -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        PathBuf::from(format!("/tmp/pwned-{}-{nanos}", std::process::id()))
+    }
+
+    #[test]
+    fn hostile_paths_and_session_names_are_never_executed() {
+        let b = TestBox::new();
+        let pwn = pwn_target();
+        let evil = format!(
+            "we ird 'q' \"dq\" $(touch {}) `touch {}` ;x",
+            pwn.display(),
+            pwn.display()
+        );
+        let workdir = format!("~/{evil}");
+        build_outputs(&b.home.join(&evil).join("out puts"));
+        let ck = parse_ckpts(&b.run(&ckpts_script(&workdir, "out puts"))).unwrap();
+        check_listing(&ck, &b.home.join(&evil).join("out puts"));
+        let inputs = StatusInputs {
+            workdir: workdir.clone(),
+            session: format!("s'$(touch {})", pwn.display()),
+            checkpoint_dir: "out puts".into(),
+            log_dir: format!("$(touch {})", pwn.display()),
+            train_config: format!("-c $(touch {}).yaml", pwn.display()),
+        };
+        let st = parse_status(&b.run(&status_script(&inputs))).unwrap();
+        assert!(st.ckpts.workdir_exists);
+        assert_eq!(st.ckpts.checkpoints.len(), 8);
+        assert!(!pwn.exists(), "a quoted $(...) was executed");
+    }
+
+    #[test]
+    fn scripts_survive_fish_single_quotes() {
+        // fish treats `\\` and `\'` inside single quotes as escapes; POSIX sh does not.
+        let inputs = StatusInputs {
+            workdir: "~/w".into(),
+            session: "training".into(),
+            checkpoint_dir: "outputs".into(),
+            log_dir: "logs".into(),
+            train_config: "c.yaml".into(),
+        };
+        for s in [ckpts_script("~/w", "outputs"), status_script(&inputs)] {
+            assert!(!s.contains("\\\\") && !s.contains("\\'"), "{s}");
+        }
+    }
+
+    #[test]
+    fn script_caps_match_the_published_constants() {
+        let s = status_script(&inputs());
+        for needle in [
+            format!("tail -c {LOG_TAIL_BYTES} \"$l\""),
+            format!("-le {TRAINER_STATE_WHOLE_MAX} ]"),
+            format!("head -c {TRAINER_STATE_WHOLE_MAX} \"$f\""),
+            format!("head -c {TRAINER_STATE_HEAD} \"$f\""),
+            format!("tail -c {TRAINER_STATE_TAIL} \"$f\""),
+            format!("head -c {TRAIN_CONFIG_MAX} \"$C\""),
+        ] {
+            assert!(s.contains(&needle), "{needle}");
+        }
+    }
+
+    // -- status --------------------------------------------------------------------------------
+
+    struct Run {
+        workdir: PathBuf,
+        id: String,
+    }
+
+    impl Run {
+        fn new(workdir: &Path, id: &str) -> Run {
+            let dir = workdir.join(".rtrain/runs").join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            write(workdir.join(".rtrain/current"), format!("{id}\n").as_bytes());
+            write(dir.join("command"), b"make train\n");
+            write(dir.join("started_at"), b"2026-11-29T01:53:00Z\n");
+            Run {
+                workdir: workdir.to_path_buf(),
+                id: id.to_string(),
+            }
+        }
+
+        fn dir(&self) -> PathBuf {
+            self.workdir.join(".rtrain/runs").join(&self.id)
+        }
+
+        fn file(&self, name: &str, content: &str) -> &Run {
+            write(self.dir().join(name), content.as_bytes());
+            self
+        }
+
+        /// Starts a real wrapper process, as `up` would: `sh <abs>/.rtrain/runs/<id>/run.sh`.
+        fn start_wrapper(&self) -> Child {
+            let script = self.dir().join("run.sh");
+            write(&script, b"sleep 60\n");
+            let child = Command::new("sh").arg(&script).spawn().unwrap();
+            self.file("pid", &format!("{}\n", child.id()));
+            child
+        }
+    }
+
+    fn inputs() -> StatusInputs {
+        StatusInputs {
+            workdir: "~/proj".into(),
+            session: "training".into(),
+            checkpoint_dir: "outputs".into(),
+            log_dir: "logs".into(),
+            train_config: "config/training_config.yaml".into(),
+        }
+    }
+
+    const TRAIN_CONFIG: &[u8] =
+        b"training:\n  output_dir: outputs\n  max_steps: 4500\n  save_steps: 500\n  save_total_limit: 3\n";
+
+    #[test]
+    fn status_of_a_running_run_gathers_everything_in_one_script() {
+        let b = TestBox::new();
+        b.fake(
+            "tmux",
+            "[ \"$1\" = has-session ] && [ \"$2\" = -t ] && [ \"$3\" = =training ] && exit 0\nexit 1",
+        );
+        let gpus = format!("{}/tests/fixtures/nvidia-smi/two-gpus.csv", env!("CARGO_MANIFEST_DIR"));
+        b.fake(
+            "nvidia-smi",
+            &format!(
+                "[ \"$1\" = --query-gpu=index,name,utilization.gpu,memory.used,memory.total ] || exit 2\ncat '{gpus}'"
+            ),
+        );
+        let proj = b.home.join("proj");
+        build_outputs(&proj.join("outputs"));
+        write(proj.join("config/training_config.yaml"), TRAIN_CONFIG);
+        let log = proj.join("logs/training_20261129_015300.log");
+        write(&log, &own_fixture("hf-transformers-4.x/train.log"));
+        let run = Run::new(&proj, "20261129-015300-ab12");
+        run.file("log", &format!("{}\n", log.display()));
+        let mut child = run.start_wrapper();
+
+        let out = b.run(&status_script(&inputs()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let p = parse_status(&out).unwrap();
+
+        assert!(p.tmux_installed);
+        assert_eq!(p.session_exists, Some(true));
+        let r = p.run.clone().unwrap();
+        assert_eq!(r.id, "20261129-015300-ab12");
+        assert_eq!(
+            (r.alive, r.is_wrapper, r.state),
+            (Some(true), Some(true), RunState::Running)
+        );
+        assert_eq!(r.command.as_deref(), Some("make train"));
+        assert_eq!(r.started_at.as_deref(), Some("2026-11-29T01:53:00Z"));
+        assert_eq!(r.log.as_deref(), Some(log.display().to_string().as_str()));
+        let l = p.log.clone().unwrap();
+        assert_eq!(l.source, LogSource::Record);
+        assert_eq!(l.tail, own_fixture("hf-transformers-4.x/train.log"));
+        assert_eq!(l.size, Some(l.tail.len() as u64));
+        let bar = p.log_summary.progress.clone().unwrap();
+        assert_eq!((bar.step, bar.total), (1520, 4500));
+        let (ts_name, ts) = p.trainer_state.clone().unwrap();
+        assert_eq!((ts_name.as_str(), ts.save_steps), ("checkpoint-1500", Some(40)));
+        assert_eq!(p.gpus.gpus.len(), 2);
+        assert_eq!(p.train_config.as_ref().unwrap().save_total_limit, Some(3));
+
+        let v = serde_json::to_value(StatusJson::build("gpu-box", "training", &p)).unwrap();
+        assert_eq!(v["reachable"], true);
+        assert_eq!(v["session"]["exists"], true);
+        assert_eq!(v["run"]["state"], "running");
+        assert_eq!(v["run"]["pid"], child.id());
+        assert_eq!(v["run"]["exit_code"], serde_json::Value::Null);
+        assert_eq!(v["progress"]["step"], 1520);
+        assert_eq!(v["progress"]["total"], 4500);
+        assert_eq!(v["progress"]["seconds_per_step"], 4.0);
+        assert_eq!(v["progress"]["eta_seconds"], (3 * 3600 + 18 * 60 + 40) as f64);
+        assert_eq!(v["progress"]["loss"], 1.9114);
+        assert_eq!(v["latest_checkpoint"]["name"], "checkpoint-1500");
+        assert_eq!(v["latest_checkpoint"]["step"], 1500);
+        assert!(v["latest_checkpoint"]["age_seconds"].as_i64().unwrap() > 0);
+        assert_eq!(v["gpus"][1]["util_percent"], serde_json::Value::Null);
+        assert_eq!(v["gpus"][0]["mem_total_mib"], 81559);
+        assert!(v["disk"]["free_bytes"].as_u64().unwrap() > 0);
+        assert!(v["disk"]["path"].as_str().unwrap().ends_with("/proj/outputs"));
+
+        // check: trainer_state's save_steps (the run's own) wins over the edited config's 500.
+        let c = CheckJson::build("gpu-box", &p);
+        let i = &c.report.inputs;
+        assert_eq!(
+            (i.save_steps, i.save_total_limit, i.max_steps, i.current_step),
+            (Some(40), Some(3), Some(4500), Some(1520))
+        );
+        assert_eq!(i.seconds_per_step, Some(4.0));
+        assert_eq!(
+            i.existing_checkpoints, 4,
+            "checkpoint-50/100/1500/2000 count for rotation"
+        );
+        assert!(i.running);
+        assert!(c
+            .report
+            .alternatives
+            .iter()
+            .any(|a| a.targets_15_minutes && a.save_steps == 230));
+        let text = risk::render_report("gpu-box", &c.report);
+        assert!(text.contains("every 40 steps"), "{text}");
+    }
+
+    fn status_of(b: &TestBox) -> StatusProbe {
+        parse_status(&b.run(&status_script(&inputs()))).unwrap()
+    }
+
+    #[test]
+    fn run_record_states_follow_the_record_contract() {
+        let b = TestBox::new();
+        let proj = b.home.join("proj");
+        std::fs::create_dir_all(&proj).unwrap();
+        assert_eq!(status_of(&b).run, None, "no record: no run");
+
+        let run = Run::new(&proj, "20261129-015300-0001");
+        run.file("exit", "0\n");
+        assert_eq!(status_of(&b).run.unwrap().state, RunState::Finished);
+        run.file("exit", "1\n");
+        let failed = status_of(&b).run.unwrap();
+        assert_eq!((failed.state, failed.exit_code), (RunState::Failed, Some(1)));
+        run.file("stopped", "");
+        run.file("exit", "130\n");
+        assert_eq!(status_of(&b).run.unwrap().state, RunState::Stopped);
+
+        // No exit, and the pid is alive but is not this run's wrapper (pid reused): lost.
+        let run = Run::new(&proj, "20261129-020000-0002");
+        run.file("pid", &format!("{}\n", std::process::id()));
+        let lost = status_of(&b).run.unwrap();
+        assert_eq!(
+            (lost.alive, lost.is_wrapper, lost.state),
+            (Some(true), Some(false), RunState::Lost)
+        );
+        // No exit and no process (reboot, OOM kill): lost.
+        let mut dead = Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        run.file("pid", &format!("{}\n", dead.id()));
+        assert_eq!(status_of(&b).run.unwrap().state, RunState::Lost);
+        // pid 1 or garbage is never probed with kill -0.
+        run.file("pid", "1\n");
+        let init = status_of(&b).run.unwrap();
+        assert_eq!((init.alive, init.state), (None, RunState::Lost));
+        // The wrapper alive: running; `current` naming a missing or unsafe id: no run.
+        let mut child = run.start_wrapper();
+        let running = status_of(&b).run.unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(running.state, RunState::Running);
+        write(proj.join(".rtrain/current"), b"../../etc\n");
+        assert_eq!(status_of(&b).run, None);
+    }
+
+    #[test]
+    fn a_trainer_outliving_its_wrapper_keeps_the_run_running() {
+        use std::os::unix::process::CommandExt;
+        let b = TestBox::new();
+        let proj = b.home.join("proj");
+        let run = Run::new(&proj, "20261129-030000-0003");
+        // A group leader that exits at once, leaving a child in its process group.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("sleep 60 >/dev/null 2>&1 & echo $!")
+            .process_group(0)
+            .output()
+            .unwrap();
+        let sleeper = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let leader_pid = {
+            let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap();
+            let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+            fields[2].to_string() // pgrp
+        };
+        run.file("pid", &format!("{leader_pid}\n"));
+        let r = status_of(&b).run.unwrap();
+        Command::new("kill").arg(&sleeper).status().unwrap();
+        assert_eq!(
+            (r.alive, r.group_alive, r.state),
+            (Some(false), Some(true), RunState::Running)
+        );
+    }
+
+    #[test]
+    fn decide_run_state_table() {
+        use RunState::*;
+        let ev = RunEvidence::default();
+        let exit = |code| RunEvidence {
+            exit_present: true,
+            exit_code: code,
+            ..ev
+        };
+        assert_eq!(
+            decide_run_state(RunEvidence {
+                alive: Some(false),
+                ..exit(Some(0))
+            }),
+            Finished
+        );
+        assert_eq!(decide_run_state(exit(Some(2))), Failed);
+        assert_eq!(
+            decide_run_state(exit(None)),
+            Failed,
+            "an unreadable exit status is not success"
+        );
+        assert_eq!(
+            decide_run_state(RunEvidence {
+                stopped: true,
+                ..exit(Some(0))
+            }),
+            Stopped
+        );
+        let alive = RunEvidence {
+            alive: Some(true),
+            ..ev
+        };
+        assert_eq!(decide_run_state(alive), Running, "no /proc: trust kill -0");
+        assert_eq!(
+            decide_run_state(RunEvidence {
+                is_wrapper: Some(true),
+                ..alive
+            }),
+            Running
+        );
+        assert_eq!(
+            decide_run_state(RunEvidence {
+                is_wrapper: Some(false),
+                ..alive
+            }),
+            Lost,
+            "pid reused"
+        );
+        let gone = RunEvidence {
+            alive: Some(false),
+            ..ev
+        };
+        assert_eq!(decide_run_state(gone), Lost);
+        assert_eq!(
+            decide_run_state(RunEvidence {
+                group_alive: Some(true),
+                ..gone
+            }),
+            Running,
+            "trainer outlived its wrapper"
+        );
+        assert_eq!(decide_run_state(ev), Lost);
+    }
+
+    #[test]
+    fn bare_box_without_tmux_nvidia_smi_or_run() {
+        let b = TestBox::bare(&BASE_TOOLS);
+        let p = status_of(&b);
+        assert!(!p.tmux_installed);
+        assert_eq!(p.session_exists, None);
+        assert!(p.gpus.gpus.is_empty());
+        assert_eq!(p.gpus.unavailable.as_deref(), Some("nvidia-smi is not installed"));
+        assert!(!p.ckpts.workdir_exists && p.run.is_none() && p.log.is_none() && p.trainer_state.is_none());
+        let v = serde_json::to_value(StatusJson::build("h", "training", &p)).unwrap();
+        assert_eq!(v["session"]["exists"], false);
+        assert_eq!(v["session"]["tmux_installed"], false);
+        assert_eq!(v["gpus"], serde_json::json!([]));
+        assert_eq!(v["run"], serde_json::Value::Null);
+        assert_eq!(v["latest_checkpoint"], serde_json::Value::Null);
+        for k in ["step", "total", "seconds_per_step", "eta_seconds", "loss"] {
+            assert_eq!(
+                v["progress"][k],
+                serde_json::Value::Null,
+                "{k} must be unknown, not invented"
+            );
+        }
+    }
+
+    #[test]
+    fn driver_failure_is_no_gpus_and_missing_base64_is_an_error() {
+        let b = TestBox::new();
+        b.fake(
+            "nvidia-smi",
+            "printf \"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\\n\"\nexit 9",
+        );
+        let p = status_of(&b);
+        assert!(p.gpus.gpus.is_empty());
+        assert!(p.gpus.unavailable.unwrap().contains("couldn't communicate"));
+        let bare = TestBox::bare(&["sh", "date"]);
+        let err = parse_status(&bare.run(&status_script(&inputs()))).unwrap_err();
+        assert!(
+            matches!(err, ProbeError::Remote(ref m) if m.contains("base64")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn log_dir_fallback_picks_the_newest_log() {
+        let b = TestBox::new();
+        let proj = b.home.join("proj");
+        write(proj.join("logs/training_a.log"), b"old\n");
+        write(
+            proj.join("logs/training b.log"),
+            &shared_fixture("hf-transformers-5.24/train.log"),
+        );
+        write(proj.join("logs/notes.txt"), b"not a log\n");
+        touch_at(proj.join("logs/training_a.log"), 1_600_000_000);
+        touch_at(proj.join("logs/training b.log"), 1_700_000_000);
+        let p = status_of(&b);
+        let l = p.log.unwrap();
+        assert_eq!(l.source, LogSource::LogDir);
+        assert!(l.path.ends_with(b"logs/training b.log"));
+        assert_eq!(l.mtime, Some(1_700_000_000));
+        assert_eq!(p.log_summary.progress.unwrap().step, 120);
+        assert_eq!(p.log_summary.loss, Some(5.383));
+    }
+
+    #[test]
+    fn log_bytes_of_any_kind_arrive_exactly_and_long_logs_are_tailed() {
+        let b = TestBox::new();
+        let proj = b.home.join("proj");
+        let nasty =
+            b"@@rtrain:done\n@@rtrain:section run_id\nx\0\r\xff\n  5%|5| 5/100 [00:10<03:10,  2.00s/it]".to_vec();
+        write(proj.join("logs/a.log"), &nasty);
+        assert_eq!(status_of(&b).log.unwrap().tail, nasty);
+        let mut long = vec![b'x'; 200_000];
+        long.extend_from_slice(b"\n 50%|5| 50/100 [01:40<01:40,  2.00s/it]");
+        write(proj.join("logs/a.log"), &long);
+        let p = status_of(&b);
+        let l = p.log.unwrap();
+        assert_eq!(l.tail.len(), LOG_TAIL_BYTES);
+        assert_eq!(l.size, Some(long.len() as u64));
+        assert_eq!(p.log_summary.progress.unwrap().step, 50);
+    }
+
+    #[test]
+    fn large_trainer_state_is_sent_as_head_and_tail() {
+        let b = TestBox::new();
+        let ckpt = b.home.join("proj/outputs/checkpoint-30000");
+        let mut history = String::new();
+        for step in 1..=3000u64 {
+            let sep = if step == 3000 { "" } else { "," };
+            history += &format!(
+                "    {{\n      \"epoch\": {e},\n      \"grad_norm\": 0.5,\n      \"learning_rate\": 1e-05,\n      \"loss\": {l},\n      \"step\": {s}\n    }}{sep}\n",
+                e = step as f64 / 1000.0,
+                l = 2.0 + step as f64 / 10000.0,
+                s = step * 10
+            );
+        }
+        let json = format!(
+            "{{\n  \"epoch\": 3.0,\n  \"global_step\": 30000,\n  \"log_history\": [\n{history}  ],\n  \"logging_steps\": 10,\n  \"max_steps\": 30000,\n  \"save_steps\": 1000.0,\n  \"train_batch_size\": 8\n}}"
+        );
+        assert!(json.len() > TRAINER_STATE_WHOLE_MAX);
+        assert!(parse_trainer_state(json.as_bytes()).is_ok());
+        write(ckpt.join("trainer_state.json"), json.as_bytes());
+        let (name, st) = status_of(&b).trainer_state.unwrap();
+        assert_eq!(name, "checkpoint-30000");
+        assert_eq!(
+            (st.global_step, st.max_steps, st.save_steps, st.logging_steps),
+            (Some(30000), Some(30000), Some(1000), Some(10))
+        );
+        assert_eq!((st.last_loss, st.last_loss_step), (Some(2.3), Some(30000)));
+    }
+
+    #[test]
+    fn unreachable_host_json_has_every_field_unknown() {
+        let v = serde_json::to_value(StatusJson::unreachable("gpu-box", "training")).unwrap();
+        assert_eq!(v["reachable"], false);
+        assert_eq!(v["session"]["name"], "training");
+        assert_eq!(v["session"]["exists"], serde_json::Value::Null);
+        assert_eq!(v["gpus"], serde_json::Value::Null);
+        assert_eq!(v["progress"]["step"], serde_json::Value::Null);
+        for k in [
+            "host",
+            "reachable",
+            "session",
+            "run",
+            "progress",
+            "latest_checkpoint",
+            "gpus",
+            "disk",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+    }
+
+    // -- framing -------------------------------------------------------------------------------
+
+    #[test]
+    fn sections_tolerate_rc_noise_and_detect_cuts() {
+        let ok = b"Welcome to gpu-box!\n@@rtrain:probe 1\n@@rtrain:section a\naGVsbG8=\n@@rtrain:section empty\n@@rtrain:done\n";
+        let s = parse_sections(ok).unwrap();
+        assert_eq!(s.get("a"), Some(&b"hello"[..]));
+        assert_eq!(s.get("empty"), Some(&b""[..]));
+        assert_eq!(s.get("absent"), None);
+        assert!(matches!(
+            parse_sections(&ok[..ok.len() - 15]),
+            Err(ProbeError::Truncated)
+        ));
+        assert!(matches!(
+            parse_sections(b"bash: sh: not found\n"),
+            Err(ProbeError::NoHeader)
+        ));
+        assert!(matches!(
+            parse_sections(b"@@rtrain:probe 1\n@@rtrain:section a\n!!\n@@rtrain:done\n"),
+            Err(ProbeError::Corrupt(n)) if n == "a"
+        ));
+        assert!(matches!(
+            parse_ckpts(b"@@rtrain:probe 1\n@@rtrain:done\n"),
+            Err(ProbeError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn base64_decoder_known_vectors() {
+        for (enc, dec) in [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+            ("Zm9v\nYmFy", "foobar"),
+        ] {
+            assert_eq!(decode_base64(enc.as_bytes()).unwrap(), dec.as_bytes());
+        }
+        assert_eq!(decode_base64(b"Zg==Zg=="), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn base64_round_trips_through_coreutils(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            use std::io::Write;
+            let mut child = Command::new("base64").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+            child.stdin.take().unwrap().write_all(&bytes).unwrap();
+            let out = child.wait_with_output().unwrap();
+            prop_assert_eq!(decode_base64(&out.stdout).unwrap(), bytes);
+        }
+    }
+}
