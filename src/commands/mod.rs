@@ -4,6 +4,7 @@ pub mod attach;
 mod exec;
 mod hosts;
 pub mod probe;
+pub mod run;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
@@ -116,13 +117,13 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Exec(a) => exec::run(&ctx, a).await,
         Command::Hosts(a) => hosts::run(&ctx, a),
         Command::Completions(_) => unreachable!("handled above"),
-        Command::Up(_) => Err(CommandError::NotImplemented("up").into()),
+        Command::Up(a) => run::up(&ctx, a).await,
         Command::Attach(a) => attach::run(&ctx, &a.host).await,
         Command::Status(a) => probe::status(&ctx, a).await,
         Command::Ckpts(a) => probe::ckpts(&ctx, a).await,
-        Command::Logs(_) => Err(CommandError::NotImplemented("logs").into()),
-        Command::Stop(_) => Err(CommandError::NotImplemented("stop").into()),
-        Command::Resume(_) => Err(CommandError::NotImplemented("resume").into()),
+        Command::Logs(a) => run::logs(&ctx, a).await,
+        Command::Stop(a) => run::stop(&ctx, a).await,
+        Command::Resume(a) => run::resume(&ctx, a).await,
         Command::Check(a) => probe::check(&ctx, a).await,
         Command::Forward(_) => Err(CommandError::NotImplemented("forward").into()),
     }

@@ -5,4 +5,5 @@ mod support;
 
 mod attach;
 mod foundation;
+mod lifecycle;
 mod observe;

@@ -40,6 +40,8 @@ pub struct Sshd {
     pub host_key: PathBuf,
     pub user: String,
     pub extra_config: String,
+    /// Extra environment for every session (SetEnv), e.g. a PATH without tmux.
+    pub extra_env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -50,6 +52,10 @@ impl Sshd {
 
     /// Start with extra sshd_config lines (e.g. `MaxAuthTries 2`).
     pub fn start_with(extra_config: &str) -> Sshd {
+        Self::start_opts(extra_config, &[])
+    }
+
+    pub fn start_opts(extra_config: &str, extra_env: &[(&str, &str)]) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} not found: the integration tests need a real OpenSSH server. Run the README's test command \
@@ -71,6 +77,7 @@ impl Sshd {
             host_key,
             user: current_user(),
             extra_config: extra_config.to_string(),
+            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
             dir,
         };
@@ -107,13 +114,14 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\nStrictModes no\n\
              PermitRootLogin yes\nLogLevel VERBOSE\nMaxStartups 100:30:200\nMaxSessions 100\n\
-             SetEnv \"HOME={home}\" \"TMUX_TMPDIR={tmux}\"\n{extra}\n",
+             SetEnv \"HOME={home}\" \"TMUX_TMPDIR={tmux}\"{env}\n{extra}\n",
             port = self.port,
             hk = self.host_key.display(),
             dir = self.dir.path().display(),
             home = self.remote_home.display(),
             tmux = self.tmux_dir.display(),
             extra = self.extra_config,
+            env = self.extra_env.iter().map(|(k, v)| format!(" \"{k}={v}\"")).collect::<String>(),
         );
         std::fs::write(self.dir.path().join("sshd_config"), cfg).unwrap();
     }

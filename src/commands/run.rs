@@ -1,0 +1,427 @@
+//! `rtrain up`, `stop`, `logs` and `resume`: the run's lifecycle, each a script of remote::run sent
+//! over one exec (resume: list, read the config, then launch under the same lock as `up`).
+
+use super::{attach, probe, CommandError, Ctx};
+use crate::cli::{LogsArgs, ResumeArgs, StopArgs, UpArgs};
+use crate::config::Target;
+use crate::remote::quote;
+use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunState, StopOutcome, UpOutcome};
+use crate::ssh::Session;
+use crate::train::progress::CrCollapser;
+use std::io::Write as _;
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A remote::run error, said with the host's name.
+fn run_error(target: &Target, e: RunError) -> anyhow::Error {
+    match e {
+        RunError::TmuxMissing => {
+            anyhow::anyhow!("tmux not found on {}: install it with `sudo apt install tmux`", target.name)
+        }
+        RunError::WorkdirMissing { path } => anyhow::anyhow!(
+            "the working directory {path} does not exist on {} (create it, or set `workdir` for this host in rtrain's config)",
+            target.name
+        ),
+        RunError::NoRun => anyhow::anyhow!("no run has been launched on {} (in {}) yet", target.name, target.settings.workdir),
+        other => anyhow::anyhow!("{}: {other}", target.name),
+    }
+}
+
+/// Run a lifecycle script and return its stdout as text (results are `@rtrain key=value` lines).
+async fn run_script(session: &Session, script: &str, timeout: Duration) -> anyhow::Result<String> {
+    let out = session.exec(&run::sh_command(script), None, Some(timeout)).await?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.stderr.is_empty() {
+        // Kept for the parser's error message when no result line came.
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(text)
+}
+
+/// The command `up` launches: CMD after `--` (one word is a shell command line, as `command` in
+/// the config; several words are each quoted, as `exec` does), else the configured command.
+fn launch_command(target: &Target, cmd: &[String]) -> String {
+    match cmd {
+        [] => target.settings.command.clone(),
+        [one] => one.clone(),
+        words => quote::join(words),
+    }
+}
+
+fn spec(target: &Target, command: String, edit: Option<FileEdit>) -> LaunchSpec {
+    let s = &target.settings;
+    LaunchSpec {
+        workdir: s.workdir.clone(),
+        session: s.session.clone(),
+        command,
+        log_dir: s.log_dir.clone(),
+        edit,
+    }
+}
+
+/// Launch unless a run is active; returns whether a run was launched.
+async fn launch(
+    ctx: &Ctx,
+    target: &Target,
+    session: &Session,
+    spec: LaunchSpec,
+    refuse_if_active: bool,
+) -> anyhow::Result<bool> {
+    let text = run_script(session, &run::up_script(&spec), SCRIPT_TIMEOUT).await?;
+    match run::parse_up(&text).map_err(|e| run_error(target, e))? {
+        UpOutcome::Launched {
+            run,
+            session: tmux_session,
+        } => {
+            if !ctx.quiet {
+                println!(
+                    "launched run {} on {} (pid {}) in tmux session {:?}",
+                    run.id, target.name, run.pid, tmux_session
+                );
+                println!("  command: {}", spec.command);
+                println!("  log:     {}", run.log);
+                println!(
+                    "  next:    rtrain logs {0} -f · rtrain status {0} · rtrain attach {0}",
+                    target.name
+                );
+            }
+            Ok(true)
+        }
+        UpOutcome::AlreadyActive { run } => {
+            if refuse_if_active {
+                anyhow::bail!(
+                    "a run is active on {} ({}, pid {}); stop it first: rtrain stop {}",
+                    target.name,
+                    run.id,
+                    run.pid,
+                    target.name
+                );
+            }
+            if !ctx.quiet {
+                println!(
+                    "a run is already active on {}: {} (pid {}, started {}); nothing started",
+                    target.name, run.id, run.pid, run.started_at
+                );
+                println!("  log: {}", run.log);
+            }
+            Ok(false)
+        }
+    }
+}
+
+pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
+    let target = ctx.target(&args.host)?;
+    let session = ctx.connect(&target).await?;
+    let work = async {
+        if args.resume {
+            let resume = ResumeArgs {
+                host: args.host.clone(),
+                from: None,
+                dry_run: false,
+                force: false,
+            };
+            resume_on(ctx, &target, &session, &resume, Some(&args.cmd)).await
+        } else {
+            let command = launch_command(&target, &args.cmd);
+            launch(ctx, &target, &session, spec(&target, command, None), false)
+                .await
+                .map(|_| 0)
+        }
+    };
+    let code = tokio::select! {
+        r = work => r?,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    if args.attach {
+        return attach::attach_session(ctx, &target, &session).await;
+    }
+    session.close().await;
+    Ok(code)
+}
+
+pub async fn stop(ctx: &Ctx, args: StopArgs) -> anyhow::Result<u8> {
+    let target = ctx.target(&args.host)?;
+    let session = ctx.connect(&target).await?;
+    let script = run::stop_script(&target.settings.workdir, args.timeout, args.force);
+    // SIGINT, wait, SIGTERM, wait, SIGKILL: allow for both waits and some slack.
+    let limit = Duration::from_secs(args.timeout.saturating_mul(2) + 60);
+    let spinner = (!ctx.quiet && ctx.env.interactive).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        let how = if args.force {
+            "SIGKILL".to_string()
+        } else {
+            format!("SIGINT, then SIGTERM after {} s", args.timeout)
+        };
+        pb.set_message(format!("stopping the run on {} ({how})…", target.name));
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    });
+    let text = tokio::select! {
+        r = run_script(&session, &script, limit) => r,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    let text = text?;
+    session.close().await;
+    match run::parse_stop(&text).map_err(|e| run_error(&target, e))? {
+        StopOutcome::Stopped { id, signal, exit_code } => {
+            let code = exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
+            println!(
+                "stopped run {id} on {} after {}{code}; the tmux session stays",
+                target.name,
+                signal.name()
+            );
+        }
+        StopOutcome::NotRunning { id, state, exit_code } => {
+            let code = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+            println!("no active run on {}: the last run {id} is {state}{code}", target.name);
+        }
+        StopOutcome::NoRun => println!("no run on {}: nothing to stop", target.name),
+    }
+    Ok(0)
+}
+
+/// Writes log bytes to stdout, either as they are (`--raw`) or with each `\r`-redrawn line reduced
+/// to its final state. Plain blocking writes: stdout is ours alone, and a slow reader downstream
+/// should slow the stream down.
+struct LogSink {
+    collapser: Option<CrCollapser>,
+    received: u64,
+}
+
+impl LogSink {
+    fn new(raw: bool) -> LogSink {
+        LogSink {
+            collapser: (!raw).then(CrCollapser::new),
+            received: 0,
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if let Some(c) = self.collapser.take() {
+            if let Some(last) = c.finish() {
+                out.write_all(&last)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()
+    }
+}
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut out = std::io::stdout().lock();
+        match &mut self.collapser {
+            None => out.write_all(data)?,
+            Some(c) => {
+                for line in c.feed(data) {
+                    out.write_all(&line)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+        out.flush()?;
+        self.received += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+impl AsyncWrite for LogSink {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(self.get_mut(), buf))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(std::io::Write::flush(self.get_mut()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+pub fn parse_lines(s: &str) -> Result<Option<usize>, CommandError> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    s.parse::<usize>()
+        .map(Some)
+        .map_err(|_| CommandError::Usage(format!("-n takes a number of lines or `all`, not {s:?}")))
+}
+
+pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<u8> {
+    let lines = parse_lines(&args.lines)?;
+    if let Some(id) = &args.run {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(CommandError::Usage(format!("invalid run id {id:?}")).into());
+        }
+    }
+    let target = ctx.target(&args.host)?;
+    let session = ctx.connect(&target).await?;
+    let wd = &target.settings.workdir;
+    let script = if args.follow {
+        run::follow_script(
+            wd,
+            args.run.as_deref(),
+            lines.map_or(LogStart::Offset(0), LogStart::LastLines),
+        )
+    } else {
+        run::logs_script(wd, args.run.as_deref(), lines)
+    };
+    let mut sink = LogSink::new(args.raw);
+    let mut stderr_buf: Vec<u8> = Vec::new();
+    let command = run::sh_command(&script);
+    let result = tokio::select! {
+        r = session.exec_streaming(&command, None, &mut sink, &mut stderr_buf, None) => r,
+        _ = ctx.shutdown.cancelled() => {
+            let _ = sink.finish();
+            return Err(CommandError::Interrupted.into());
+        }
+    };
+    sink.finish()?;
+    result?;
+    let err_text = String::from_utf8_lossy(&stderr_buf);
+    let _header = run::parse_log_header(&err_text).map_err(|e| run_error(&target, e))?;
+    let trailer = run::parse_log_trailer(&err_text).map_err(|e| run_error(&target, e))?;
+    session.close().await;
+    let Some(trailer) = trailer else {
+        anyhow::bail!("the log stream from {} ended early", target.name);
+    };
+    if !args.follow {
+        return Ok(0);
+    }
+    let code = trailer.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+    eprintln!("rtrain: the run on {} {}{code}", target.name, trailer.state);
+    Ok(if trailer.state == RunState::Finished { 0 } else { 1 })
+}
+
+pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> anyhow::Result<u8> {
+    let target = ctx.target(&args.host)?;
+    let session = ctx.connect(&target).await?;
+    let code = tokio::select! {
+        r = resume_on(ctx, &target, &session, &args, None) => r?,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    session.close().await;
+    Ok(code)
+}
+
+/// Pick the checkpoint, prepare the config edit (or the resume command), then launch under the
+/// lock; `cmd` is `up --resume`'s CMD.
+async fn resume_on(
+    ctx: &Ctx,
+    target: &Target,
+    session: &Session,
+    args: &ResumeArgs,
+    cmd: Option<&[String]>,
+) -> anyhow::Result<u8> {
+    let listing = probe::probe_ckpts(session, target).await?;
+    let chosen = match &args.from {
+        None => listing.newest_complete().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no complete checkpoint in {} on {}: nothing to resume from",
+                listing.dir_display(),
+                target.name
+            )
+        })?,
+        Some(want) => {
+            let found = listing.checkpoints.iter().find(|c| {
+                c.name == *want || String::from_utf8_lossy(&listing.checkpoint_path(c)) == want.trim_end_matches('/')
+            });
+            let c = found.ok_or_else(|| {
+                let names: Vec<&str> = listing.checkpoints.iter().map(|c| c.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "no checkpoint {want:?} in {} on {} (there are: {})",
+                    listing.dir_display(),
+                    target.name,
+                    names.join(", ")
+                )
+            })?;
+            if !c.complete && !args.force {
+                anyhow::bail!(
+                    "checkpoint {} is incomplete (no trainer_state.json: it was probably cut off mid-save); use --force to resume from it anyway",
+                    c.name
+                );
+            }
+            c
+        }
+    };
+    let path = String::from_utf8(listing.checkpoint_path(chosen))
+        .map_err(|_| anyhow::anyhow!("the path of checkpoint {} is not valid UTF-8; rename it", chosen.name))?;
+    let base_command = launch_command(target, cmd.unwrap_or(&[]));
+
+    let (command, edit) = if let Some(template) = &target.settings.resume_command {
+        (run::resume_command(template, &path), None)
+    } else {
+        let cfg_path = run::remote_path(&target.settings.workdir, &target.settings.train_config);
+        let out = session
+            .exec(
+                &run::sh_command(&format!("cat -- {}", quote::quote_path(&cfg_path))),
+                None,
+                Some(SCRIPT_TIMEOUT),
+            )
+            .await?;
+        if out.exit.as_code() != 0 {
+            anyhow::bail!(
+                "cannot read the training config {} on {}: {}",
+                target.settings.train_config,
+                target.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8(out.stdout)
+            .map_err(|_| anyhow::anyhow!("the training config {} is not UTF-8", target.settings.train_config))?;
+        let edit = run::edit_resume_from_checkpoint(&text, &path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot set resume_from_checkpoint in {}: {e}",
+                target.settings.train_config
+            )
+        })?;
+        if args.dry_run {
+            println!(
+                "would resume {} from {} (step {})",
+                target.name,
+                chosen.name,
+                chosen.step.map(|s| s.to_string()).unwrap_or("?".into())
+            );
+            println!("--- {}", target.settings.train_config);
+            println!("+++ {} (line {})", target.settings.train_config, edit.line);
+            print!("{}", edit.diff());
+            println!("would launch: {base_command}");
+            return Ok(0);
+        }
+        let file = FileEdit {
+            path: target.settings.train_config.clone(),
+            content: edit.text,
+            backup: true,
+        };
+        (base_command, Some(file))
+    };
+    if args.dry_run {
+        println!("would resume {} from {}", target.name, chosen.name);
+        println!("would launch: {command}");
+        return Ok(0);
+    }
+    if !ctx.quiet {
+        println!("resuming from {} ({path})", chosen.name);
+    }
+    launch(ctx, target, session, spec(target, command, edit), true).await?;
+    Ok(0)
+}

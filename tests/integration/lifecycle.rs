@@ -1,0 +1,349 @@
+//! `up`, `stop`, `logs`, `resume` against a real box: real sshd, real tmux, and the stand-in
+//! trainer (docker/gpu-box/project/train.py) in a workdir whose name would break naive quoting.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(60);
+/// A workdir name with spaces, quotes and a command substitution: nothing may execute it.
+const WORKDIR: &str = "runs/it's a \"$(touch PWNED)\" dir";
+const FAST: &str =
+    "python3 train.py config/training_config.yaml --seconds-per-step 0.02 --save-steps 10 --max-steps 40";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+struct Project {
+    sshd: Sshd,
+    c: Client,
+    dir: PathBuf,
+}
+
+impl Project {
+    /// A box with the demo project in WORKDIR, and rtrain configured to run `command` there.
+    fn new(command: &str) -> Project {
+        Self::with_sshd(Sshd::start(), command)
+    }
+
+    fn with_sshd(sshd: Sshd, command: &str) -> Project {
+        let c = Client::for_box(&sshd);
+        let dir = sshd.remote_home.join(WORKDIR);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
+            &dir,
+        );
+        let yaml_str = |s: &str| serde_json::to_string(s).unwrap(); // JSON strings are YAML strings
+        c.write_rtrain_config(&format!(
+            "defaults:\n  workdir: {}\n  session: \"my run's session\"\n  command: {}\n",
+            yaml_str(&format!("~/{WORKDIR}")),
+            yaml_str(command)
+        ));
+        Project { sshd, c, dir }
+    }
+
+    fn rtrain(&self, args: &[&str]) -> Ran {
+        run_with_timeout(self.c.rtrain().args(args), T)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let ran = self.rtrain(&["status", "box", "--json"]);
+        assert_eq!(ran.code, 0, "{ran}");
+        serde_json::from_slice(&ran.stdout).unwrap()
+    }
+
+    fn wait_state(&self, want: &str, limit: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let v = self.status();
+            if v["run"]["state"] == want {
+                return v;
+            }
+            if start.elapsed() > limit {
+                panic!("run never became {want}: {v:#}\n--- log\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        let ran = self.rtrain(&["logs", "box", "-n", "all"]);
+        ran.stdout_str()
+    }
+
+    fn run_dirs(&self) -> usize {
+        std::fs::read_dir(self.dir.join(".rtrain/runs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    fn no_injection(&self) {
+        for base in [&self.sshd.remote_home, &self.dir, &self.dir.join("runs")] {
+            assert!(
+                !base.join("PWNED").exists(),
+                "a quoted $(...) ran in {}",
+                base.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn up_launches_once_and_the_run_finishes_with_its_output_in_the_log() {
+    let p = Project::new(&format!("{FAST} --max-steps 60"));
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout_str().contains("launched run"), "{ran}");
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stdout_str().contains("already active"),
+        "second up must start nothing: {ran}"
+    );
+    assert_eq!(p.run_dirs(), 1);
+    let v = p.wait_state("finished", T);
+    assert_eq!(v["run"]["exit_code"], 0, "{v:#}");
+    assert_eq!(v["session"]["exists"], true);
+    assert!(v["run"]["log"].as_str().unwrap().contains("/logs/training_"), "{v:#}");
+    // stdout (dict lines) and stderr (tqdm bar) both reached the log; \r redraws are collapsed.
+    let log = p.log_text();
+    assert!(log.contains("'train_runtime'"), "{log}");
+    assert!(log.contains("60/60"), "{log}");
+    assert!(!log.contains('\r'));
+    let raw = p.rtrain(&["logs", "box", "-n", "all", "--raw"]);
+    assert!(raw.stdout.contains(&b'\r'), "--raw keeps the carriage returns");
+    // A later up starts a new run (the old one finished).
+    let ran = p.rtrain(&["up", "box"]);
+    assert!(ran.stdout_str().contains("launched run"), "{ran}");
+    assert_eq!(p.run_dirs(), 2);
+    p.no_injection();
+}
+
+#[test]
+fn ten_concurrent_ups_start_exactly_one_run() {
+    let p = Project::new(&format!("{FAST} --max-steps 400"));
+    let children: Vec<_> = (0..10)
+        .map(|_| {
+            let mut cmd = p.c.rtrain();
+            cmd.args(["up", "box"]);
+            std::thread::spawn(move || run_with_timeout(&mut cmd, T))
+        })
+        .collect();
+    let results: Vec<Ran> = children.into_iter().map(|h| h.join().unwrap()).collect();
+    let launched = results
+        .iter()
+        .filter(|r| r.stdout_str().contains("launched run"))
+        .count();
+    let active = results
+        .iter()
+        .filter(|r| r.stdout_str().contains("already active"))
+        .count();
+    for r in &results {
+        assert_eq!(r.code, 0, "{r}");
+    }
+    assert_eq!((launched, active), (1, 9));
+    assert_eq!(p.run_dirs(), 1);
+    let ran = p.rtrain(&["stop", "box", "--force"]);
+    assert_eq!(ran.code, 0, "{ran}");
+}
+
+#[test]
+fn a_crash_is_failed_with_the_traceback_in_the_log_and_logs_f_exits_1() {
+    let p = Project::new(&format!("{FAST} --crash-at-step 15"));
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let follow = p.rtrain(&["logs", "box", "-f", "-n", "all"]);
+    assert_eq!(follow.code, 1, "{follow}");
+    assert!(follow.stdout_str().contains("Traceback"), "{follow}");
+    assert!(follow.stderr.contains("failed"), "{follow}");
+    let v = p.wait_state("failed", T);
+    assert_eq!(v["run"]["exit_code"], 1);
+    let ran = p.rtrain(&["status", "box"]);
+    assert!(
+        ran.stdout_str().contains("Traceback") || ran.stdout_str().contains("Error"),
+        "failed runs show their last log lines: {ran}"
+    );
+}
+
+#[test]
+fn logs_follow_prints_until_the_run_finishes_and_exits_0() {
+    let p = Project::new(FAST);
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let follow = p.rtrain(&["logs", "box", "-f", "-n", "all"]);
+    assert_eq!(follow.code, 0, "{follow}");
+    let text = follow.stdout_str();
+    assert!(text.contains("'train_runtime'") && text.contains("40/40"), "{text}");
+    assert!(follow.stderr.contains("finished"), "{follow}");
+}
+
+#[test]
+fn stop_sends_sigint_first_and_the_trainer_exits_cleanly() {
+    let p = Project::new(&format!("{FAST} --max-steps 100000"));
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    p.wait_state("running", T);
+    std::thread::sleep(Duration::from_millis(500));
+    let ran = p.rtrain(&["stop", "box", "--timeout", "10"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout_str().contains("after SIGINT"), "{ran}");
+    let v = p.wait_state("stopped", T);
+    assert_eq!(v["run"]["exit_code"], 130, "{v:#}");
+    assert!(p.log_text().contains("KeyboardInterrupt"));
+    // The tmux session stays.
+    assert_eq!(v["session"]["exists"], true);
+    let ran = p.rtrain(&["stop", "box"]);
+    assert!(ran.stdout_str().contains("no active run"), "{ran}");
+}
+
+#[test]
+fn stop_escalates_to_sigterm_when_sigint_is_ignored() {
+    let p = Project::new(&format!("{FAST} --max-steps 100000 --ignore-sigint"));
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    p.wait_state("running", T);
+    std::thread::sleep(Duration::from_millis(500));
+    let ran = p.rtrain(&["stop", "box", "--timeout", "2"]);
+    assert!(ran.stdout_str().contains("after SIGTERM"), "{ran}");
+    let v = p.wait_state("stopped", T);
+    assert_eq!(v["run"]["exit_code"], 143, "{v:#}");
+}
+
+#[test]
+fn a_run_killed_from_outside_is_lost_and_up_starts_a_new_one() {
+    let p = Project::new(&format!("{FAST} --max-steps 100000"));
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let v = p.wait_state("running", T);
+    let pid = v["run"]["pid"].as_u64().unwrap();
+    // kill -9 the wrapper and everything in its process group (the trainer), as the OOM killer would.
+    let st = std::process::Command::new("kill")
+        .args(["-9", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    p.wait_state("lost", T);
+    let ran = p.rtrain(&["up", "box"]);
+    assert!(ran.stdout_str().contains("launched run"), "{ran}");
+    p.rtrain(&["stop", "box", "--force"]);
+}
+
+#[test]
+fn resume_after_a_crash_picks_the_newest_complete_checkpoint_and_edits_one_line() {
+    let p = Project::new(FAST);
+    // Crash at step 25: checkpoints 10 and 20 are complete.
+    assert_eq!(
+        p.rtrain(&["up", "box", "--", &format!("{FAST} --crash-at-step 25")])
+            .code,
+        0
+    );
+    p.wait_state("failed", T);
+    let out = p.dir.join("outputs");
+    // A newer half-written checkpoint and a leftover tmp-checkpoint must never be chosen.
+    std::fs::create_dir_all(out.join("checkpoint-30")).unwrap();
+    std::fs::write(out.join("checkpoint-30/model.safetensors"), b"half").unwrap();
+    std::fs::create_dir_all(out.join("tmp-checkpoint-40")).unwrap();
+    std::fs::write(out.join("tmp-checkpoint-40/trainer_state.json"), b"{}").unwrap();
+    let cfg_path = p.dir.join("config/training_config.yaml");
+    let before = std::fs::read_to_string(&cfg_path).unwrap();
+
+    let dry = p.rtrain(&["resume", "box", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stdout_str().contains("checkpoint-20") && dry.stdout_str().contains("+ "),
+        "{dry}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cfg_path).unwrap(),
+        before,
+        "--dry-run changes nothing"
+    );
+
+    let ran = p.rtrain(&["resume", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout_str().contains("checkpoint-20"), "{ran}");
+    let after = std::fs::read_to_string(&cfg_path).unwrap();
+    let changed: Vec<(&str, &str)> = before.lines().zip(after.lines()).filter(|(a, b)| a != b).collect();
+    assert_eq!(changed.len(), 1, "exactly one line changes:\n{before}\n---\n{after}");
+    assert!(
+        changed[0].1.trim_start().starts_with("resume_from_checkpoint:") && changed[0].1.contains("checkpoint-20"),
+        "{changed:?}"
+    );
+    assert_eq!(before.lines().count(), after.lines().count());
+    assert_eq!(
+        std::fs::read_to_string(cfg_path.with_extension("yaml.bak")).unwrap(),
+        before,
+        "a .bak of the old config"
+    );
+
+    p.wait_state("finished", T);
+    let log = p.log_text();
+    assert!(
+        log.contains("skip to saved global_step 20"),
+        "the relaunched trainer continued from step 20:\n{log}"
+    );
+    p.no_injection();
+}
+
+#[test]
+fn resume_refuses_while_a_run_is_active_and_leaves_the_config_alone() {
+    let p = Project::new(&format!("{FAST} --max-steps 100000"));
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let v = p.wait_state("running", T);
+    assert!(v["run"]["id"].is_string());
+    // Wait for a complete checkpoint so resume has something to choose.
+    let start = Instant::now();
+    while !p.dir.join("outputs/checkpoint-10/trainer_state.json").exists() {
+        assert!(start.elapsed() < T, "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cfg_path = p.dir.join("config/training_config.yaml");
+    let before = std::fs::read_to_string(&cfg_path).unwrap();
+    let ran = p.rtrain(&["resume", "box"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr.contains("a run is active") && ran.stderr.contains("stop it first"),
+        "{ran}"
+    );
+    assert_eq!(std::fs::read_to_string(&cfg_path).unwrap(), before);
+    p.rtrain(&["stop", "box", "--force"]);
+}
+
+#[test]
+fn up_without_tmux_on_the_box_says_so_and_starts_nothing() {
+    // A PATH with everything of /usr/bin and /bin except tmux.
+    let bin = tempfile::tempdir().unwrap();
+    for dir in ["/usr/bin", "/bin"] {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = e.file_name();
+            if name != "tmux" && !bin.path().join(&name).exists() {
+                let _ = std::os::unix::fs::symlink(e.path(), bin.path().join(&name));
+            }
+        }
+    }
+    let sshd = Sshd::start_opts("", &[("PATH", &bin.path().display().to_string())]);
+    let p = Project::with_sshd(sshd, FAST);
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr.contains("tmux not found on box") && ran.stderr.contains("apt install tmux"),
+        "{ran}"
+    );
+    assert_eq!(ran.stderr.lines().count(), 1, "{ran}");
+    assert_eq!(p.run_dirs(), 0);
+}
+
+#[test]
+fn up_in_a_missing_workdir_is_a_clear_error() {
+    let p = Project::new(FAST);
+    std::fs::remove_dir_all(&p.dir).unwrap();
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(ran.stderr.contains("does not exist on box"), "{ran}");
+    assert!(!p.dir.exists(), "nothing created");
+}
