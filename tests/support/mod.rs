@@ -1,5 +1,5 @@
 //! Test support shared by the integration tests: real sshd boxes and hermetic clients.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod sshd;
 

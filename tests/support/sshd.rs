@@ -229,6 +229,17 @@ impl Drop for Sshd {
     }
 }
 
+/// The rtrain binary under test: cargo's for integration tests, `RTRAIN_BIN` (or target/release)
+/// for the benchmarks, which are examples and get no CARGO_BIN_EXE_.
+pub fn rtrain_bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_rtrain") {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("RTRAIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/rtrain"))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -296,7 +307,7 @@ impl Client {
 
     /// The real rtrain binary with this HOME and a minimal environment (no agent, no terminal).
     pub fn rtrain(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtrain"));
+        let mut cmd = Command::new(rtrain_bin());
         cmd.env_clear()
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join(".config"))

@@ -1,0 +1,141 @@
+//! Benchmarks against real sshd boxes on 127.0.0.1 (not timed tests: numbers to compare).
+//!
+//!   cargo build --release && cargo run --release --example bench -- [exec|status|status-all|all]
+//!
+//! exec:       `rtrain exec box -- true` vs OpenSSH `ssh box true`, median of 20 each
+//! status:     `rtrain status box` vs `ssh box true`, median of 20 each
+//! status-all: `rtrain status --all` over 16 boxes vs over 1, median of 10 each
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time_n(n: usize, mut f: impl FnMut()) -> Duration {
+    f(); // warm-up: page cache, first-connection costs
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn must(cmd: &mut Command) {
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// OpenSSH's client with the same config, key and known_hosts as rtrain's hermetic client.
+fn openssh(c: &Client, host: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-F")
+        .arg(c.ssh_dir().join("config"))
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            c.ssh_dir().join("known_hosts").display()
+        ))
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", host, "true"])
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn bench_exec() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let r = time_n(20, || must(c.rtrain().args(["exec", "box", "--", "true"])));
+    let o = time_n(20, || must(&mut openssh(&c, "box")));
+    println!(
+        "exec:   rtrain exec box -- true  median {}   ssh box true  median {}   ratio {:.2}",
+        ms(r),
+        ms(o),
+        r.as_secs_f64() / o.as_secs_f64()
+    );
+}
+
+fn bench_status() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let r = time_n(20, || must(c.rtrain().args(["status", "box"])));
+    let o = time_n(20, || must(&mut openssh(&c, "box")));
+    println!(
+        "status: rtrain status box        median {}   ssh box true  median {}   ratio {:.2}",
+        ms(r),
+        ms(o),
+        r.as_secs_f64() / o.as_secs_f64()
+    );
+}
+
+fn bench_status_all() {
+    let boxes: Vec<Sshd> = (0..16).map(|_| Sshd::start()).collect();
+    let c = Client::bare();
+    support::keygen(&c.key, "ed25519", "");
+    let mut cfg = String::new();
+    let mut rt = String::from("hosts:\n");
+    for (i, b) in boxes.iter().enumerate() {
+        b.authorize(&c.key.with_extension("pub"));
+        c.trust(b);
+        cfg += &format!(
+            "Host b{i}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+            b.port,
+            b.user,
+            c.key.display()
+        );
+        rt += &format!("  b{i}: {{}}\n");
+    }
+    c.write_ssh_config(&cfg);
+    c.write_rtrain_config(&rt);
+    let one = time_n(10, || must(c.rtrain().args(["status", "b0"])));
+    let all = time_n(10, || must(c.rtrain().args(["status", "--all"])));
+    println!(
+        "status --all: 16 boxes median {}   1 box median {}   ratio {:.2}",
+        ms(all),
+        ms(one),
+        all.as_secs_f64() / one.as_secs_f64()
+    );
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let bin = rtrain_bin();
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --release` first (or set RTRAIN_BIN)",
+        bin.display()
+    );
+    println!("rtrain binary: {}", bin.display());
+    match what.as_str() {
+        "exec" => bench_exec(),
+        "status" => bench_status(),
+        "status-all" => bench_status_all(),
+        "all" => {
+            bench_exec();
+            bench_status();
+            bench_status_all();
+        }
+        other => panic!("unknown benchmark {other:?}: exec, status, status-all or all"),
+    }
+}
