@@ -5,6 +5,7 @@
 //! exec:       `rtrain exec box -- true` vs OpenSSH `ssh box true`, median of 20 each
 //! status:     `rtrain status box` vs `ssh box true`, median of 20 each
 //! status-all: `rtrain status --all` over 16 boxes vs over 1, median of 10 each
+//! logs:       `rtrain logs box -n all --raw` of a 256 MiB log vs `ssh box cat LOG`, median of 5 each
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -45,7 +46,7 @@ fn must(cmd: &mut Command) {
 }
 
 /// OpenSSH's client with the same config, key and known_hosts as rtrain's hermetic client.
-fn openssh(c: &Client, host: &str) -> Command {
+fn openssh(c: &Client, host: &str, remote: &str) -> Command {
     let mut cmd = Command::new("ssh");
     cmd.arg("-F")
         .arg(c.ssh_dir().join("config"))
@@ -54,7 +55,7 @@ fn openssh(c: &Client, host: &str) -> Command {
             "UserKnownHostsFile={}",
             c.ssh_dir().join("known_hosts").display()
         ))
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", host, "true"])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", host, remote])
         .stdin(Stdio::null());
     cmd
 }
@@ -67,7 +68,7 @@ fn bench_exec() {
     let sshd = Sshd::start();
     let c = Client::for_box(&sshd);
     let r = time_n(20, || must(c.rtrain().args(["exec", "box", "--", "true"])));
-    let o = time_n(20, || must(&mut openssh(&c, "box")));
+    let o = time_n(20, || must(&mut openssh(&c, "box", "true")));
     println!(
         "exec:   rtrain exec box -- true  median {}   ssh box true  median {}   ratio {:.2}",
         ms(r),
@@ -80,7 +81,7 @@ fn bench_status() {
     let sshd = Sshd::start();
     let c = Client::for_box(&sshd);
     let r = time_n(20, || must(c.rtrain().args(["status", "box"])));
-    let o = time_n(20, || must(&mut openssh(&c, "box")));
+    let o = time_n(20, || must(&mut openssh(&c, "box", "true")));
     println!(
         "status: rtrain status box        median {}   ssh box true  median {}   ratio {:.2}",
         ms(r),
@@ -118,6 +119,43 @@ fn bench_status_all() {
     );
 }
 
+fn bench_logs() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    // A run whose log is 256 MiB of text lines, written at once.
+    let ran = run_with_timeout(
+        c.rtrain().args([
+            "up",
+            "box",
+            "--",
+            "yes 'step 123 loss 2.3456 lr 1e-4 some more text' | head -c 268435456",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(ran.code, 0, "{ran}");
+    let log = ran
+        .stdout_str()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("log:").map(|p| p.trim().to_string()))
+        .expect("log path");
+    let start = Instant::now();
+    while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 268_435_456 {
+        assert!(start.elapsed() < Duration::from_secs(120), "log never reached 256 MiB");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let r = time_n(5, || must(c.rtrain().args(["logs", "box", "-n", "all", "--raw"])));
+    let cat = format!("cat '{log}'");
+    let o = time_n(5, || must(&mut openssh(&c, "box", &cat)));
+    let mib = 256.0;
+    println!(
+        "logs:   rtrain logs -n all --raw  {:.0} MiB/s   ssh cat  {:.0} MiB/s   ratio {:.2}",
+        mib / r.as_secs_f64(),
+        mib / o.as_secs_f64(),
+        o.as_secs_f64() / r.as_secs_f64()
+    );
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let bin = rtrain_bin();
@@ -131,10 +169,12 @@ fn main() {
         "exec" => bench_exec(),
         "status" => bench_status(),
         "status-all" => bench_status_all(),
+        "logs" => bench_logs(),
         "all" => {
             bench_exec();
             bench_status();
             bench_status_all();
+            bench_logs();
         }
         other => panic!("unknown benchmark {other:?}: exec, status, status-all or all"),
     }
