@@ -700,4 +700,61 @@ mod tests {
         assert_eq!(RemoteExit::Signal("TERM".into()).as_code(), 143);
         assert_eq!(RemoteExit::Code(3).as_code(), 3);
     }
+
+    fn target_with(ssh_config: &str, host: &str) -> (tempfile::TempDir, Target) {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/config"), ssh_config).unwrap();
+        let paths = crate::config::Paths::resolve(home.path().to_path_buf(), None, None, "me".into());
+        let t = crate::config::resolve_target(host, &crate::config::ConfigFile::default(), &paths, false).unwrap();
+        (home, t)
+    }
+
+    fn caller_options() -> ConnectOptions {
+        ConnectOptions {
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_max: 2,
+            connect_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(15),
+            agent_socket: Some(PathBuf::from("/agent")),
+        }
+    }
+
+    #[test]
+    fn a_jump_hosts_own_timeouts_and_keepalives_apply_to_it_else_the_callers() {
+        let (_home, t) = target_with(
+            "Host gpu\n  ProxyJump tuned,plain\nHost tuned\n  ConnectTimeout 3\n  ServerAliveInterval 7\n  \
+             ServerAliveCountMax 0\n",
+            "gpu",
+        );
+        let hops = t.hops();
+        let tuned = hop_options(&caller_options(), hops[0]);
+        assert_eq!(tuned.connect_timeout, Duration::from_secs(3));
+        assert_eq!(tuned.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(tuned.keepalive_interval, Duration::from_secs(7));
+        assert_eq!(tuned.keepalive_max, 1, "0 would never declare the link dead");
+        let plain = hop_options(&caller_options(), hops[1]);
+        assert_eq!(plain.connect_timeout, Duration::from_secs(15));
+        assert_eq!(plain.keepalive_interval, Duration::from_secs(5));
+        assert_eq!(plain.keepalive_max, 2);
+        assert_eq!(plain.agent_socket, Some(PathBuf::from("/agent")));
+    }
+
+    #[test]
+    fn known_hosts_none_means_no_file_and_defaults_follow_openssh() {
+        let (_home, t) = target_with("Host a\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n", "a");
+        let files = KnownHostsFiles::for_target(&t);
+        assert!(files.user.is_empty() && files.global.is_empty(), "{files:?}");
+        let (_home_b, t) = target_with("", "b");
+        let files = KnownHostsFiles::for_target(&t);
+        assert_eq!(files.user.len(), 2);
+        assert!(files.user[0].ends_with(".ssh/known_hosts") && files.user[0].starts_with(t.home.as_path()));
+        assert_eq!(
+            files.global,
+            [
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2")
+            ]
+        );
+    }
 }
