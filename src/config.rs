@@ -24,6 +24,9 @@ pub enum ConfigError {
     Invalid(String),
     #[error(transparent)]
     SshConfig(#[from] ssh_config::SshConfigError),
+    /// ProxyJump/ProxyCommand that cannot be followed: a loop, a bad hop, a bad token.
+    #[error("cannot work out how to reach {host}: {msg}")]
+    Route { host: String, msg: String },
 }
 
 /// Settings that may appear under `defaults:` and under each host; every key is optional so a
@@ -251,6 +254,20 @@ impl HostSpec {
     }
 }
 
+/// How the byte stream that SSH runs over is obtained.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A TCP connection to HostName:Port.
+    Direct,
+    /// A direct-tcpip channel through an SSH session to this jump host, itself reached its own way.
+    Jump(Box<Target>),
+    /// The stdin/stdout of this local ProxyCommand (`%` tokens already expanded).
+    Command(String),
+}
+
+/// OpenSSH sets no limit (a loop just forks ssh after ssh); real bastion chains are 1-3 hops.
+pub const MAX_JUMP_HOPS: usize = 8;
+
 /// Everything needed to connect to one host and act on it.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -264,9 +281,33 @@ pub struct Target {
     pub accept_new_host_key: bool,
     /// The local home (where `~/.ssh` is).
     pub home: PathBuf,
+    /// How to reach it: directly, through jump hosts (each a full Target), or a ProxyCommand.
+    pub via: Via,
 }
 
 impl Target {
+    /// The jump hosts in connection order, the one connected first at index 0; empty when the
+    /// host is reached directly or by ProxyCommand.
+    pub fn hops(&self) -> Vec<&Target> {
+        let mut hops = Vec::new();
+        let mut current = self;
+        while let Via::Jump(hop) = &current.via {
+            hops.push(hop.as_ref());
+            current = hop;
+        }
+        hops.reverse();
+        hops
+    }
+
+    /// `user@hostname:port`, as the resolved destination is shown to the user.
+    pub fn destination(&self) -> String {
+        if self.ssh.host_name.contains(':') {
+            format!("{}@[{}]:{}", self.user, self.ssh.host_name, self.port)
+        } else {
+            format!("{}@{}:{}", self.user, self.ssh.host_name, self.port)
+        }
+    }
+
     pub fn strict_host_key_checking(&self) -> StrictHostKeyChecking {
         if self.accept_new_host_key {
             return StrictHostKeyChecking::AcceptNew;
@@ -315,7 +356,7 @@ impl Paths {
     }
 }
 
-/// Resolve HOST into a Target, the way OpenSSH would for the SSH part.
+/// Resolve HOST into a Target, the way OpenSSH would for the SSH part, jump hosts included.
 pub fn resolve_target(
     name: &str,
     cfg: &ConfigFile,
@@ -323,29 +364,118 @@ pub fn resolve_target(
     accept_new_host_key: bool,
 ) -> Result<Target, ConfigError> {
     let spec = HostSpec::parse(name)?;
-    let ctx = ResolveContext {
-        home: &paths.home,
-        local_user: &paths.local_user,
-    };
-    let ssh = ssh_config::resolve(&paths.ssh_config, &spec.host, spec.user.as_deref(), spec.port, &ctx)?;
-    let user = ssh.user.clone().unwrap_or_else(|| paths.local_user.clone());
-    let port = ssh.port.unwrap_or(22);
-    // rtrain's own host entry is found by the full name first (`gpu-box`), then by the bare host.
-    let key = if cfg.hosts.contains_key(name) {
-        name
-    } else {
-        spec.host.as_str()
-    };
-    let settings = cfg.settings_for(key);
-    Ok(Target {
-        name: name.to_string(),
-        ssh,
-        user,
-        port,
-        settings,
+    let resolver = RouteResolver {
+        goal: name,
+        cfg,
+        paths,
         accept_new_host_key,
-        home: paths.home.clone(),
-    })
+    };
+    resolver.resolve(name, &spec, None, &mut vec![name.to_string()], &mut Vec::new())
+}
+
+struct RouteResolver<'a> {
+    goal: &'a str,
+    cfg: &'a ConfigFile,
+    paths: &'a Paths,
+    accept_new_host_key: bool,
+}
+
+impl RouteResolver<'_> {
+    /// One host of the route. `jump_override` is OpenSSH's `-J` given to the ssh it runs for a
+    /// hop: the hops before it in the list, which replace that hop's own ProxyJump/ProxyCommand.
+    /// `seen` holds (element, override) pairs being resolved: resolution is deterministic, so
+    /// meeting one again is a loop for sure.
+    fn resolve(
+        &self,
+        name: &str,
+        spec: &HostSpec,
+        jump_override: Option<&str>,
+        shown: &mut Vec<String>,
+        seen: &mut Vec<(String, Option<String>)>,
+    ) -> Result<Target, ConfigError> {
+        let ctx = ResolveContext {
+            home: &self.paths.home,
+            local_user: &self.paths.local_user,
+        };
+        let ssh = ssh_config::resolve(
+            &self.paths.ssh_config,
+            &spec.host,
+            spec.user.as_deref(),
+            spec.port,
+            &ctx,
+        )?;
+        let user = ssh.user.clone().unwrap_or_else(|| self.paths.local_user.clone());
+        let port = ssh.port.unwrap_or(22);
+        // rtrain's own host entry is found by the full name first (`gpu-box`), then by the bare host.
+        let key = if self.cfg.hosts.contains_key(name) {
+            name
+        } else {
+            spec.host.as_str()
+        };
+        let mut target = Target {
+            name: name.to_string(),
+            settings: self.cfg.settings_for(key),
+            ssh,
+            user,
+            port,
+            accept_new_host_key: self.accept_new_host_key,
+            home: self.paths.home.clone(),
+            via: Via::Direct,
+        };
+        let route_error = |msg: String| ConfigError::Route {
+            host: self.goal.to_string(),
+            msg,
+        };
+        let jump = match jump_override {
+            Some(list) => Some(list.to_string()),
+            None => target
+                .ssh
+                .proxy_jump
+                .clone()
+                .filter(|j| !j.eq_ignore_ascii_case("none")),
+        };
+        if let Some(list) = jump {
+            let (earlier, last) = crate::ssh::proxy::split_jump_list(&list);
+            let hop_spec =
+                crate::ssh::proxy::parse_jump_host(last).map_err(|e| route_error(format!("ProxyJump: {e}")))?;
+            let last = last.trim();
+            shown.push(last.to_string());
+            let key = (last.to_string(), earlier.map(str::to_string));
+            let route = || shown.iter().rev().cloned().collect::<Vec<_>>().join(" -> ");
+            if seen.contains(&key) {
+                return Err(route_error(format!(
+                    "ProxyJump loops ({}); give the jump host `ProxyJump none` in ~/.ssh/config, or leave it out of \
+                     the block that sets ProxyJump (e.g. `Host * !{}`)",
+                    route(),
+                    hop_spec.host
+                )));
+            }
+            if seen.len() >= MAX_JUMP_HOPS {
+                return Err(route_error(format!(
+                    "more than {MAX_JUMP_HOPS} jump hosts ({}); is there a loop in ~/.ssh/config?",
+                    route()
+                )));
+            }
+            seen.push(key);
+            let hop = self.resolve(last, &hop_spec, earlier, shown, seen)?;
+            seen.pop();
+            shown.pop();
+            target.via = Via::Jump(Box::new(hop));
+        } else if let (None, Some(command)) = (jump_override, target.ssh.proxy_command.as_deref()) {
+            let key_alias = target.ssh.host_key_alias.as_deref().unwrap_or(&spec.host);
+            let tokens = crate::ssh::proxy::CommandTokens {
+                host_name: &target.ssh.host_name,
+                port: target.port,
+                user: &target.user,
+                alias: &spec.host,
+                key_alias,
+            };
+            let expanded = crate::ssh::proxy::expand_proxy_command(command, &tokens)
+                .map_err(|e| route_error(format!("{name}: {e}")))?;
+            target.via = Via::Command(expanded);
+        }
+        Ok(target)
+    }
 }
 
 #[cfg(test)]
@@ -467,6 +597,148 @@ mod tests {
         );
         for bad in ["", "a b", "-oProxyCommand=x", "box:0", "box:99999", "@box", "[::1"] {
             assert!(HostSpec::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    /// A temp HOME with this ~/.ssh/config, and the resolved route for `host`.
+    fn route(ssh_config: &str, host: &str) -> Result<Target, ConfigError> {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/config"), ssh_config).unwrap();
+        let paths = Paths::resolve(home.path().to_path_buf(), None, None, "me".into());
+        resolve_target(host, &ConfigFile::default(), &paths, false)
+    }
+
+    /// The route as `name=user@host:port` in connection order, the destination last.
+    fn hops_of(t: &Target) -> Vec<String> {
+        let mut out: Vec<String> = t
+            .hops()
+            .iter()
+            .map(|h| format!("{}={}", h.name, h.destination()))
+            .collect();
+        out.push(format!("{}={}", t.name, t.destination()));
+        out
+    }
+
+    #[test]
+    fn single_jump_host_is_resolved_through_its_own_config() {
+        let t = route(
+            "Host gpu\n  HostName 10.0.0.5\n  ProxyJump bastion\nHost bastion\n  HostName b.example\n  User jumper\n  Port 2200\n",
+            "gpu",
+        )
+        .unwrap();
+        assert_eq!(hops_of(&t), ["bastion=jumper@b.example:2200", "gpu=me@10.0.0.5:22"]);
+    }
+
+    #[test]
+    fn chained_jump_hosts_connect_left_to_right() {
+        let t = route(
+            "Host gpu\n  ProxyJump a,u@b:2222\nHost a\n  HostName a.example\nHost b\n  HostName b.example\n  User ignored\n",
+            "gpu",
+        )
+        .unwrap();
+        // `u@b:2222` wins over b's User, as `ssh -l u -p 2222 b` would.
+        assert_eq!(
+            hops_of(&t),
+            ["a=me@a.example:22", "u@b:2222=u@b.example:2222", "gpu=me@gpu:22"]
+        );
+    }
+
+    #[test]
+    fn a_jump_hosts_own_proxy_jump_is_followed_unless_the_list_says_how_to_reach_it() {
+        let cfg = "Host gpu\n  ProxyJump inner\nHost gpu2\n  ProxyJump outer2,inner\n\
+                   Host inner\n  ProxyJump outer\n  ProxyCommand nc %h %p\n";
+        assert_eq!(
+            hops_of(&route(cfg, "gpu").unwrap()),
+            ["outer=me@outer:22", "inner=me@inner:22", "gpu=me@gpu:22"]
+        );
+        // `ssh -J outer2 inner`: the list replaces inner's own ProxyJump (and its ProxyCommand).
+        let t = route(cfg, "gpu2").unwrap();
+        assert_eq!(
+            hops_of(&t),
+            ["outer2=me@outer2:22", "inner=me@inner:22", "gpu2=me@gpu2:22"]
+        );
+        assert!(matches!(t.hops()[1].via, Via::Jump(_)));
+        assert!(matches!(t.hops()[0].via, Via::Direct));
+    }
+
+    #[test]
+    fn proxy_jump_none_in_a_specific_block_wins_over_host_star() {
+        let cfg = "Host direct\n  ProxyJump none\nHost bastion\n  ProxyJump none\nHost *\n  ProxyJump bastion\n";
+        assert!(matches!(route(cfg, "direct").unwrap().via, Via::Direct));
+        assert_eq!(
+            hops_of(&route(cfg, "gpu").unwrap()),
+            ["bastion=me@bastion:22", "gpu=me@gpu:22"]
+        );
+    }
+
+    #[test]
+    fn regression_jump_host_caught_by_its_own_host_star_proxy_jump_is_a_loop_error() {
+        // The classic mistake: `Host *` ProxyJump without excluding the bastion itself.
+        let err = route("Host *\n  ProxyJump bastion\n", "gpu").unwrap_err();
+        assert!(matches!(err, ConfigError::Route { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("loops") && msg.contains("bastion -> bastion -> gpu"),
+            "{msg}"
+        );
+        assert!(msg.contains("Host * !bastion"), "{msg}");
+    }
+
+    #[test]
+    fn jump_hosts_pointing_at_each_other_are_a_loop_error() {
+        let err = route(
+            "Host gpu\n  ProxyJump a\nHost a\n  ProxyJump b\nHost b\n  ProxyJump a\n",
+            "gpu",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("loops") && err.contains("a -> b -> a -> gpu"), "{err}");
+    }
+
+    #[test]
+    fn too_long_a_chain_is_an_error_naming_the_limit() {
+        let list: Vec<String> = (0..=MAX_JUMP_HOPS).map(|i| format!("h{i}")).collect();
+        let err = route(&format!("Host gpu\n  ProxyJump {}\n", list.join(",")), "gpu")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("more than {MAX_JUMP_HOPS} jump hosts")), "{err}");
+        let ok: Vec<String> = (0..MAX_JUMP_HOPS).map(|i| format!("h{i}")).collect();
+        let t = route(&format!("Host gpu\n  ProxyJump {}\n", ok.join(",")), "gpu").unwrap();
+        assert_eq!(t.hops().len(), MAX_JUMP_HOPS);
+    }
+
+    #[test]
+    fn bad_jump_host_is_a_config_error() {
+        let err = route("Host gpu\n  ProxyJump -oProxyCommand=x\n", "gpu")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid jump host"), "{err}");
+    }
+
+    #[test]
+    fn proxy_command_is_expanded_with_the_hosts_values() {
+        let t = route(
+            "Host gpu\n  HostName 10.0.0.5\n  User alice\n  Port 2222\n  ProxyCommand ssh -W %h:%p -l %r j # %n %%\n",
+            "gpu",
+        )
+        .unwrap();
+        match &t.via {
+            Via::Command(c) => assert_eq!(c, "ssh -W 10.0.0.5:2222 -l alice j # gpu %"),
+            other => panic!("{other:?}"),
+        }
+        let err = route("Host gpu\n  ProxyCommand nc %h %q\n", "gpu")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("%q"), "{err}");
+    }
+
+    #[test]
+    fn jump_host_reached_by_proxy_command() {
+        let t = route("Host gpu\n  ProxyJump b\nHost b\n  ProxyCommand nc %h %p\n", "gpu").unwrap();
+        match &t.hops()[0].via {
+            Via::Command(c) => assert_eq!(c, "nc b 22"),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod run;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
+use crate::ssh::ssh_config::StrictHostKeyChecking;
 use crate::ssh::{self, ConnectOptions, Session, SshError};
 use crate::Env;
 use std::time::Duration;
@@ -67,21 +68,44 @@ impl Ctx {
             keepalive_interval: interval,
             keepalive_max: max,
             connect_timeout,
-            handshake_timeout: connect_timeout.max(Duration::from_secs(15)),
+            // OpenSSH applies ConnectTimeout to the handshake too, so a host that accepts TCP and
+            // then says nothing fails as fast as one that does not answer at all.
+            handshake_timeout: target.ssh.connect_timeout.unwrap_or(Duration::from_secs(15)),
             agent_socket: self.env.agent_socket.clone(),
         }
     }
 
-    /// Notes for `-v`: ssh_config keywords rtrain ignores for this host.
+    /// Notes for `-v`: ssh_config keywords rtrain ignores for this host and its jump hosts. And,
+    /// unless `-q`, the one-line warning for `StrictHostKeyChecking no`, which rtrain does not
+    /// honour as OpenSSH would.
     pub fn note_unsupported(&self, target: &Target) {
-        if self.verbose > 0 {
-            for kw in &target.ssh.unsupported {
-                eprintln!("rtrain: note: ssh_config {kw} is not used by rtrain");
+        let hops = target.hops();
+        let all = hops.iter().copied().chain(std::iter::once(target));
+        for t in all {
+            let whose = if std::ptr::eq(t, target) {
+                String::new()
+            } else {
+                format!(" (jump host {})", t.name)
+            };
+            if self.verbose > 0 {
+                for kw in &t.ssh.unsupported {
+                    eprintln!("rtrain: note: ssh_config {kw} is not used by rtrain{whose}");
+                }
+            }
+            if !self.quiet
+                && !t.accept_new_host_key
+                && t.ssh.strict_host_key_checking == Some(StrictHostKeyChecking::No)
+            {
+                eprintln!(
+                    "rtrain: warning: StrictHostKeyChecking no is set for {}: rtrain treats it as accept-new \
+                     (new host keys are recorded, a changed key is still refused)",
+                    t.name
+                );
             }
         }
     }
 
-    /// One connection attempt, abandoned on Ctrl-C.
+    /// One connection attempt (through any jump hosts), abandoned on Ctrl-C.
     pub async fn connect(&self, target: &Target) -> anyhow::Result<Session> {
         self.note_unsupported(target);
         let opts = self.connect_options(target);

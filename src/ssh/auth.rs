@@ -31,19 +31,30 @@ pub fn identity_candidates(target: &Target) -> Vec<PathBuf> {
     DEFAULT_KEYS.iter().map(|n| target.home.join(".ssh").join(n)).collect()
 }
 
+/// The agent to ask, as OpenSSH picks it from IdentityAgent: `none`, `SSH_AUTH_SOCK` (the
+/// caller's), a legacy `$VAR` naming another environment variable, or a socket path.
 fn agent_socket(target: &Target, opts: &ConnectOptions) -> Option<PathBuf> {
     match target.ssh.identity_agent.as_deref() {
         Some(a) if a.eq_ignore_ascii_case("none") => None,
         Some(a) if a == "SSH_AUTH_SOCK" || a == "$SSH_AUTH_SOCK" => opts.agent_socket.clone(),
+        Some(var) if var.starts_with('$') && !var.starts_with("${") => {
+            std::env::var_os(&var[1..]).filter(|v| !v.is_empty()).map(PathBuf::from)
+        }
         Some(path) => Some(PathBuf::from(path)),
         None => opts.agent_socket.clone(),
     }
 }
 
+/// The public half of an identity file: its `.pub`, or (like ssh, for IdentitiesOnly matching)
+/// derived from the private key when that is not encrypted.
 fn public_of_file(path: &Path) -> Option<PublicKey> {
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
-    russh::keys::load_public_key(PathBuf::from(pub_path)).ok()
+    russh::keys::load_public_key(PathBuf::from(pub_path)).ok().or_else(|| {
+        russh::keys::load_secret_key(path, None)
+            .ok()
+            .map(|k| k.public_key().clone())
+    })
 }
 
 struct Attempts {

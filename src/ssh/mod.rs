@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod known_hosts;
+pub mod proxy;
 pub mod session;
 pub mod ssh_config;
 
@@ -98,6 +99,15 @@ pub enum SshError {
     ExecTimeout { host: String, secs: u64 },
     #[error("SSH error with {host}: {reason}")]
     Protocol { host: String, reason: String },
+    /// A failure at a jump host: the inner error names the hop, this names where we were going.
+    /// (`inner` is part of the one-line message, so it is deliberately not a `#[source]`: `-v`
+    /// would print it twice.)
+    #[error("jump host {hop} (on the way to {target}): {inner}")]
+    AtJumpHost {
+        hop: String,
+        target: String,
+        inner: Box<SshError>,
+    },
 }
 
 impl SshError {
@@ -112,13 +122,35 @@ impl SshError {
             | SshError::HostKeyRejected { .. }
             | SshError::HostKeyCheck { .. } => 5,
             SshError::ExecTimeout { .. } | SshError::Protocol { .. } => 1,
+            SshError::AtJumpHost { inner, .. } => inner.exit_code(),
+        }
+    }
+
+    /// The failure itself, looking through [`SshError::AtJumpHost`].
+    pub fn root(&self) -> &SshError {
+        match self {
+            SshError::AtJumpHost { inner, .. } => inner.root(),
+            other => other,
+        }
+    }
+
+    /// Say that this happened at jump host `hop` on the way to `target` (once: the innermost hop
+    /// that failed is the one named).
+    pub fn at_jump_host(self, hop: &str, target: &str) -> SshError {
+        match self {
+            e @ SshError::AtJumpHost { .. } => e,
+            e => SshError::AtJumpHost {
+                hop: hop.to_string(),
+                target: target.to_string(),
+                inner: Box::new(e),
+            },
         }
     }
 
     /// Whether trying again could help. Authentication and host-key failures never retry.
     pub fn is_retryable(&self) -> bool {
         matches!(
-            self,
+            self.root(),
             SshError::Unreachable { .. } | SshError::Timeout { .. } | SshError::Disconnected { .. }
         )
     }

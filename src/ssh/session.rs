@@ -1,15 +1,19 @@
-//! One SSH connection: `connect_once` (TCP, handshake with host-key verification, authentication —
-//! each under its own timeout, since russh has none) and command execution on it.
+//! One SSH connection: `connect_once` (TCP, ProxyCommand or jump hosts; handshake with host-key
+//! verification; authentication — each under its own timeout, since russh has none) and command
+//! execution on it.
 
 use super::known_hosts::{self, HostKeyStatus};
+use super::proxy::ProxyCommandStream;
 use super::ssh_config::StrictHostKeyChecking;
 use super::{auth, ConnectOptions, Prompter, SshError};
-use crate::config::Target;
+use crate::config::{Target, Via};
 use russh::client::{self, Handle};
 use russh::keys::{Algorithm, EcdsaCurve, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 use std::borrow::Cow;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -21,7 +25,8 @@ pub struct ClientHandler {
     port: u16,
     display: String,
     files: Vec<PathBuf>,
-    record_in: PathBuf,
+    /// The first UserKnownHostsFile; None with `UserKnownHostsFile none` (nowhere to record).
+    record_in: Option<PathBuf>,
     policy: StrictHostKeyChecking,
     prompter: Arc<dyn Prompter>,
     /// Why the key was refused, read by connect_once after russh reports a generic failure.
@@ -103,8 +108,10 @@ impl ClientHandler {
                         others,
                     });
                 }
-                known_hosts::append(&self.record_in, &self.host, self.port, key_text)
-                    .map_err(|e| fail(e.to_string()))?;
+                // Like ssh, a key that cannot be recorded is still accepted for this connection.
+                if let Some(file) = &self.record_in {
+                    known_hosts::append(file, &self.host, self.port, key_text).map_err(|e| fail(e.to_string()))?;
+                }
                 Ok(true)
             }
         }
@@ -140,10 +147,12 @@ impl client::Handler for ClientHandler {
     }
 }
 
-/// An authenticated connection.
+/// An authenticated connection, with the jump-host sessions it runs through (connected first at
+/// index 0). They live and close with it, so callers never deal with hops.
 pub struct Session {
     handle: Handle<ClientHandler>,
     host: String,
+    hops: Vec<(String, Handle<ClientHandler>)>,
 }
 
 /// How a remote command ended.
@@ -273,42 +282,141 @@ pub fn client_config(opts: &ConnectOptions, known_types: &[String]) -> client::C
     }
 }
 
-/// One connection attempt: TCP, handshake (host key verified before anything else), authentication.
-/// Never retries; the caller's link loop decides about that.
+/// One connection attempt: TCP (or ProxyCommand, or each jump host in turn), handshake (host key
+/// verified before anything else), authentication. Never retries; the caller's link loop decides
+/// about that, and goes through the same hops by calling this again.
 pub async fn connect_once(
     target: &Target,
     opts: &ConnectOptions,
     prompter: Arc<dyn Prompter>,
 ) -> Result<Session, SshError> {
-    let display = target.name.clone();
-    if let Some(jump) = target
-        .ssh
-        .proxy_jump
-        .as_deref()
-        .filter(|j| !j.eq_ignore_ascii_case("none"))
-    {
-        return Err(SshError::Protocol {
-            host: display,
-            reason: format!("ProxyJump {jump} is set in ssh_config, and rtrain cannot connect through jump hosts yet"),
-        });
-    }
-    if let Some(cmd) = target
-        .ssh
-        .proxy_command
-        .as_deref()
-        .filter(|c| !c.eq_ignore_ascii_case("none"))
-    {
-        return Err(SshError::Protocol {
-            host: display,
-            reason: format!("ProxyCommand {cmd:?} is set in ssh_config, and rtrain cannot use proxy commands yet"),
-        });
-    }
-    let host = target.ssh.host_name.clone();
-    let stream = tcp_connect(&host, target.port, opts.connect_timeout, &display).await?;
-    connect_over(stream, target, opts, prompter).await
+    connect_via(target, opts, prompter, &target.name).await
 }
 
-/// Handshake and authenticate over an already-open byte stream (TCP, or later a jump channel).
+type Connecting<'a> = Pin<Box<dyn Future<Output = Result<Session, SshError>> + Send + 'a>>;
+
+/// Reach `target` its own way. Recursive (boxed) because a jump host may itself be reached
+/// through jump hosts or a ProxyCommand; `goal` is the host the user asked for, for messages.
+fn connect_via<'a>(
+    target: &'a Target,
+    opts: &'a ConnectOptions,
+    prompter: Arc<dyn Prompter>,
+    goal: &'a str,
+) -> Connecting<'a> {
+    Box::pin(async move {
+        let display = target.name.clone();
+        match &target.via {
+            Via::Direct => {
+                let stream = tcp_connect(&target.ssh.host_name, target.port, opts.connect_timeout, &display).await?;
+                connect_over(stream, target, opts, prompter).await
+            }
+            Via::Command(command) => {
+                let (stream, watch) = ProxyCommandStream::spawn(command).map_err(|e| SshError::Unreachable {
+                    host: display.clone(),
+                    reason: format!("ProxyCommand `{command}`: {e}"),
+                })?;
+                match connect_over(stream, target, opts, prompter).await {
+                    Ok(session) => Ok(session),
+                    // The command's own words say more than "connection lost" (`nc: ... refused`).
+                    Err(SshError::Disconnected { .. } | SshError::Protocol { .. }) => {
+                        let said = watch.last_words().await;
+                        let said = if said.is_empty() {
+                            "it closed the connection".to_string()
+                        } else {
+                            format!("it said: {said}")
+                        };
+                        Err(SshError::Unreachable {
+                            host: display,
+                            reason: format!("ProxyCommand `{command}` did not give an SSH connection; {said}"),
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Via::Jump(hop) => {
+                let hop_opts = hop_options(opts, hop);
+                let hop_session = connect_via(hop, &hop_opts, prompter.clone(), goal)
+                    .await
+                    .map_err(|e| e.at_jump_host(&hop.name, goal))?;
+                let channel = hop_session
+                    .open_direct_tcpip(&target.ssh.host_name, target.port, opts.connect_timeout, &display)
+                    .await?;
+                let mut session = connect_over(channel.into_stream(), target, opts, prompter).await?;
+                let Session { handle, host, mut hops } = hop_session;
+                hops.push((host, handle));
+                session.hops = hops;
+                Ok(session)
+            }
+        }
+    })
+}
+
+/// A jump host's own ssh_config (ConnectTimeout, ServerAlive*) applies to it, as it would in the
+/// `ssh` OpenSSH runs for that hop; what it does not set comes from the caller's options.
+fn hop_options(opts: &ConnectOptions, hop: &Target) -> ConnectOptions {
+    let connect_timeout = hop.ssh.connect_timeout.unwrap_or(opts.connect_timeout);
+    ConnectOptions {
+        keepalive_interval: hop.ssh.server_alive_interval.unwrap_or(opts.keepalive_interval),
+        keepalive_max: hop
+            .ssh
+            .server_alive_count_max
+            .map(|m| (m as usize).max(1))
+            .unwrap_or(opts.keepalive_max),
+        connect_timeout,
+        handshake_timeout: hop.ssh.connect_timeout.unwrap_or(opts.handshake_timeout),
+        agent_socket: opts.agent_socket.clone(),
+    }
+}
+
+/// The known_hosts files used for one host, as ssh picks them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownHostsFiles {
+    /// UserKnownHostsFile (default `~/.ssh/known_hosts ~/.ssh/known_hosts2`); new keys go to the
+    /// first. Empty with `UserKnownHostsFile none`.
+    pub user: Vec<PathBuf>,
+    /// GlobalKnownHostsFile (default `/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2`).
+    pub global: Vec<PathBuf>,
+}
+
+impl KnownHostsFiles {
+    pub fn for_target(target: &Target) -> KnownHostsFiles {
+        let is_none = |p: &&PathBuf| p.as_os_str().eq_ignore_ascii_case("none");
+        let user = if target.ssh.user_known_hosts_files.is_empty() {
+            known_hosts::default_files(&target.home)
+        } else {
+            target
+                .ssh
+                .user_known_hosts_files
+                .iter()
+                .filter(|p| !is_none(p))
+                .cloned()
+                .collect()
+        };
+        let global = if target.ssh.global_known_hosts_files.is_empty() {
+            vec![
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2"),
+            ]
+        } else {
+            target
+                .ssh
+                .global_known_hosts_files
+                .iter()
+                .filter(|p| !is_none(p))
+                .cloned()
+                .collect()
+        };
+        KnownHostsFiles { user, global }
+    }
+
+    /// Every file to check, user files first, as ssh does.
+    pub fn all(&self) -> Vec<PathBuf> {
+        self.user.iter().chain(&self.global).cloned().collect()
+    }
+}
+
+/// Handshake and authenticate over an already-open byte stream: TCP, a ProxyCommand's pipes, or a
+/// direct-tcpip channel through a jump host.
 pub async fn connect_over<S>(
     stream: S,
     target: &Target,
@@ -320,17 +428,9 @@ where
 {
     let display = target.name.clone();
     let host = target.ssh.host_name.clone();
-    let mut files = if target.ssh.user_known_hosts_files.is_empty() {
-        known_hosts::default_files(&target.home)
-    } else {
-        target.ssh.user_known_hosts_files.clone()
-    };
-    let record_in = files[0].clone();
-    if target.ssh.global_known_hosts_files.is_empty() {
-        files.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
-    } else {
-        files.extend(target.ssh.global_known_hosts_files.iter().cloned());
-    }
+    let known = KnownHostsFiles::for_target(target);
+    let files = known.all();
+    let record_in = known.user.first().cloned();
     let known_types = known_hosts::known_key_types(&files, &host, target.port).unwrap_or_default();
     let config = Arc::new(client_config(opts, &known_types));
     let refusal = Arc::new(Mutex::new(None));
@@ -363,7 +463,24 @@ where
         Ok(Ok(h)) => h,
     };
     auth::authenticate(&mut handle, target, opts, prompter.as_ref()).await?;
-    Ok(Session { handle, host: display })
+    Ok(Session {
+        handle,
+        host: display,
+        hops: Vec::new(),
+    })
+}
+
+fn describe_open_failure(reason: &russh::ChannelOpenFailure) -> String {
+    use russh::ChannelOpenFailure as F;
+    match reason {
+        F::ConnectFailed => "connection failed (refused, or no route from there)".into(),
+        F::AdministrativelyProhibited => {
+            "its sshd refused to forward (AllowTcpForwarding/PermitOpen in its sshd_config)".into()
+        }
+        F::ResourceShortage => "it is short of resources".into(),
+        F::UnknownChannelType => "it does not support forwarding (direct-tcpip)".into(),
+        F::Other { code, reason } => format!("{reason} (code {code})"),
+    }
 }
 
 /// Map a russh error after the TCP connection was up.
@@ -392,8 +509,46 @@ impl Session {
         &self.host
     }
 
+    /// Closed when the session or any jump host under it is (a dead hop is a dead link).
     pub fn is_closed(&self) -> bool {
-        self.handle.is_closed()
+        self.handle.is_closed() || self.hops.iter().any(|(_, h)| h.is_closed())
+    }
+
+    /// The jump hosts this session runs through, connected first at index 0.
+    pub fn jump_hosts(&self) -> Vec<&str> {
+        self.hops.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    /// A tunnel from this host to `host:port` (what `ssh -W` asks for), for the next hop to run
+    /// SSH over. `next` names the host being reached, for messages.
+    pub async fn open_direct_tcpip(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+        next: &str,
+    ) -> Result<russh::Channel<client::Msg>, SshError> {
+        // The originator OpenSSH's `ssh -W` reports; the server only logs it.
+        let open = self
+            .handle
+            .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 65535);
+        match tokio::time::timeout(timeout, open).await {
+            Err(_) => Err(SshError::Timeout {
+                host: next.to_string(),
+                stage: "connect through jump host",
+                secs: timeout.as_secs(),
+            }),
+            Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(SshError::Unreachable {
+                host: next.to_string(),
+                reason: format!(
+                    "jump host {} could not connect to {host}:{port}: {}",
+                    self.host,
+                    describe_open_failure(&reason)
+                ),
+            }),
+            Ok(Err(e)) => Err(classify(&self.host, e).at_jump_host(&self.host, next)),
+            Ok(Ok(c)) => Ok(c),
+        }
     }
 
     pub fn handle(&self) -> &Handle<ClientHandler> {
@@ -499,12 +654,19 @@ impl Session {
         Ok(ExecOutput { stdout, stderr, exit })
     }
 
+    /// Say goodbye to the host, then to each jump host from the nearest outwards.
     pub async fn close(self) {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.handle.disconnect(russh::Disconnect::ByApplication, "bye", "en"),
-        )
-        .await;
+        let bye = |handle: Handle<ClientHandler>| async move {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                handle.disconnect(russh::Disconnect::ByApplication, "bye", "en"),
+            )
+            .await;
+        };
+        bye(self.handle).await;
+        for (_, hop) in self.hops.into_iter().rev() {
+            bye(hop).await;
+        }
     }
 }
 
@@ -537,5 +699,62 @@ mod tests {
     fn signal_exit_maps_like_a_shell() {
         assert_eq!(RemoteExit::Signal("TERM".into()).as_code(), 143);
         assert_eq!(RemoteExit::Code(3).as_code(), 3);
+    }
+
+    fn target_with(ssh_config: &str, host: &str) -> (tempfile::TempDir, Target) {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/config"), ssh_config).unwrap();
+        let paths = crate::config::Paths::resolve(home.path().to_path_buf(), None, None, "me".into());
+        let t = crate::config::resolve_target(host, &crate::config::ConfigFile::default(), &paths, false).unwrap();
+        (home, t)
+    }
+
+    fn caller_options() -> ConnectOptions {
+        ConnectOptions {
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_max: 2,
+            connect_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(15),
+            agent_socket: Some(PathBuf::from("/agent")),
+        }
+    }
+
+    #[test]
+    fn a_jump_hosts_own_timeouts_and_keepalives_apply_to_it_else_the_callers() {
+        let (_home, t) = target_with(
+            "Host gpu\n  ProxyJump tuned,plain\nHost tuned\n  ConnectTimeout 3\n  ServerAliveInterval 7\n  \
+             ServerAliveCountMax 0\n",
+            "gpu",
+        );
+        let hops = t.hops();
+        let tuned = hop_options(&caller_options(), hops[0]);
+        assert_eq!(tuned.connect_timeout, Duration::from_secs(3));
+        assert_eq!(tuned.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(tuned.keepalive_interval, Duration::from_secs(7));
+        assert_eq!(tuned.keepalive_max, 1, "0 would never declare the link dead");
+        let plain = hop_options(&caller_options(), hops[1]);
+        assert_eq!(plain.connect_timeout, Duration::from_secs(15));
+        assert_eq!(plain.keepalive_interval, Duration::from_secs(5));
+        assert_eq!(plain.keepalive_max, 2);
+        assert_eq!(plain.agent_socket, Some(PathBuf::from("/agent")));
+    }
+
+    #[test]
+    fn known_hosts_none_means_no_file_and_defaults_follow_openssh() {
+        let (_home, t) = target_with("Host a\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n", "a");
+        let files = KnownHostsFiles::for_target(&t);
+        assert!(files.user.is_empty() && files.global.is_empty(), "{files:?}");
+        let (_home_b, t) = target_with("", "b");
+        let files = KnownHostsFiles::for_target(&t);
+        assert_eq!(files.user.len(), 2);
+        assert!(files.user[0].ends_with(".ssh/known_hosts") && files.user[0].starts_with(t.home.as_path()));
+        assert_eq!(
+            files.global,
+            [
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2")
+            ]
+        );
     }
 }

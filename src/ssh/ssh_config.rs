@@ -54,6 +54,8 @@ pub struct HostConfig {
     /// `None` when unset or 0 (disabled).
     pub server_alive_interval: Option<Duration>,
     pub server_alive_count_max: Option<u32>,
+    /// Only for ProxyCommand's `%k`; rtrain still looks host keys up by HostName (noted as unsupported).
+    pub host_key_alias: Option<String>,
     /// Keywords that were set for this host but rtrain ignores, as `"Keyword (file:line)"`,
     /// plus `"Match exec (file:line)"`-style notes for blocks that could not be evaluated.
     pub unsupported: Vec<String>,
@@ -1018,6 +1020,7 @@ impl<'a> Resolver<'a> {
             connect_timeout: self.connect_timeout.filter(|&s| s > 0).map(Duration::from_secs),
             server_alive_interval: self.server_alive_interval.filter(|&s| s > 0).map(Duration::from_secs),
             server_alive_count_max: self.server_alive_count_max,
+            host_key_alias: self.host_key_alias,
             unsupported: self.notes,
         })
     }

@@ -184,50 +184,6 @@ fn passphrase_protected_key_without_a_terminal_fails_cleanly_with_exit_4() {
     assert_eq!(ran.stderr.lines().count(), 1, "one clear line: {ran}");
 }
 
-/// A real ssh-agent, killed on Drop.
-struct Agent {
-    _dir: tempfile::TempDir,
-    sock: std::path::PathBuf,
-    child: std::process::Child,
-}
-
-impl Agent {
-    fn start() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&sock)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ssh-agent");
-        for _ in 0..200 {
-            if sock.exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Agent { _dir: dir, sock, child }
-    }
-    fn add(&self, key: &Path) {
-        let st = Command::new("ssh-add")
-            .arg("-q")
-            .arg(key)
-            .env("SSH_AUTH_SOCK", &self.sock)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn agent_keys_authenticate_including_rsa() {
     let sshd = Sshd::start();

@@ -326,7 +326,7 @@ fn up_without_tmux_on_the_box_says_so_and_starts_nothing() {
             }
         }
     }
-    let sshd = Sshd::start_opts("", &[("PATH", &bin.path().display().to_string())]);
+    let sshd = Sshd::start_with_env(&[("PATH", &bin.path().display().to_string())]);
     let p = Project::with_sshd(sshd, FAST);
     let ran = p.rtrain(&["up", "box"]);
     assert_eq!(ran.code, 1, "{ran}");

@@ -7,3 +7,5 @@ mod attach;
 mod foundation;
 mod lifecycle;
 mod observe;
+mod proxy;
+mod ssh_compat;

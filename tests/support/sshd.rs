@@ -1,6 +1,7 @@
-//! A real OpenSSH `sshd` on 127.0.0.1 at an ephemeral port, with its own host key, an authorized
-//! user key, and a remote HOME and tmux socket directory of its own. Killed on Drop. A missing
-//! sshd fails the test loudly; it never skips.
+//! A real OpenSSH `sshd` on 127.0.0.1 (or another loopback address, for hosts only reachable
+//! through a jump host) at an ephemeral port, with its own host key, an authorized user key, and a
+//! remote HOME and tmux socket directory of its own. Killed on Drop. A missing sshd fails the test
+//! loudly; it never skips.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -42,7 +43,32 @@ pub struct Sshd {
     pub extra_config: String,
     /// Extra environment for every session (SetEnv), e.g. a PATH without tmux.
     pub extra_env: Vec<(String, String)>,
+    /// The only address it listens on. Linux routes all of 127/8 to lo, so 127.0.0.2 is a host a
+    /// client reaches only when told to (by a jump host, a ProxyCommand).
+    pub listen: String,
+    /// sshd's LogLevel: DEBUG1 shows what a jump host forwards (`direct-tcpip ... target`).
+    pub log_level: String,
     child: Option<Child>,
+}
+
+/// How to start a box beyond the defaults.
+#[derive(Debug, Clone)]
+pub struct SshdOptions {
+    pub listen: String,
+    pub log_level: String,
+    pub extra_config: String,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for SshdOptions {
+    fn default() -> Self {
+        SshdOptions {
+            listen: "127.0.0.1".into(),
+            log_level: "VERBOSE".into(),
+            extra_config: String::new(),
+            extra_env: Vec::new(),
+        }
+    }
 }
 
 impl Sshd {
@@ -52,10 +78,29 @@ impl Sshd {
 
     /// Start with extra sshd_config lines (e.g. `MaxAuthTries 2`).
     pub fn start_with(extra_config: &str) -> Sshd {
-        Self::start_opts(extra_config, &[])
+        Self::start_opts(SshdOptions {
+            extra_config: extra_config.to_string(),
+            ..SshdOptions::default()
+        })
     }
 
-    pub fn start_opts(extra_config: &str, extra_env: &[(&str, &str)]) -> Sshd {
+    /// A box that listens only on `listen` (e.g. "127.0.0.2").
+    pub fn start_on(listen: &str) -> Sshd {
+        Self::start_opts(SshdOptions {
+            listen: listen.to_string(),
+            ..SshdOptions::default()
+        })
+    }
+
+    /// A box whose sessions get extra environment (e.g. a PATH without tmux).
+    pub fn start_with_env(extra_env: &[(&str, &str)]) -> Sshd {
+        Self::start_opts(SshdOptions {
+            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..SshdOptions::default()
+        })
+    }
+
+    pub fn start_opts(opts: SshdOptions) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} not found: the integration tests need a real OpenSSH server. Run the README's test command \
@@ -76,8 +121,10 @@ impl Sshd {
             tmux_dir,
             host_key,
             user: current_user(),
-            extra_config: extra_config.to_string(),
-            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra_config: opts.extra_config,
+            extra_env: opts.extra_env,
+            listen: opts.listen,
+            log_level: opts.log_level,
             child: None,
             dir,
         };
@@ -111,11 +158,13 @@ impl Sshd {
 
     fn write_config(&self) {
         let cfg = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
+            "Port {port}\nListenAddress {listen}\nHostKey {hk}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\nStrictModes no\n\
-             PermitRootLogin yes\nLogLevel VERBOSE\nMaxStartups 100:30:200\nMaxSessions 100\n\
+             PermitRootLogin yes\nLogLevel {log_level}\nMaxStartups 100:30:200\nMaxSessions 100\n\
              SetEnv \"HOME={home}\" \"TMUX_TMPDIR={tmux}\"{env}\n{extra}\n",
             port = self.port,
+            listen = self.listen,
+            log_level = self.log_level,
             hk = self.host_key.display(),
             dir = self.dir.path().display(),
             home = self.remote_home.display(),
@@ -128,7 +177,7 @@ impl Sshd {
 
     fn spawn_on_free_port(&mut self) {
         for _ in 0..20 {
-            self.port = free_port();
+            self.port = free_port_on(&self.listen);
             if self.spawn() {
                 return;
             }
@@ -157,7 +206,7 @@ impl Sshd {
                 self.child = None;
                 return false;
             }
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            if let Ok(mut s) = TcpStream::connect((self.listen.as_str(), self.port)) {
                 s.set_read_timeout(Some(Duration::from_secs(2))).ok();
                 let mut buf = [0u8; 64];
                 if let Ok(n) = s.read(&mut buf) {
@@ -241,7 +290,11 @@ pub fn rtrain_bin() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_port_on("127.0.0.1")
+}
+
+pub fn free_port_on(addr: &str) -> u16 {
+    TcpListener::bind((addr, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// A hermetic client side: its own HOME with `.ssh/config`, a user key and known_hosts, and an
@@ -289,9 +342,9 @@ impl Client {
         std::fs::write(self.home.path().join(".config/rtrain/config.yaml"), text).unwrap();
     }
 
-    /// Record the box's host key in known_hosts as `[127.0.0.1]:PORT`.
+    /// Record the box's host key in known_hosts as `[ADDRESS]:PORT`.
     pub fn trust(&self, sshd: &Sshd) {
-        let line = format!("[127.0.0.1]:{} {}\n", sshd.port, sshd.host_public_key());
+        let line = format!("[{}]:{} {}\n", sshd.listen, sshd.port, sshd.host_public_key());
         let path = self.ssh_dir().join("known_hosts");
         let mut f = std::fs::OpenOptions::new()
             .create(true)
