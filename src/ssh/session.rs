@@ -26,6 +26,9 @@ pub struct ClientHandler {
     prompter: Arc<dyn Prompter>,
     /// Why the key was refused, read by connect_once after russh reports a generic failure.
     refusal: Arc<Mutex<Option<SshError>>>,
+    /// Why the connection ended, once it has. The handler lives exactly as long as russh's
+    /// connection task, so receivers also learn of an end that reported no reason (the sender drops).
+    closed: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl ClientHandler {
@@ -114,6 +117,22 @@ impl ClientHandler {
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
+    async fn disconnected(&mut self, reason: client::DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
+        let (text, result) = match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => (
+                if info.message.is_empty() {
+                    "the server closed the connection".to_string()
+                } else {
+                    format!("the server closed the connection: {}", info.message)
+                },
+                Ok(()),
+            ),
+            client::DisconnectReason::Error(e) => (close_reason(&e), Err(e)),
+        };
+        self.closed.send_replace(Some(text));
+        result
+    }
+
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let key = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
@@ -140,10 +159,22 @@ impl client::Handler for ClientHandler {
     }
 }
 
+/// Why russh ended a connection, in words for a status line.
+fn close_reason(e: &russh::Error) -> String {
+    match e {
+        russh::Error::KeepaliveTimeout => "the server stopped answering keepalives".to_string(),
+        russh::Error::InactivityTimeout => "nothing was received for too long".to_string(),
+        russh::Error::IO(io) => io.to_string(),
+        russh::Error::Disconnect | russh::Error::HUP => "the connection was closed".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// An authenticated connection.
 pub struct Session {
     handle: Handle<ClientHandler>,
     host: String,
+    closed: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// How a remote command ended.
@@ -223,7 +254,12 @@ fn preferred_host_key_algorithms(known_types: &[String]) -> Vec<Algorithm> {
     out
 }
 
-async fn tcp_connect(host: &str, port: u16, timeout: Duration, display: &str) -> Result<TcpStream, SshError> {
+pub(crate) async fn tcp_connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    display: &str,
+) -> Result<TcpStream, SshError> {
     let unreachable = |reason: String| SshError::Unreachable {
         host: display.to_string(),
         reason,
@@ -334,6 +370,7 @@ where
     let known_types = known_hosts::known_key_types(&files, &host, target.port).unwrap_or_default();
     let config = Arc::new(client_config(opts, &known_types));
     let refusal = Arc::new(Mutex::new(None));
+    let (closed_tx, closed) = tokio::sync::watch::channel(None);
     let handler = ClientHandler {
         host: host.clone(),
         port: target.port,
@@ -343,6 +380,7 @@ where
         policy: target.strict_host_key_checking(),
         prompter: prompter.clone(),
         refusal: refusal.clone(),
+        closed: closed_tx,
     };
     let hs = opts.handshake_timeout;
     let handshake = tokio::time::timeout(hs, client::connect_stream(config, stream, handler)).await;
@@ -363,7 +401,11 @@ where
         Ok(Ok(h)) => h,
     };
     auth::authenticate(&mut handle, target, opts, prompter.as_ref()).await?;
-    Ok(Session { handle, host: display })
+    Ok(Session {
+        handle,
+        host: display,
+        closed,
+    })
 }
 
 /// Map a russh error after the TCP connection was up.
@@ -394,6 +436,18 @@ impl Session {
 
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+
+    /// Resolves once the connection has ended (keepalive timeout, reset, EOF, disconnect), with why.
+    /// No polling: russh's connection task reports its end to our handler.
+    pub async fn closed(&self) -> String {
+        let mut rx = self.closed.clone();
+        let reason = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone());
+        // Err: the connection task ended without telling why.
+        reason
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "the connection was closed".to_string())
     }
 
     pub fn handle(&self) -> &Handle<ClientHandler> {
