@@ -24,6 +24,9 @@ pub enum CommandError {
 /// DESIGN.md's exit codes, found anywhere in the error's chain.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(l) = cause.downcast_ref::<ssh::link::LinkError>() {
+            return l.exit_code();
+        }
         if let Some(s) = cause.downcast_ref::<SshError>() {
             return s.exit_code();
         }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod known_hosts;
+pub mod link;
 pub mod session;
 pub mod ssh_config;
 
