@@ -7,7 +7,6 @@ use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
 use crate::ssh::{self, ConnectOptions, Session, SshError};
 use crate::Env;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Errors of the command layer that map to particular exit codes.
@@ -61,15 +60,7 @@ impl Ctx {
     }
 
     pub fn connect_options(&self, target: &Target) -> ConnectOptions {
-        let (interval, max) = target.keepalive();
-        let connect_timeout = target.connect_timeout();
-        ConnectOptions {
-            keepalive_interval: interval,
-            keepalive_max: max,
-            connect_timeout,
-            handshake_timeout: connect_timeout.max(Duration::from_secs(15)),
-            agent_socket: self.env.agent_socket.clone(),
-        }
+        ConnectOptions::for_target(target, self.env.agent_socket.clone())
     }
 
     /// Notes for `-v`: ssh_config keywords rtrain ignores for this host.

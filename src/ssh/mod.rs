@@ -137,6 +137,22 @@ pub struct ConnectOptions {
     pub agent_socket: Option<PathBuf>,
 }
 
+impl ConnectOptions {
+    /// What a command uses for `target`: its keepalive (ssh_config over rtrain's config) and
+    /// ConnectTimeout. One place, so the benchmark measures exactly what users get.
+    pub fn for_target(target: &crate::config::Target, agent_socket: Option<PathBuf>) -> ConnectOptions {
+        let (interval, max) = target.keepalive();
+        let connect_timeout = target.connect_timeout();
+        ConnectOptions {
+            keepalive_interval: interval,
+            keepalive_max: max,
+            connect_timeout,
+            handshake_timeout: connect_timeout.max(Duration::from_secs(15)),
+            agent_socket,
+        }
+    }
+}
+
 /// Run a blocking call (a terminal prompt) without starving other tasks: off the worker thread on
 /// the multi-threaded runtime, inline on a current-thread runtime where that is impossible.
 pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
