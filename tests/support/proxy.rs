@@ -151,12 +151,6 @@ impl Proxy {
         self.shared.state.lock().unwrap().live
     }
 
-    /// Wait until `accepted()` reaches `n` (panics after `limit`).
-    pub fn wait_accepted(&self, n: u64, limit: Duration) {
-        self.wait_until(limit, |s| s.accepted >= n)
-            .unwrap_or_else(|| panic!("proxy: {n} connections not accepted within {limit:?}"));
-    }
-
     fn wait_applied(&self, mode: Mode) {
         let limit = Duration::from_secs(10);
         self.wait_until(limit, |s| {
