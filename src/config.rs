@@ -69,6 +69,13 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::E
     }
 }
 
+/// Keepalive interval when neither rtrain's config nor ssh_config sets one. With
+/// [`DEFAULT_KEEPALIVE_MAX`], russh declares a silent server dead after 3 × 3 s = 9 s
+/// (see `ssh::link::detection_time`): within the 10 s rtrain promises.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(3);
+/// Unanswered keepalives tolerated when ssh_config sets no ServerAliveCountMax.
+pub const DEFAULT_KEEPALIVE_MAX: usize = 2;
+
 /// The effective settings for one host: defaults, then the host's overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostSettings {
@@ -180,10 +187,7 @@ impl ConfigFile {
             resume_command: h
                 .and_then(|h| h.resume_command.clone())
                 .or_else(|| d.resume_command.clone()),
-            keepalive: h
-                .and_then(|h| h.keepalive)
-                .or(d.keepalive)
-                .unwrap_or(Duration::from_secs(5)),
+            keepalive: h.and_then(|h| h.keepalive).or(d.keepalive).unwrap_or(DEFAULT_KEEPALIVE),
         }
     }
 }
@@ -319,7 +323,11 @@ impl Target {
     /// rtrain's `keepalive`, as the user set them for this host on purpose.
     pub fn keepalive(&self) -> (Duration, usize) {
         let interval = self.ssh.server_alive_interval.unwrap_or(self.settings.keepalive);
-        let max = self.ssh.server_alive_count_max.map(|m| m as usize).unwrap_or(2);
+        let max = self
+            .ssh
+            .server_alive_count_max
+            .map(|m| m as usize)
+            .unwrap_or(DEFAULT_KEEPALIVE_MAX);
         (interval, max.max(1))
     }
 
@@ -550,6 +558,52 @@ mod tests {
                 "for {text:?}: got {err:?}, want it to contain {want:?}"
             );
         }
+    }
+
+    fn target_with(settings: HostSettings, ssh: HostConfig) -> Target {
+        Target {
+            name: "box".into(),
+            ssh,
+            user: "me".into(),
+            port: 22,
+            settings,
+            accept_new_host_key: false,
+            home: PathBuf::from("/home/me"),
+            via: Via::Direct,
+        }
+    }
+
+    #[test]
+    fn default_keepalive_declares_a_dead_link_within_10_seconds() {
+        let t = target_with(ConfigFile::default().settings_for("box"), HostConfig::default());
+        let (interval, max) = t.keepalive();
+        assert_eq!((interval, max), (Duration::from_secs(3), 2));
+        assert!(crate::ssh::link::detection_time(interval, max) <= Duration::from_secs(10));
+    }
+
+    #[test]
+    fn ssh_config_server_alive_options_win_over_rtrain_keepalive() {
+        let settings = parse("defaults:\n  keepalive: 1s\n").unwrap().settings_for("box");
+        let t = target_with(settings.clone(), HostConfig::default());
+        assert_eq!(t.keepalive(), (Duration::from_secs(1), 2));
+        let ssh = HostConfig {
+            server_alive_interval: Some(Duration::from_secs(15)),
+            server_alive_count_max: Some(4),
+            ..HostConfig::default()
+        };
+        assert_eq!(
+            target_with(settings.clone(), ssh).keepalive(),
+            (Duration::from_secs(15), 4)
+        );
+        let zero = HostConfig {
+            server_alive_count_max: Some(0),
+            ..HostConfig::default()
+        };
+        assert_eq!(
+            target_with(settings, zero).keepalive().1,
+            1,
+            "0 would disable russh's check entirely"
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@ use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
 use crate::ssh::ssh_config::StrictHostKeyChecking;
 use crate::ssh::{self, ConnectOptions, Session, SshError};
 use crate::Env;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Errors of the command layer that map to particular exit codes.
@@ -28,6 +27,9 @@ pub enum CommandError {
 /// DESIGN.md's exit codes, found anywhere in the error's chain.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(l) = cause.downcast_ref::<ssh::link::LinkError>() {
+            return l.exit_code();
+        }
         if let Some(s) = cause.downcast_ref::<SshError>() {
             return s.exit_code();
         }
@@ -62,17 +64,7 @@ impl Ctx {
     }
 
     pub fn connect_options(&self, target: &Target) -> ConnectOptions {
-        let (interval, max) = target.keepalive();
-        let connect_timeout = target.connect_timeout();
-        ConnectOptions {
-            keepalive_interval: interval,
-            keepalive_max: max,
-            connect_timeout,
-            // OpenSSH applies ConnectTimeout to the handshake too, so a host that accepts TCP and
-            // then says nothing fails as fast as one that does not answer at all.
-            handshake_timeout: target.ssh.connect_timeout.unwrap_or(Duration::from_secs(15)),
-            agent_socket: self.env.agent_socket.clone(),
-        }
+        ConnectOptions::for_target(target, self.env.agent_socket.clone())
     }
 
     /// Notes for `-v`: ssh_config keywords rtrain ignores for this host and its jump hosts. And,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod known_hosts;
+pub mod link;
 pub mod proxy;
 pub mod session;
 pub mod ssh_config;
@@ -166,6 +167,22 @@ pub struct ConnectOptions {
     pub handshake_timeout: Duration,
     /// `SSH_AUTH_SOCK` as seen by the caller (so tests can control it).
     pub agent_socket: Option<PathBuf>,
+}
+
+impl ConnectOptions {
+    /// What a command uses for `target`: its keepalive (ssh_config over rtrain's config) and
+    /// ConnectTimeout. One place, so the benchmark measures exactly what users get.
+    pub fn for_target(target: &crate::config::Target, agent_socket: Option<PathBuf>) -> ConnectOptions {
+        let (interval, max) = target.keepalive();
+        let connect_timeout = target.connect_timeout();
+        ConnectOptions {
+            keepalive_interval: interval,
+            keepalive_max: max,
+            connect_timeout,
+            handshake_timeout: connect_timeout.max(Duration::from_secs(15)),
+            agent_socket,
+        }
+    }
 }
 
 /// Run a blocking call (a terminal prompt) without starving other tasks: off the worker thread on

@@ -31,6 +31,9 @@ pub struct ClientHandler {
     prompter: Arc<dyn Prompter>,
     /// Why the key was refused, read by connect_once after russh reports a generic failure.
     refusal: Arc<Mutex<Option<SshError>>>,
+    /// Why the connection ended, once it has. The handler lives exactly as long as russh's
+    /// connection task, so receivers also learn of an end that reported no reason (the sender drops).
+    closed: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl ClientHandler {
@@ -121,6 +124,22 @@ impl ClientHandler {
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
+    async fn disconnected(&mut self, reason: client::DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
+        let (text, result) = match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => (
+                if info.message.is_empty() {
+                    "the server closed the connection".to_string()
+                } else {
+                    format!("the server closed the connection: {}", info.message)
+                },
+                Ok(()),
+            ),
+            client::DisconnectReason::Error(e) => (close_reason(&e), Err(e)),
+        };
+        self.closed.send_replace(Some(text));
+        result
+    }
+
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let key = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
@@ -147,12 +166,24 @@ impl client::Handler for ClientHandler {
     }
 }
 
+/// Why russh ended a connection, in words for a status line.
+fn close_reason(e: &russh::Error) -> String {
+    match e {
+        russh::Error::KeepaliveTimeout => "the server stopped answering keepalives".to_string(),
+        russh::Error::InactivityTimeout => "nothing was received for too long".to_string(),
+        russh::Error::IO(io) => io.to_string(),
+        russh::Error::Disconnect | russh::Error::HUP => "the connection was closed".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// An authenticated connection, with the jump-host sessions it runs through (connected first at
 /// index 0). They live and close with it, so callers never deal with hops.
 pub struct Session {
     handle: Handle<ClientHandler>,
     host: String,
     hops: Vec<(String, Handle<ClientHandler>)>,
+    closed: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// How a remote command ended.
@@ -232,7 +263,12 @@ fn preferred_host_key_algorithms(known_types: &[String]) -> Vec<Algorithm> {
     out
 }
 
-async fn tcp_connect(host: &str, port: u16, timeout: Duration, display: &str) -> Result<TcpStream, SshError> {
+pub(crate) async fn tcp_connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    display: &str,
+) -> Result<TcpStream, SshError> {
     let unreachable = |reason: String| SshError::Unreachable {
         host: display.to_string(),
         reason,
@@ -342,7 +378,9 @@ fn connect_via<'a>(
                     .open_direct_tcpip(&target.ssh.host_name, target.port, opts.connect_timeout, &display)
                     .await?;
                 let mut session = connect_over(channel.into_stream(), target, opts, prompter).await?;
-                let Session { handle, host, mut hops } = hop_session;
+                let Session {
+                    handle, host, mut hops, ..
+                } = hop_session;
                 hops.push((host, handle));
                 session.hops = hops;
                 Ok(session)
@@ -434,6 +472,7 @@ where
     let known_types = known_hosts::known_key_types(&files, &host, target.port).unwrap_or_default();
     let config = Arc::new(client_config(opts, &known_types));
     let refusal = Arc::new(Mutex::new(None));
+    let (closed_tx, closed) = tokio::sync::watch::channel(None);
     let handler = ClientHandler {
         host: host.clone(),
         port: target.port,
@@ -443,6 +482,7 @@ where
         policy: target.strict_host_key_checking(),
         prompter: prompter.clone(),
         refusal: refusal.clone(),
+        closed: closed_tx,
     };
     let hs = opts.handshake_timeout;
     let handshake = tokio::time::timeout(hs, client::connect_stream(config, stream, handler)).await;
@@ -467,6 +507,7 @@ where
         handle,
         host: display,
         hops: Vec::new(),
+        closed,
     })
 }
 
@@ -549,6 +590,18 @@ impl Session {
             Ok(Err(e)) => Err(classify(&self.host, e).at_jump_host(&self.host, next)),
             Ok(Ok(c)) => Ok(c),
         }
+    }
+
+    /// Resolves once the connection has ended (keepalive timeout, reset, EOF, disconnect), with why.
+    /// No polling: russh's connection task reports its end to our handler.
+    pub async fn closed(&self) -> String {
+        let mut rx = self.closed.clone();
+        let reason = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone());
+        // Err: the connection task ended without telling why.
+        reason
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "the connection was closed".to_string())
     }
 
     pub fn handle(&self) -> &Handle<ClientHandler> {

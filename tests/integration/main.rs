@@ -1,11 +1,14 @@
-//! rtrain's integration tests: one binary, every test against a real OpenSSH sshd on 127.0.0.1.
+//! rtrain's integration tests: one binary, against a real OpenSSH sshd on 127.0.0.1 (the proxy's
+//! own tests use a plain echo server).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod attach;
+mod fault_proxy;
 mod foundation;
 mod lifecycle;
+mod link;
 mod observe;
 mod proxy;
 mod ssh_compat;

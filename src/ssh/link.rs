@@ -1,0 +1,736 @@
+//! Keeps one host usable through dropped networks and laptop sleep: notices that the session died
+//! (russh keepalives, or a ping after the machine slept or rtrain was stopped) and builds a new one
+//! with backoff and jitter, telling the caller what happens through [`LinkEvent`]s. Never prints.
+//!
+//! One attempt is still `connect_once`'s business (timeouts, host key, authentication); this module
+//! only decides when to attempt, and never retries what retrying cannot fix (auth, host keys).
+
+use super::session::{self, Session};
+use super::{connect_once, ConnectOptions, Prompter, SshError};
+use crate::config::Target;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long russh takes to declare a silent server dead. It sends a keepalive each time `interval`
+/// passes without receiving anything, and gives up when that timer fires with `max` keepalives
+/// already unanswered (russh 0.65, `client::Session::run_inner`): after `(max + 1) × interval` of
+/// silence. OpenSSH counts ServerAliveCountMax the same way. `max` must be at least 1 (russh treats
+/// 0 as "never give up"; [`Target::keepalive`] never returns 0).
+pub fn detection_time(interval: Duration, max: usize) -> Duration {
+    interval.saturating_mul(max as u32 + 1)
+}
+
+/// When and how long to retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconnectPolicy {
+    /// The pause after the first failed attempt; it doubles with each failure up to `max_delay`.
+    pub initial_delay: Duration,
+    /// Cap on the pause between attempts. Kept low: it bounds how long after the network returns
+    /// the link is back, and a TCP connect attempt costs nearly nothing.
+    pub max_delay: Duration,
+    /// Each pause is drawn from `[(1 - jitter) × d, d]`, so clients that lost the same network do
+    /// not come back in lockstep. 0 disables jitter; values are clamped to 0..=1.
+    pub jitter: f64,
+    /// A session that lived this long resets the backoff: its loss is a new incident, whereas a
+    /// session that dies right away (a flapping link) keeps the longer pauses.
+    pub healthy_after: Duration,
+    /// Stop retrying after this long, counted from the loss. `None`: retry until cancelled.
+    pub give_up_after: Option<Duration>,
+    /// How long a ping may take, after a wake-up or [`Link::probe_now`], before the session is
+    /// presumed dead.
+    pub probe_timeout: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            jitter: 0.3,
+            healthy_after: Duration::from_secs(30),
+            give_up_after: None,
+            probe_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Exponential backoff with a cap and jitter; the schedule of pauses between attempts.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    jitter: f64,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(policy: &ReconnectPolicy) -> Backoff {
+        let initial = policy.initial_delay.min(policy.max_delay);
+        Backoff {
+            initial,
+            max: policy.max_delay,
+            jitter: policy.jitter.clamp(0.0, 1.0),
+            next: initial,
+        }
+    }
+
+    /// The next pause before jitter: `initial`, doubling on each call, never above the cap.
+    pub fn next_base(&mut self) -> Duration {
+        let d = self.next;
+        self.next = self.next.saturating_mul(2).min(self.max);
+        d
+    }
+
+    /// The next pause, jittered.
+    pub fn next_delay(&mut self) -> Duration {
+        jittered(self.next_base(), self.jitter, rand::random::<f64>())
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.initial;
+    }
+
+    /// A session that lived `lived` was lost: start over if it had been healthy.
+    pub fn on_lost(&mut self, lived: Duration, healthy_after: Duration) {
+        if lived >= healthy_after {
+            self.reset();
+        }
+    }
+}
+
+/// `base` shortened by up to `jitter × base`, `r` being uniform in 0..1. Never longer than `base`,
+/// so the cap stays a promise.
+pub fn jittered(base: Duration, jitter: f64, r: f64) -> Duration {
+    base.mul_f64(1.0 - jitter.clamp(0.0, 1.0) * r.clamp(0.0, 1.0))
+}
+
+/// What happens to the link, for a one-line status.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkEvent {
+    /// The session is gone (or the caller abandoned it); reconnecting starts now.
+    Lost { reason: String },
+    /// Attempt `attempt` did not get a session; the next starts in `next_in`. `since`: time since
+    /// the loss.
+    Retrying {
+        attempt: u32,
+        since: Duration,
+        next_in: Duration,
+        last_error: String,
+    },
+    /// A new session is up, `after` the loss.
+    Restored { after: Duration },
+}
+
+/// Why [`Link::reconnect`] stopped without a session.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The caller's cancellation token fired (Ctrl-C).
+    #[error("interrupted")]
+    Cancelled,
+    /// `ReconnectPolicy::give_up_after` passed.
+    #[error("gave up reconnecting to {host} after {} s: {last}", after.as_secs())]
+    GaveUp {
+        host: String,
+        after: Duration,
+        last: SshError,
+    },
+    /// A failure retrying cannot fix: authentication, host key, protocol.
+    #[error(transparent)]
+    Fatal(SshError),
+}
+
+impl LinkError {
+    /// DESIGN.md's exit code: 130 interrupted, 3 unreachable, else the SSH failure's own.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LinkError::Cancelled => 130,
+            LinkError::GaveUp { .. } => 3,
+            LinkError::Fatal(e) => e.exit_code(),
+        }
+    }
+}
+
+/// Two clocks read at one instant: `awake` stops while the machine sleeps, `total` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    pub awake: Duration,
+    pub total: Duration,
+}
+
+#[cfg(unix)]
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec that clock_gettime only writes to.
+    if unsafe { libc::clock_gettime(id, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl ClockReading {
+    /// Linux: MONOTONIC stops during suspend, BOOTTIME does not. macOS: UPTIME_RAW stops, MONOTONIC
+    /// does not. Elsewhere both are the same clock, so only stalls are seen, not sleep.
+    pub fn now() -> ClockReading {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        return ClockReading {
+            awake: clock(libc::CLOCK_MONOTONIC),
+            total: clock(libc::CLOCK_BOOTTIME),
+        };
+        #[cfg(target_vendor = "apple")]
+        return ClockReading {
+            awake: clock(libc::CLOCK_UPTIME_RAW),
+            total: clock(libc::CLOCK_MONOTONIC),
+        };
+        #[allow(unreachable_code)]
+        {
+            let t = fallback_clock();
+            ClockReading { awake: t, total: t }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn fallback_clock() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// A reason to doubt the link that keepalives cannot see in time: their timers run on the clock
+/// that stops during sleep, so after waking from a night's sleep they would need their full
+/// detection time again, and a stopped process (SIGSTOP) missed its keepalives altogether.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// The machine slept this long.
+    Suspended(Duration),
+    /// This process did not run for this long although the machine did (SIGSTOP, a debugger).
+    Stalled(Duration),
+}
+
+/// Notices sleep and stalls by comparing clock readings taken about every `tick`.
+#[derive(Debug, Clone)]
+pub struct WakeDetector {
+    tick: Duration,
+    threshold: Duration,
+    last: Option<ClockReading>,
+}
+
+impl WakeDetector {
+    pub const TICK: Duration = Duration::from_secs(1);
+    /// Above any scheduling delay worth a probe; a false alarm only costs one ping.
+    pub const THRESHOLD: Duration = Duration::from_secs(2);
+
+    pub fn new(tick: Duration, threshold: Duration) -> WakeDetector {
+        WakeDetector {
+            tick,
+            threshold,
+            last: None,
+        }
+    }
+
+    /// Record a reading; report a gap since the previous one, if there was one.
+    pub fn observe(&mut self, now: ClockReading) -> Option<Gap> {
+        let last = self.last.replace(now)?;
+        let awake = now.awake.saturating_sub(last.awake);
+        let total = now.total.saturating_sub(last.total);
+        let slept = total.saturating_sub(awake);
+        if slept >= self.threshold {
+            Some(Gap::Suspended(slept))
+        } else if awake >= self.tick + self.threshold {
+            Some(Gap::Stalled(awake))
+        } else {
+            None
+        }
+    }
+
+    /// Forget the last reading (after time was spent elsewhere on purpose, e.g. probing).
+    pub fn rearm(&mut self) {
+        self.last = None;
+    }
+
+    /// Tick until a gap shows up.
+    pub async fn next_gap(&mut self) -> Gap {
+        if self.last.is_none() {
+            self.last = Some(ClockReading::now());
+        }
+        loop {
+            tokio::time::sleep(self.tick).await;
+            if let Some(gap) = self.observe(ClockReading::now()) {
+                return gap;
+            }
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// The current session and what watches it.
+struct Current {
+    session: Arc<Session>,
+    since: Instant,
+    /// Set (with the reason) once the session is dead.
+    dead: watch::Receiver<Option<String>>,
+    monitor: JoinHandle<()>,
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        self.monitor.abort();
+    }
+}
+
+/// The connection to one target, replaced whenever it dies. See the module docs.
+pub struct Link {
+    target: Target,
+    opts: ConnectOptions,
+    prompter: Arc<dyn Prompter>,
+    policy: ReconnectPolicy,
+    backoff: Backoff,
+    current: Option<Current>,
+    probe_now: Arc<Notify>,
+}
+
+impl Link {
+    pub fn new(target: Target, opts: ConnectOptions, prompter: Arc<dyn Prompter>, policy: ReconnectPolicy) -> Link {
+        let backoff = Backoff::new(&policy);
+        Link {
+            target,
+            opts,
+            prompter,
+            policy,
+            backoff,
+            current: None,
+            probe_now: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn policy(&self) -> &ReconnectPolicy {
+        &self.policy
+    }
+
+    /// The session, if there is one not known to be dead. Never connects.
+    pub fn current(&self) -> Option<Arc<Session>> {
+        self.current
+            .as_ref()
+            .filter(|c| c.dead.borrow().is_none())
+            .map(|c| c.session.clone())
+    }
+
+    /// The session, connecting once (no retry) if there is none yet: a first failure is the
+    /// caller's to report as is. A session known to be dead is an error (`Disconnected`, exit 3);
+    /// [`Link::reconnect`] replaces it.
+    pub async fn session(&mut self) -> Result<Arc<Session>, SshError> {
+        if let Some(cur) = &self.current {
+            if let Some(reason) = cur.dead.borrow().clone() {
+                return Err(SshError::Disconnected {
+                    host: self.target.name.clone(),
+                    reason,
+                });
+            }
+            return Ok(cur.session.clone());
+        }
+        let session = connect_once(&self.target, &self.opts, self.prompter.clone()).await?;
+        Ok(self.install(session))
+    }
+
+    /// Resolves with the reason once the current session is dead (at once if there is none). The
+    /// future owns what it needs, so it can be raced against work that borrows the link.
+    pub fn wait_dead(&self) -> impl Future<Output = String> + Send + 'static {
+        let rx = self.current.as_ref().map(|c| c.dead.clone());
+        async move {
+            let Some(mut rx) = rx else {
+                return "not connected".to_string();
+            };
+            let reason = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone());
+            // Err: the monitor went away because the link replaced or dropped this session.
+            reason
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "the session was replaced".to_string())
+        }
+    }
+
+    /// Ping the current session now (within `probe_timeout`) instead of waiting for keepalives;
+    /// it is declared dead if the ping goes unanswered. Done by itself after sleep or a stall;
+    /// callers may ask too, e.g. when a command unexpectedly timed out.
+    pub fn probe_now(&self) {
+        self.probe_now.notify_one();
+    }
+
+    /// Abandon the current session (dead or not) and build a new one: attempts at growing
+    /// intervals capped at `max_delay`, each a TCP connect that is handed to the SSH handshake as
+    /// soon as it succeeds, so the link is back about `max_delay` after the network. Stops at once
+    /// on a non-retryable error, on `cancel`, or after `give_up_after`. Events go to `on_event`
+    /// (`Lost` first, unless there was no session yet; `Restored` last on success).
+    pub async fn reconnect(
+        &mut self,
+        cancel: &CancellationToken,
+        mut on_event: impl FnMut(LinkEvent),
+    ) -> Result<Arc<Session>, LinkError> {
+        let started = Instant::now();
+        if let Some(cur) = self.current.take() {
+            self.backoff.on_lost(cur.since.elapsed(), self.policy.healthy_after);
+            let reason = cur
+                .dead
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "reconnect requested".to_string());
+            abandon(cur);
+            on_event(LinkEvent::Lost { reason });
+        }
+        let deadline = self.policy.give_up_after.map(|d| started + d);
+        let host = self.target.name.clone();
+        let no_answer = || SshError::Unreachable {
+            host: host.clone(),
+            reason: "no answer yet".to_string(),
+        };
+        let gave_up = |last: Option<SshError>| LinkError::GaveUp {
+            host: host.clone(),
+            after: started.elapsed(),
+            last: last.unwrap_or_else(no_answer),
+        };
+        // TCP connects still waiting for an answer. A slow one is not abandoned when the next
+        // attempt starts: on a link with a long round trip it may be the one that gets through.
+        let mut probes: JoinSet<Result<TcpStream, SshError>> = JoinSet::new();
+        let mut last_error: Option<SshError> = None;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let next_at = Instant::now() + self.backoff.next_delay();
+            let connected = if uses_proxy(&self.target) {
+                // The first hop is not ours to probe: one full attempt does it all.
+                tokio::select! {
+                    () = cancel.cancelled() => return Err(LinkError::Cancelled),
+                    () = sleep_until(deadline) => return Err(gave_up(last_error)),
+                    r = connect_once(&self.target, &self.opts, self.prompter.clone()) => Some(r),
+                }
+            } else {
+                let (name, port, limit) = (
+                    self.target.ssh.host_name.clone(),
+                    self.target.port,
+                    self.opts.connect_timeout,
+                );
+                let display = host.clone();
+                probes.spawn(async move { session::tcp_connect(&name, port, limit, &display).await });
+                let mut stream = None;
+                let mut failed = false;
+                while stream.is_none() && !probes.is_empty() {
+                    tokio::select! {
+                        () = cancel.cancelled() => return Err(LinkError::Cancelled),
+                        () = sleep_until(deadline) => return Err(gave_up(last_error)),
+                        () = tokio::time::sleep_until(next_at) => break,
+                        Some(joined) = probes.join_next() => match joined {
+                            Ok(Ok(s)) => stream = Some(s),
+                            Ok(Err(e)) => {
+                                last_error = Some(e);
+                                failed = true;
+                            }
+                            Err(_) => {}
+                        },
+                    }
+                }
+                match stream {
+                    Some(stream) => {
+                        probes.abort_all();
+                        tokio::select! {
+                            () = cancel.cancelled() => return Err(LinkError::Cancelled),
+                            () = sleep_until(deadline) => return Err(gave_up(last_error)),
+                            r = session::connect_over(stream, &self.target, &self.opts, self.prompter.clone()) => Some(r),
+                        }
+                    }
+                    None => {
+                        // Still waiting: an older failure would misdescribe a silent network.
+                        if !failed {
+                            last_error = Some(no_answer());
+                        }
+                        None
+                    }
+                }
+            };
+            match connected {
+                Some(Ok(session)) => {
+                    let session = self.install(session);
+                    on_event(LinkEvent::Restored {
+                        after: started.elapsed(),
+                    });
+                    return Ok(session);
+                }
+                Some(Err(e)) if !e.is_retryable() => return Err(LinkError::Fatal(e)),
+                Some(Err(e)) => last_error = Some(e),
+                None => {}
+            }
+            let now = Instant::now();
+            on_event(LinkEvent::Retrying {
+                attempt,
+                since: now - started,
+                next_in: next_at.saturating_duration_since(now),
+                last_error: last_error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            });
+            tokio::select! {
+                () = cancel.cancelled() => return Err(LinkError::Cancelled),
+                () = sleep_until(deadline) => return Err(gave_up(last_error)),
+                () = tokio::time::sleep_until(next_at) => {}
+            }
+        }
+    }
+
+    fn install(&mut self, session: Session) -> Arc<Session> {
+        let session = Arc::new(session);
+        let (dead_tx, dead) = watch::channel(None);
+        let monitor = tokio::spawn(monitor(
+            session.clone(),
+            dead_tx,
+            self.probe_now.clone(),
+            self.policy.probe_timeout,
+        ));
+        self.current = Some(Current {
+            session: session.clone(),
+            since: Instant::now(),
+            dead,
+            monitor,
+        });
+        session
+    }
+}
+
+/// ProxyJump/ProxyCommand targets: the TCP connection is not to the target, so no probe.
+fn uses_proxy(target: &Target) -> bool {
+    !matches!(target.via, crate::config::Via::Direct)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Close an abandoned session without waiting for it: if it is still up, its channels end now
+/// rather than linger next to the new session.
+fn abandon(cur: Current) {
+    let session = cur.session.clone();
+    drop(cur);
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            session
+                .handle()
+                .disconnect(russh::Disconnect::ByApplication, "reconnecting", "en"),
+        )
+        .await;
+    });
+}
+
+/// Watches one session: records its end, and pings it when keepalives cannot be trusted to notice
+/// in time (after sleep or a stall) or when asked to.
+async fn monitor(
+    session: Arc<Session>,
+    dead: watch::Sender<Option<String>>,
+    probe_now: Arc<Notify>,
+    probe_timeout: Duration,
+) {
+    let mut wake = WakeDetector::new(WakeDetector::TICK, WakeDetector::THRESHOLD);
+    loop {
+        let why = tokio::select! {
+            reason = session.closed() => {
+                dead.send_replace(Some(reason));
+                return;
+            }
+            gap = wake.next_gap() => match gap {
+                Gap::Suspended(d) => format!("the computer slept for {}", secs(d)),
+                Gap::Stalled(d) => format!("rtrain did not run for {}", secs(d)),
+            },
+            () = probe_now.notified() => "a liveness check".to_string(),
+        };
+        if let Err(reason) = ping(&session, probe_timeout).await {
+            dead.send_replace(Some(format!("{reason} (after {why})")));
+            // End it now, so every channel on it fails at once instead of after the keepalives.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                session
+                    .handle()
+                    .disconnect(russh::Disconnect::ByApplication, "no answer", "en"),
+            )
+            .await;
+            return;
+        }
+        wake.rearm();
+    }
+}
+
+async fn ping(session: &Session, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, session.handle().send_ping()).await {
+        Err(_) => Err(format!("no answer to a ping within {}", secs(limit))),
+        // russh also answers Ok when the connection ended while waiting.
+        Ok(_) if session.is_closed() => Err("the connection was closed".to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ReconnectPolicy {
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            jitter: 0.3,
+            ..ReconnectPolicy::default()
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_monotonically_up_to_the_cap() {
+        let mut b = Backoff::new(&policy());
+        let got: Vec<u64> = (0..8).map(|_| b.next_base().as_millis() as u64).collect();
+        assert_eq!(got, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+    }
+
+    #[test]
+    fn jittered_pauses_stay_within_bounds_and_under_the_cap() {
+        let mut b = Backoff::new(&policy());
+        for _ in 0..200 {
+            let base = b.clone().next_base();
+            let d = b.next_delay();
+            assert!(d <= base, "{d:?} > {base:?}");
+            assert!(d >= base.mul_f64(0.7), "{d:?} < 0.7 × {base:?}");
+            assert!(d <= Duration::from_secs(1));
+        }
+        assert_eq!(jittered(Duration::from_secs(1), 0.3, 0.0), Duration::from_secs(1));
+        assert_eq!(jittered(Duration::from_secs(1), 0.3, 1.0), Duration::from_millis(700));
+        assert_eq!(
+            jittered(Duration::from_secs(1), 5.0, 1.0),
+            Duration::ZERO,
+            "jitter is clamped"
+        );
+    }
+
+    #[test]
+    fn backoff_resets_only_after_a_healthy_session() {
+        let healthy = Duration::from_secs(30);
+        let mut b = Backoff::new(&policy());
+        for _ in 0..5 {
+            b.next_base();
+        }
+        b.on_lost(Duration::from_secs(3), healthy);
+        assert_eq!(
+            b.next_base(),
+            Duration::from_secs(1),
+            "a flapping link keeps its long pauses"
+        );
+        b.on_lost(Duration::from_secs(30), healthy);
+        assert_eq!(b.next_base(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn initial_delay_above_the_cap_is_capped() {
+        let mut b = Backoff::new(&ReconnectPolicy {
+            initial_delay: Duration::from_secs(5),
+            ..policy()
+        });
+        assert_eq!(b.next_base(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn detection_time_is_one_more_interval_than_keepalives_allowed() {
+        assert_eq!(
+            detection_time(Duration::from_millis(500), 2),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(detection_time(Duration::from_secs(3), 2), Duration::from_secs(9));
+    }
+
+    fn at(awake_ms: u64, total_ms: u64) -> ClockReading {
+        ClockReading {
+            awake: Duration::from_millis(awake_ms),
+            total: Duration::from_millis(total_ms),
+        }
+    }
+
+    fn detector() -> WakeDetector {
+        WakeDetector::new(Duration::from_secs(1), Duration::from_secs(2))
+    }
+
+    #[test]
+    fn regular_ticks_are_no_gap() {
+        let mut w = detector();
+        assert_eq!(w.observe(at(0, 0)), None, "the first reading only sets the baseline");
+        assert_eq!(w.observe(at(1_000, 1_000)), None);
+        assert_eq!(w.observe(at(2_900, 2_900)), None, "a late tick below the threshold");
+        assert_eq!(
+            w.observe(at(3_900, 5_800)),
+            None,
+            "1.9 s of sleep is below the threshold"
+        );
+    }
+
+    #[test]
+    fn suspend_shows_as_the_total_clock_running_ahead() {
+        let mut w = detector();
+        w.observe(at(10_000, 50_000));
+        assert_eq!(
+            w.observe(at(11_000, 3_651_000)),
+            Some(Gap::Suspended(Duration::from_secs(3_600)))
+        );
+        assert_eq!(w.observe(at(12_000, 3_652_000)), None, "back to normal ticks");
+    }
+
+    #[test]
+    fn stall_shows_as_a_long_awake_interval() {
+        let mut w = detector();
+        w.observe(at(0, 0));
+        assert_eq!(w.observe(at(3_000, 3_000)), Some(Gap::Stalled(Duration::from_secs(3))));
+        assert_eq!(w.observe(at(3_999, 3_999)), None);
+    }
+
+    #[test]
+    fn clocks_going_backwards_are_not_a_gap_and_rearm_forgets() {
+        let mut w = detector();
+        w.observe(at(5_000, 5_000));
+        assert_eq!(w.observe(at(4_000, 4_000)), None);
+        w.rearm();
+        assert_eq!(w.observe(at(100_000, 900_000)), None, "no baseline after rearm");
+    }
+
+    #[test]
+    fn real_clocks_read_monotonically() {
+        let a = ClockReading::now();
+        let b = ClockReading::now();
+        assert!(b.awake >= a.awake && b.total >= a.total);
+        assert!(a.awake > Duration::ZERO);
+    }
+
+    #[test]
+    fn exit_codes_follow_design() {
+        assert_eq!(LinkError::Cancelled.exit_code(), 130);
+        let gave_up = LinkError::GaveUp {
+            host: "h".into(),
+            after: Duration::from_secs(1),
+            last: SshError::Unreachable {
+                host: "h".into(),
+                reason: "refused".into(),
+            },
+        };
+        assert_eq!(gave_up.exit_code(), 3);
+        let auth = LinkError::Fatal(SshError::AuthFailed {
+            host: "h".into(),
+            user: "u".into(),
+            tried: "k".into(),
+            hint: String::new(),
+        });
+        assert_eq!(auth.exit_code(), 4);
+    }
+}
