@@ -23,4 +23,6 @@ fi
 # sshd refuses to start without its privilege-separation directory.
 [ "$(id -u)" != 0 ] || mkdir -p /run/sshd
 
+# The integration tests mostly wait on sshd, tmux and timers, not on the CPU.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-8}"
 cargo test --locked --all-targets "$@"

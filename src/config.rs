@@ -43,6 +43,9 @@ pub struct Settings {
     pub resume_command: Option<String>,
     #[serde(default, deserialize_with = "de_duration")]
     pub keepalive: Option<Duration>,
+    /// How long `attach`, `logs -f` and `forward` keep reconnecting before giving up (default: never).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub give_up_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -62,7 +65,7 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::E
             let dur = humantime::parse_duration(s.trim())
                 .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e} (try `5s`)")))?;
             if dur.is_zero() {
-                return Err(serde::de::Error::custom("keepalive must be greater than zero"));
+                return Err(serde::de::Error::custom("a duration here must be greater than zero"));
             }
             Ok(Some(dur))
         }
@@ -87,6 +90,7 @@ pub struct HostSettings {
     pub train_config: String,
     pub resume_command: Option<String>,
     pub keepalive: Duration,
+    pub give_up_after: Option<Duration>,
 }
 
 impl ConfigFile {
@@ -188,6 +192,7 @@ impl ConfigFile {
                 .and_then(|h| h.resume_command.clone())
                 .or_else(|| d.resume_command.clone()),
             keepalive: h.and_then(|h| h.keepalive).or(d.keepalive).unwrap_or(DEFAULT_KEEPALIVE),
+            give_up_after: h.and_then(|h| h.give_up_after).or(d.give_up_after),
         }
     }
 }
@@ -505,6 +510,7 @@ mod tests {
         assert!(d.session.is_some() && d.workdir.is_some() && d.command.is_some());
         assert!(d.log_dir.is_some() && d.checkpoint_dir.is_some() && d.train_config.is_some());
         assert!(d.keepalive.is_some());
+        assert!(d.give_up_after.is_some());
         assert!(!cfg.hosts.is_empty());
         assert!(cfg.hosts.values().any(|h| h.resume_command.is_some()));
     }
@@ -549,6 +555,7 @@ mod tests {
             ),
             ("defaults:\n  resume_command: make train\n", "must contain {checkpoint}"),
             ("defaults:\n  keepalive: 0s\n", "greater than zero"),
+            ("defaults:\n  give_up_after: 0s\n", "greater than zero"),
         ];
         assert!(!cases.is_empty());
         for (text, want) in cases {

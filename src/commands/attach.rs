@@ -1,12 +1,15 @@
 //! `rtrain attach HOST`: the remote tmux session in the local terminal, through an SSH PTY, with
 //! the local terminal in raw mode for exactly as long as that lasts.
 
+use super::resilient::StatusLine;
 use super::{CommandError, Ctx};
 use crate::config::Target;
 use crate::remote::quote::{quote, quote_path};
+use crate::ssh::link::{Link, LinkError};
 use crate::ssh::{Session, SshError};
 use russh::ChannelMsg;
 use std::io::IsTerminal;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// How one attached PTY ended.
@@ -157,26 +160,74 @@ pub async fn attach_once(
     })
 }
 
-/// `rtrain attach` without reconnection (used until the resilient link takes over).
+/// `rtrain attach`: attach, and after a dead link reconnect and re-attach by itself.
 pub async fn run(ctx: &Ctx, host: &str) -> anyhow::Result<u8> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(CommandError::Usage("attach needs a terminal (stdin and stdout must be a TTY)".into()).into());
     }
     let target = ctx.target(host)?;
-    let session = ctx.connect(&target).await?;
-    attach_session(ctx, &target, &session).await
+    ctx.note_unsupported(&target);
+    let mut link = ctx.link(&target);
+    tokio::select! {
+        r = link.session() => { r?; }
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    }
+    attach_link(ctx, &target, &mut link).await
 }
 
-pub async fn attach_session(ctx: &Ctx, target: &Target, session: &Session) -> anyhow::Result<u8> {
+/// Attach over `link` (already connected), re-attaching with a fresh PTY at the current terminal
+/// size after every reconnect, until the user detaches or the session ends.
+pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow::Result<u8> {
     let mut keys = stdin_pump();
-    let end = {
-        let _raw = RawMode::enable()?;
-        tokio::select! {
-            r = attach_once(session, target, &mut keys) => r?,
+    let status = StatusLine::new(&target.name, true, true, ctx.quiet);
+    let _raw = RawMode::enable()?;
+    loop {
+        let session = link.session().await?;
+        let dead = link.wait_dead();
+        let end = tokio::select! {
+            r = attach_once(&session, target, &mut keys) => match r {
+                Ok(end) => end,
+                Err(e) if e.is_retryable() => AttachEnd::Lost(e.to_string()),
+                Err(e) => return Err(e.into()),
+            },
+            reason = dead => AttachEnd::Lost(reason),
             _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        };
+        drop(session);
+        match end {
+            AttachEnd::Lost(_) => {
+                reconnect_dropping_keys(ctx, link, &status, &mut keys).await?;
+            }
+            other => {
+                drop(_raw);
+                return report_end(target, other);
+            }
         }
-    };
-    report_end(target, end)
+    }
+}
+
+/// Reconnect while discarding whatever is typed meanwhile (it must never reach the training pane
+/// later); Ctrl-C (a 0x03 byte in raw mode) gives up.
+async fn reconnect_dropping_keys(
+    ctx: &Ctx,
+    link: &mut Link,
+    status: &StatusLine,
+    keys: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<Arc<Session>, LinkError> {
+    let cancel = ctx.shutdown.child_token();
+    let fut = link.reconnect(&cancel, |ev| status.event(&ev));
+    tokio::pin!(fut);
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            r = &mut fut => return r,
+            k = keys.recv(), if stdin_open => match k {
+                Some(bytes) if bytes.contains(&0x03) => cancel.cancel(),
+                Some(_) => {}
+                None => stdin_open = false,
+            },
+        }
+    }
 }
 
 pub fn report_end(target: &Target, end: AttachEnd) -> anyhow::Result<u8> {

@@ -2,8 +2,10 @@
 
 pub mod attach;
 mod exec;
+mod forward;
 mod hosts;
 pub mod probe;
+mod resilient;
 pub mod run;
 
 use crate::cli::{Cli, Command};
@@ -20,8 +22,6 @@ pub enum CommandError {
     Interrupted,
     #[error("{0}")]
     Usage(String),
-    #[error("`rtrain {0}` is not implemented yet")]
-    NotImplemented(&'static str),
 }
 
 /// DESIGN.md's exit codes, found anywhere in the error's chain.
@@ -40,7 +40,6 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
             return match c {
                 CommandError::Interrupted => 130,
                 CommandError::Usage(_) => 2,
-                CommandError::NotImplemented(_) => 1,
             };
         }
     }
@@ -141,6 +140,6 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Stop(a) => run::stop(&ctx, a).await,
         Command::Resume(a) => run::resume(&ctx, a).await,
         Command::Check(a) => probe::check(&ctx, a).await,
-        Command::Forward(_) => Err(CommandError::NotImplemented("forward").into()),
+        Command::Forward(a) => forward::run(&ctx, a).await,
     }
 }

@@ -1,6 +1,7 @@
 //! `rtrain up`, `stop`, `logs` and `resume`: the run's lifecycle, each a script of remote::run sent
 //! over one exec (resume: list, read the config, then launch under the same lock as `up`).
 
+use super::resilient::StatusLine;
 use super::{attach, probe, CommandError, Ctx};
 use crate::cli::{LogsArgs, ResumeArgs, StopArgs, UpArgs};
 use crate::config::Target;
@@ -9,6 +10,7 @@ use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunStat
 use crate::ssh::Session;
 use crate::train::progress::CrCollapser;
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 
@@ -134,10 +136,15 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
         r = work => r?,
         _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
     };
-    if args.attach {
-        return attach::attach_session(ctx, &target, &session).await;
-    }
     session.close().await;
+    if args.attach {
+        if !ctx.env.interactive {
+            return Err(CommandError::Usage("--attach needs a terminal".into()).into());
+        }
+        let mut link = ctx.link(&target);
+        link.session().await?;
+        return attach::attach_link(ctx, &target, &mut link).await;
+    }
     Ok(code)
 }
 
@@ -274,17 +281,11 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<u8> {
         }
     }
     let target = ctx.target(&args.host)?;
+    if args.follow {
+        return follow(ctx, &target, &args, lines).await;
+    }
     let session = ctx.connect(&target).await?;
-    let wd = &target.settings.workdir;
-    let script = if args.follow {
-        run::follow_script(
-            wd,
-            args.run.as_deref(),
-            lines.map_or(LogStart::Offset(0), LogStart::LastLines),
-        )
-    } else {
-        run::logs_script(wd, args.run.as_deref(), lines)
-    };
+    let script = run::logs_script(&target.settings.workdir, args.run.as_deref(), lines);
     let mut sink = LogSink::new(args.raw);
     let mut stderr_buf: Vec<u8> = Vec::new();
     let command = run::sh_command(&script);
@@ -298,14 +299,71 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<u8> {
     sink.finish()?;
     result?;
     let err_text = String::from_utf8_lossy(&stderr_buf);
-    let _header = run::parse_log_header(&err_text).map_err(|e| run_error(&target, e))?;
+    run::parse_log_header(&err_text).map_err(|e| run_error(&target, e))?;
     let trailer = run::parse_log_trailer(&err_text).map_err(|e| run_error(&target, e))?;
     session.close().await;
-    let Some(trailer) = trailer else {
+    if trailer.is_none() {
         anyhow::bail!("the log stream from {} ended early", target.name);
+    }
+    Ok(0)
+}
+
+/// `logs -f`: stream the log until the run ends, across reconnects. The byte offset delivered so
+/// far is tracked, and after a reconnect the stream resumes at exactly that offset of the same
+/// run's log, so the output is the remote file byte for byte: nothing lost, nothing twice.
+async fn follow(ctx: &Ctx, target: &Target, args: &LogsArgs, lines: Option<usize>) -> anyhow::Result<u8> {
+    let mut link = ctx.link(target);
+    tokio::select! {
+        r = link.session() => { r?; }
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    }
+    let status = StatusLine::new(&target.name, false, ctx.env.interactive, ctx.quiet);
+    let mut sink = LogSink::new(args.raw);
+    let mut start = lines.map_or(LogStart::Offset(0), LogStart::LastLines);
+    let mut run_id = args.run.clone();
+    let trailer = loop {
+        let session = link.session().await?;
+        let script = run::follow_script(&target.settings.workdir, run_id.as_deref(), start);
+        let command = run::sh_command(&script);
+        let mut stderr_buf: Vec<u8> = Vec::new();
+        let before = sink.received;
+        let dead = link.wait_dead();
+        let outcome = tokio::select! {
+            r = session.exec_streaming(&command, None, &mut sink, &mut stderr_buf, None) => match r {
+                Ok(_) => None,
+                Err(e) if e.is_retryable() => Some(e.to_string()),
+                Err(e) => return Err(e.into()),
+            },
+            reason = dead => Some(reason),
+            _ = ctx.shutdown.cancelled() => {
+                let _ = sink.finish();
+                return Err(CommandError::Interrupted.into());
+            }
+        };
+        drop(session);
+        let err_text = String::from_utf8_lossy(&stderr_buf);
+        let header = run::parse_log_header(&err_text).map_err(|e| run_error(target, e))?;
+        let got = sink.received - before;
+        if let Some(h) = &header {
+            // Pin the run and continue right after the last byte we printed.
+            run_id = Some(h.id.clone());
+            start = LogStart::Offset(h.start + got);
+        }
+        if outcome.is_none() {
+            if let Some(t) = run::parse_log_trailer(&err_text).map_err(|e| run_error(target, e))? {
+                break t;
+            }
+        }
+        // The stream was cut (dead link, or a stream that ended without its trailer): reconnect.
+        let cancel = ctx.shutdown.child_token();
+        link.reconnect(&cancel, |ev| status.event(&ev)).await?;
     };
-    if !args.follow {
-        return Ok(0);
+    sink.finish()?;
+    if let Some(s) = link.current() {
+        drop(link);
+        if let Ok(s) = Arc::try_unwrap(s) {
+            s.close().await;
+        }
     }
     let code = trailer.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
     eprintln!("rtrain: the run on {} {}{code}", target.name, trailer.state);

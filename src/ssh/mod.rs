@@ -179,7 +179,9 @@ impl ConnectOptions {
             keepalive_interval: interval,
             keepalive_max: max,
             connect_timeout,
-            handshake_timeout: connect_timeout.max(Duration::from_secs(15)),
+            // OpenSSH applies ConnectTimeout to the handshake too, so a host that accepts TCP and
+            // then says nothing fails as fast as one that does not answer at all.
+            handshake_timeout: target.ssh.connect_timeout.unwrap_or(Duration::from_secs(15)),
             agent_socket,
         }
     }

@@ -397,15 +397,6 @@ fn malformed_ssh_config_is_exit_2_naming_the_line() {
 }
 
 #[test]
-fn unbuilt_commands_say_not_implemented_and_exit_1() {
-    let c = Client::bare();
-    let ran = run_with_timeout(c.rtrain().args(["forward", "box", "6006"]), LIMIT);
-    assert_eq!(ran.code, 1, "{ran}");
-    assert!(ran.stderr.contains("not implemented yet"), "{ran}");
-    assert!(ran.stdout.is_empty());
-}
-
-#[test]
 fn hosts_lists_rtrain_and_ssh_config_hosts() {
     let c = Client::bare();
     c.write_ssh_config("Host gpu-box\n  HostName 10.1.2.3\n  User alice\nHost *\n  ServerAliveInterval 10\n");

@@ -11,4 +11,5 @@ mod lifecycle;
 mod link;
 mod observe;
 mod proxy;
+mod resilience;
 mod ssh_compat;

@@ -86,6 +86,21 @@ impl LocalTerm {
         }
     }
 
+    /// Wait until the screen no longer contains `needle` (e.g. a status line a redraw replaces).
+    pub fn wait_gone(&self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if !screen.contains(needle) {
+                return screen;
+            }
+            if start.elapsed() > limit {
+                panic!("screen still shows {needle:?} after {limit:?}:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The pane's command has exited: its status.
     pub fn exit_status(&self) -> Option<i32> {
         let out = self
