@@ -81,6 +81,19 @@ impl Project {
         ran.stdout_str()
     }
 
+    /// Running and past its first steps (the trainer, not just the wrapper, is up).
+    fn wait_training(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let v = self.status();
+            if v["run"]["state"] == "running" && v["progress"]["step"].as_u64().is_some_and(|s| s > 0) {
+                return;
+            }
+            assert!(start.elapsed() < limit, "the trainer never made progress: {v:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn run_dirs(&self) -> usize {
         std::fs::read_dir(self.dir.join(".rtrain/runs"))
             .map(|d| d.count())
@@ -189,9 +202,8 @@ fn logs_follow_prints_until_the_run_finishes_and_exits_0() {
 fn stop_sends_sigint_first_and_the_trainer_exits_cleanly() {
     let p = Project::new(&format!("{FAST} --max-steps 100000"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
-    p.wait_state("running", T);
-    std::thread::sleep(Duration::from_millis(500));
-    let ran = p.rtrain(&["stop", "box", "--timeout", "10"]);
+    p.wait_training(T);
+    let ran = p.rtrain(&["stop", "box", "--timeout", "30"]);
     assert_eq!(ran.code, 0, "{ran}");
     assert!(ran.stdout_str().contains("after SIGINT"), "{ran}");
     let v = p.wait_state("stopped", T);
@@ -207,8 +219,7 @@ fn stop_sends_sigint_first_and_the_trainer_exits_cleanly() {
 fn stop_escalates_to_sigterm_when_sigint_is_ignored() {
     let p = Project::new(&format!("{FAST} --max-steps 100000 --ignore-sigint"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
-    p.wait_state("running", T);
-    std::thread::sleep(Duration::from_millis(500));
+    p.wait_training(T);
     let ran = p.rtrain(&["stop", "box", "--timeout", "2"]);
     assert!(ran.stdout_str().contains("after SIGTERM"), "{ran}");
     let v = p.wait_state("stopped", T);
