@@ -690,3 +690,46 @@ fn hosts_list_marks_routes_and_a_loop_does_not_hide_the_other_hosts() {
         "{out}"
     );
 }
+
+/// A drop between the bastion and the box (the client's own link to the bastion stays up) during
+/// `logs -f`: the box's session dies of keepalives, the link reconnects through the bastion, and
+/// the output is still the remote log byte for byte.
+#[test]
+fn logs_follow_recovers_from_a_drop_between_the_bastion_and_the_box() {
+    use crate::resilience::{assert_same_bytes, Bg, WRITER};
+    let jump = bastion();
+    let gpu = Sshd::start();
+    let wire = Proxy::start(gpu.port); // the bastion reaches the box only through this
+    let c = client_for(&[&jump, &gpu]);
+    let line = format!("[127.0.0.1]:{} {}\n", wire.port(), gpu.host_public_key());
+    std::fs::write(c.ssh_dir().join("known_hosts"), format!("{}{line}", c.known_hosts())).unwrap();
+    c.write_ssh_config(&format!(
+        "{}Host gpu\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  ProxyJump bastion\n",
+        block("bastion", &jump, &c, ""),
+        wire.port(),
+        gpu.user,
+        c.key.display()
+    ));
+    c.write_rtrain_config("defaults:\n  workdir: ~/w\n  keepalive: 500ms\n");
+    std::fs::create_dir_all(gpu.remote_home.join("w")).unwrap();
+    std::fs::write(gpu.remote_home.join("w/writer.py"), WRITER).unwrap();
+    let ran = run_with_timeout(c.rtrain().args(["up", "gpu", "--", "python3 writer.py 300 15"]), LIMIT);
+    ok(&ran, &[&jump, &gpu]);
+    let st = run_with_timeout(c.rtrain().args(["status", "gpu", "--json"]), LIMIT);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let log = PathBuf::from(v["run"]["log"].as_str().unwrap());
+    let mut cmd = c.rtrain();
+    cmd.args(["logs", "gpu", "-f", "-n", "all", "--raw"]);
+    let mut bg = Bg::spawn(cmd);
+    std::thread::sleep(Duration::from_secs(2));
+    wire.set_mode(Mode::BlackHole);
+    bg.wait_stderr("reconnecting", LIMIT);
+    wire.set_mode(Mode::Pass);
+    bg.wait_stderr("reconnected", LIMIT);
+    assert_eq!(bg.wait(Duration::from_secs(60)), 0, "{}", bg.stderr());
+    assert_same_bytes(&bg.stdout(), &log);
+    assert!(
+        jump.log().matches("target 127.0.0.1 port").count() >= 2,
+        "the reconnect went through the bastion"
+    );
+}

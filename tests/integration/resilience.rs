@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(60);
 
 /// A Python writer: `lines_per_s` lines a second for `secs` seconds, flushed, to stdout.
-const WRITER: &str = r#"import sys, time
+pub const WRITER: &str = r#"import sys, time
 rate, secs = float(sys.argv[1]), float(sys.argv[2])
 start = time.time(); i = 0
 while time.time() - start < secs:
@@ -59,7 +59,7 @@ impl Rig {
 }
 
 /// A background rtrain whose stdout and stderr go to files (read them at any time).
-struct Bg {
+pub struct Bg {
     child: Child,
     out: PathBuf,
     err: PathBuf,
@@ -67,7 +67,7 @@ struct Bg {
 }
 
 impl Bg {
-    fn spawn(mut cmd: Command) -> Bg {
+    pub fn spawn(mut cmd: Command) -> Bg {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("stdout");
         let err = dir.path().join("stderr");
@@ -84,15 +84,15 @@ impl Bg {
         }
     }
 
-    fn stdout(&self) -> Vec<u8> {
+    pub fn stdout(&self) -> Vec<u8> {
         std::fs::read(&self.out).unwrap_or_default()
     }
 
-    fn stderr(&self) -> String {
+    pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.err).unwrap_or_default()
     }
 
-    fn wait(&mut self, limit: Duration) -> i32 {
+    pub fn wait(&mut self, limit: Duration) -> i32 {
         let start = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -106,7 +106,7 @@ impl Bg {
         }
     }
 
-    fn wait_stderr(&self, needle: &str, limit: Duration) {
+    pub fn wait_stderr(&self, needle: &str, limit: Duration) {
         let start = Instant::now();
         while !self.stderr().contains(needle) {
             assert!(
@@ -135,7 +135,7 @@ impl Drop for Bg {
     }
 }
 
-fn assert_same_bytes(local: &[u8], remote: &Path) {
+pub fn assert_same_bytes(local: &[u8], remote: &Path) {
     let want = std::fs::read(remote).unwrap();
     if local != want.as_slice() {
         let at = local
