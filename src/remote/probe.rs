@@ -28,6 +28,7 @@
 
 use crate::remote::quote::{quote, quote_path};
 pub use crate::remote::run::RunState;
+use crate::remote::run::RUN_STATE_SH;
 use crate::train::checkpoints::{self, Checkpoint, Entry, EntryKind, Layout};
 use crate::train::disk::{parse_df, DiskUsage};
 use crate::train::gpu::{self, Gpu, GpuReport};
@@ -147,28 +148,24 @@ const STATUS: &str = r#"_s tmux
 { if command -v tmux >/dev/null 2>&1; then tmux has-session -t "$S" >/dev/null 2>&1; echo "$?"; else echo missing; fi; } | base64
 r=
 id=
-if [ "$wd" = ok ] && [ -f .rtrain/current ]; then
-  id=$(head -c 256 .rtrain/current | tr -d '\r\n')
-  case $id in ''|*[!0-9A-Za-z_-]*) id= ;; esac
-  if [ -n "$id" ] && [ -d ".rtrain/runs/$id" ]; then r=.rtrain/runs/$id; fi
+if [ "$wd" = ok ]; then
+  rt_read1 .rtrain/current
+  id=$rt_v
+  if rt_valid_id "$id" && [ -d ".rtrain/runs/$id" ]; then r=.rtrain/runs/$id; fi
 fi
 if [ -n "$r" ]; then
   _s run_id; printf '%s' "$id" | base64
-  for f in command started_at pid log exit; do
+  for f in command started_at pid log; do
     if [ -f "$r/$f" ]; then _s "run_$f"; head -c 65536 "$r/$f" | base64; fi
   done
+  # Decided by RUN_STATE_SH, as up and stop decide it; exit and stopped are read after the liveness test.
+  rt_decide "$r"
+  _s run_state; printf '%s' "$rt_s" | base64
+  if [ -n "$rt_pa" ]; then _s run_alive; printf '%s' "$rt_pa" | base64; fi
+  if [ -n "$rt_pw" ]; then _s run_is_wrapper; printf '%s' "$rt_pw" | base64; fi
+  if [ -n "$rt_ga" ]; then _s run_group_alive; printf '%s' "$rt_ga" | base64; fi
+  if [ -f "$r/exit" ]; then _s run_exit; head -c 65536 "$r/exit" | base64; fi
   if [ -e "$r/stopped" ]; then _s run_stopped; fi
-  pid=$(head -c 64 "$r/pid" 2>/dev/null | tr -cd 0-9)
-  if [ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null; then
-    if kill -0 "$pid" 2>/dev/null; then a=0; else a=1; fi
-    _s run_alive; echo "$a" | base64
-    if [ "$a" = 0 ]; then
-      if [ -r "/proc/$pid/cmdline" ]; then _s run_cmdline; head -c 4096 "/proc/$pid/cmdline" | base64; fi
-    else
-      if kill -s 0 -- "-$pid" 2>/dev/null; then ga=0; else ga=1; fi
-      _s run_group_alive; echo "$ga" | base64
-    fi
-  fi
 fi
 l=
 lsrc=
@@ -271,15 +268,10 @@ pub fn status_script(inputs: &StatusInputs) -> String {
     s += &format!("Q={}\n", quote(gpu::QUERY_GPU_ARGS));
     s += PRELUDE;
     s += LISTING;
+    s += RUN_STATE_SH;
     s += STATUS;
     s += DONE_LINE;
     s
-}
-
-/// What identifies the run's wrapper in `/proc/<pid>/cmdline`: `up` starts it as
-/// `/bin/sh <workdir>/.rtrain/runs/<id>/run.sh` (the same test as `rt_alive` in remote/run.rs).
-pub fn wrapper_marker(run_id: &str) -> String {
-    format!("/.rtrain/runs/{run_id}/run.sh")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,79 +549,44 @@ pub struct RunRecord {
     pub exit_present: bool,
     pub exit_code: Option<i32>,
     pub stopped: bool,
-    /// `kill -0 <pid>` succeeded (`None`: no usable pid; 0 and 1 are never probed).
+    /// What the liveness test saw (`None`: not asked, because `exit` decided, or the pid file holds no pid
+    /// above 1). The pid answers `kill -0` and is not a zombie.
     pub alive: Option<bool>,
-    /// `/proc/<pid>/cmdline` names this run's wrapper (`None`: not readable, or pid not alive).
+    /// `/proc/<pid>/cmdline` names this run's wrapper (`None`: no /proc, or the pid is not alive).
     pub is_wrapper: Option<bool>,
-    /// The wrapper is gone but its process group lives on (the trainer, killed wrapper alone).
+    /// The wrapper is gone but its process group has a member that is not a zombie (the trainer, killed
+    /// wrapper alone).
     pub group_alive: Option<bool>,
+    /// Decided on the remote box by the very shell functions `up` and `stop` use (`rt_decide` in
+    /// [`RUN_STATE_SH`]), so `status` can never disagree with them; `exit` and `stopped` are read after it.
     pub state: RunState,
 }
 
-/// What the probe saw of a run's processes and files.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunEvidence {
-    pub exit_present: bool,
-    pub exit_code: Option<i32>,
-    pub stopped: bool,
-    pub alive: Option<bool>,
-    pub is_wrapper: Option<bool>,
-    pub group_alive: Option<bool>,
-}
-
-/// docs/run-record.md, with the same liveness test as `rt_alive` in remote/run.rs (so `status`
-/// and `up` never disagree): `exit` decides first (stopped > finished > failed); then a live pid
-/// that is still the wrapper (or whose cmdline cannot be read), or, when the pid is gone, a live
-/// process group, means running; anything else is lost.
-pub fn decide_run_state(e: RunEvidence) -> RunState {
-    if e.exit_present {
-        return if e.stopped {
-            RunState::Stopped
-        } else if e.exit_code == Some(0) {
-            RunState::Finished
-        } else {
-            RunState::Failed
-        };
-    }
-    let wrapper_alive = e.alive == Some(true) && e.is_wrapper != Some(false);
-    let group_alive = e.alive == Some(false) && e.group_alive == Some(true);
-    if wrapper_alive || group_alive {
-        RunState::Running
-    } else {
-        RunState::Lost
-    }
-}
-
-fn run_from_sections(s: &Sections) -> Option<RunRecord> {
-    let id = s.text("run_id").filter(|i| !i.is_empty())?;
-    let marker = wrapper_marker(&id);
-    let e = RunEvidence {
-        exit_present: s.get("run_exit").is_some(),
-        exit_code: s.int("run_exit"),
-        stopped: s.get("run_stopped").is_some(),
-        alive: s.text("run_alive").map(|a| a == "0"),
-        is_wrapper: s.get("run_cmdline").map(|c| {
-            let joined: Vec<u8> = c.iter().map(|b| if *b == 0 { b' ' } else { *b }).collect();
-            String::from_utf8_lossy(&joined).contains(&marker)
-        }),
-        group_alive: s.text("run_group_alive").map(|a| a == "0"),
+fn run_from_sections(s: &Sections) -> Result<Option<RunRecord>, ProbeError> {
+    let Some(id) = s.text("run_id").filter(|i| !i.is_empty()) else {
+        return Ok(None);
     };
-    Some(RunRecord {
+    let state = s
+        .text("run_state")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| ProbeError::Corrupt("run_state".into()))?;
+    let yes = |name: &str| s.text(name).map(|a| a == "0");
+    Ok(Some(RunRecord {
         command: s
             .get("run_command")
             .map(|c| String::from_utf8_lossy(c).trim_end_matches('\n').to_string()),
         started_at: s.text("run_started_at").filter(|t| !t.is_empty()),
         pid: s.int("run_pid"),
         log: s.text("run_log").filter(|t| !t.is_empty()),
-        exit_present: e.exit_present,
-        exit_code: e.exit_code,
-        stopped: e.stopped,
-        alive: e.alive,
-        is_wrapper: e.is_wrapper,
-        group_alive: e.group_alive,
-        state: decide_run_state(e),
+        exit_present: s.get("run_exit").is_some(),
+        exit_code: s.int("run_exit"),
+        stopped: s.get("run_stopped").is_some(),
+        alive: yes("run_alive"),
+        is_wrapper: yes("run_is_wrapper"),
+        group_alive: yes("run_group_alive"),
+        state,
         id,
-    })
+    }))
 }
 
 /// Where the log came from.
@@ -713,7 +670,7 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
         ckpts,
         tmux_installed,
         session_exists,
-        run: run_from_sections(&s),
+        run: run_from_sections(&s)?,
         log,
         log_summary,
         trainer_state,
@@ -1630,69 +1587,362 @@ mod tests {
         );
     }
 
+    // -- status and up decide alike ------------------------------------------------------------
+
+    /// Children of the test, killed and reaped when dropped. Until a child is waited for it stays a
+    /// zombie, as under a container init that does not reap orphans.
+    #[derive(Default)]
+    struct Procs(Vec<Child>);
+
+    impl Procs {
+        /// `sleep 60` in process group `pgid` (0: a new group that it leads); its pid.
+        fn spawn(&mut self, pgid: u32) -> u32 {
+            use std::os::unix::process::CommandExt;
+            let child = Command::new("sleep")
+                .arg("60")
+                .process_group(pgid as i32)
+                .spawn()
+                .unwrap();
+            self.push(child)
+        }
+
+        fn push(&mut self, child: Child) -> u32 {
+            let pid = child.id();
+            self.0.push(child);
+            pid
+        }
+
+        fn child(&mut self, pid: u32) -> &mut Child {
+            self.0.iter_mut().find(|c| c.id() == pid).unwrap()
+        }
+
+        /// SIGKILL, and left unreaped until it is a zombie.
+        fn zombie(&mut self, pid: u32) {
+            self.child(pid).kill().unwrap();
+            let t = std::time::Instant::now();
+            while proc_state(pid) != Some('Z') {
+                assert!(t.elapsed().as_secs() < 10, "{pid} did not become a zombie");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+
+        /// SIGKILL and reaped: gone from the process table.
+        fn reap(&mut self, pid: u32) {
+            let c = self.child(pid);
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    impl Drop for Procs {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// The state letter of `/proc/<pid>/stat` (`Z`: zombie).
+    fn proc_state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    }
+
+    #[derive(Clone, Copy)]
+    enum Is {
+        Alive,
+        Zombie,
+        Reaped,
+    }
+
+    /// A run's process group as the box may leave it: the wrapper (the group's leader, whose pid the
+    /// record holds) and optionally a trainer in its group, each alive, a zombie or reaped. The leader's pid.
+    fn group(procs: &mut Procs, wrapper: Is, trainer: Option<Is>) -> u32 {
+        let leader = procs.spawn(0);
+        if let Some(t) = trainer {
+            let pid = procs.spawn(leader);
+            match t {
+                Is::Alive => {}
+                Is::Zombie => procs.zombie(pid),
+                Is::Reaped => procs.reap(pid),
+            }
+        }
+        match wrapper {
+            Is::Alive => {}
+            Is::Zombie => procs.zombie(leader),
+            Is::Reaped => procs.reap(leader),
+        }
+        leader
+    }
+
+    /// The current run as `status` sees it, and its state as `up`/`stop` decide it (`rt_state`).
+    fn status_and_up(b: &TestBox, id: &str) -> (RunRecord, String) {
+        let r = status_of(b).run.expect("status found no run record");
+        let up = b.run(&crate::remote::run::state_script("~/proj", id));
+        (r, String::from_utf8(up).unwrap().trim().to_string())
+    }
+
+    fn assert_agree(b: &TestBox, run: &Run, want: RunState, what: &str) {
+        let (r, up) = status_and_up(b, &run.id);
+        assert_eq!(
+            r.state.as_str(),
+            up,
+            "{what}: status says {}, up/stop say {up} ({r:?})",
+            r.state
+        );
+        assert_eq!(r.state, want, "{what}: both say {up} ({r:?})");
+    }
+
+    /// Every situation a run record can be in goes through both the status probe and the state
+    /// function of up/stop (they share its shell text; this holds them to one answer).
     #[test]
-    fn decide_run_state_table() {
+    fn status_and_up_decide_every_run_record_situation_alike() {
         use RunState::*;
-        let ev = RunEvidence::default();
-        let exit = |code| RunEvidence {
-            exit_present: true,
-            exit_code: code,
-            ..ev
+        let b = TestBox::new();
+        let proj = b.home.join("proj");
+        let mut procs = Procs::default();
+        let mut n = 0;
+        let mut fresh = || {
+            n += 1;
+            Run::new(&proj, &format!("20261129-0400{n:02}-a{n:03}"))
         };
-        assert_eq!(
-            decide_run_state(RunEvidence {
-                alive: Some(false),
-                ..exit(Some(0))
-            }),
-            Finished
-        );
-        assert_eq!(decide_run_state(exit(Some(2))), Failed);
-        assert_eq!(
-            decide_run_state(exit(None)),
-            Failed,
-            "an unreadable exit status is not success"
-        );
-        assert_eq!(
-            decide_run_state(RunEvidence {
-                stopped: true,
-                ..exit(Some(0))
-            }),
-            Stopped
-        );
-        let alive = RunEvidence {
-            alive: Some(true),
-            ..ev
+        let dead = {
+            let mut c = Command::new("true").spawn().unwrap();
+            c.wait().unwrap();
+            c.id()
         };
-        assert_eq!(decide_run_state(alive), Running, "no /proc: trust kill -0");
+
+        // Ended: `exit` decides, whatever the processes say.
+        let run = fresh();
+        run.file("pid", &format!("{dead}\n")).file("exit", "0\n");
+        assert_agree(&b, &run, Finished, "exit 0");
+        let run = fresh();
+        run.file("pid", &format!("{dead}\n")).file("exit", "1\n");
+        assert_agree(&b, &run, Failed, "exit 1");
+        let run = fresh();
+        run.file("exit", "killed\n");
+        assert_agree(&b, &run, Failed, "an unreadable exit status is no success");
+        let run = fresh();
+        run.file("stopped", "2026-11-29T04:00:00Z\n").file("exit", "130\n");
+        assert_agree(&b, &run, Stopped, "stopped, then exit 130");
+
+        // The wrapper alive, and how its pid may be written.
+        let run = fresh();
+        let wrapper = procs.push(run.start_wrapper());
+        assert_agree(&b, &run, Running, "the wrapper alive");
+        run.file("pid", &format!(" {wrapper}\t\r\n"));
+        assert_agree(&b, &run, Running, "the pid between blanks and a CR");
+        for garbage in [
+            format!("0{wrapper}\n"),
+            format!("{wrapper}x\n"),
+            format!("x{wrapper}\n"),
+            format!("-{wrapper}\n"),
+            format!("+{wrapper}\n"),
+            format!("{wrapper} {wrapper}\n"),
+            format!("{wrapper}.0\n"),
+        ] {
+            run.file("pid", &garbage);
+            assert_agree(
+                &b,
+                &run,
+                Lost,
+                &format!("garbage around a live wrapper's pid: {garbage:?}"),
+            );
+        }
+        run.file("pid", &format!("{wrapper}\n"));
+        run.file("stopped", "2026-11-29T04:00:00Z\n");
+        assert_agree(&b, &run, Running, "stop signalled, no exit yet");
+        let run = fresh();
+        procs.push(run.start_wrapper());
+        run.file("exit", "0\n");
+        assert_agree(&b, &run, Finished, "exit written, the wrapper not gone yet");
+
+        // No exit, and no wrapper.
+        let run = fresh();
+        run.file("pid", &format!("{}\n", std::process::id()));
+        assert_agree(&b, &run, Lost, "the pid reused by another process");
+        run.file("pid", &format!("{dead}\n"));
+        assert_agree(&b, &run, Lost, "the pid gone");
+        for pid in [
+            "0",
+            "1",
+            "00",
+            "01",
+            "-1",
+            "-0",
+            "",
+            "\n",
+            "garbage",
+            "99999999999999999999",
+        ] {
+            run.file("pid", &format!("{pid}\n"));
+            assert_agree(&b, &run, Lost, &format!("pid file {pid:?} (never probed)"));
+        }
+        std::fs::remove_file(run.dir().join("pid")).unwrap();
+        assert_agree(&b, &run, Lost, "no pid file");
+
+        // Process groups, as a container whose init does not reap leaves them.
+        for (wrapper, trainer, want, what) in [
+            (
+                Is::Reaped,
+                Some(Is::Alive),
+                Running,
+                "the wrapper killed, its trainer alive",
+            ),
+            (
+                Is::Reaped,
+                Some(Is::Zombie),
+                Lost,
+                "the wrapper killed, its group zombies only",
+            ),
+            (Is::Reaped, Some(Is::Reaped), Lost, "the wrapper and its trainer killed"),
+            (
+                Is::Zombie,
+                Some(Is::Alive),
+                Running,
+                "the wrapper a zombie, its trainer alive",
+            ),
+            (
+                Is::Zombie,
+                Some(Is::Zombie),
+                Lost,
+                "the wrapper and its trainer zombies",
+            ),
+            (Is::Zombie, None, Lost, "the wrapper a zombie, alone"),
+        ] {
+            let run = fresh();
+            let leader = group(&mut procs, wrapper, trainer);
+            run.file("pid", &format!("{leader}\n"));
+            assert_agree(&b, &run, want, what);
+        }
+    }
+
+    #[test]
+    fn regression_status_and_up_agree_on_zombie_group() {
+        // The wrapper was killed and the container's init does not reap orphans, so the trainer ended as
+        // a zombie in the run's process group. `kill -0 -- -PGID` still succeeds on such a group: status
+        // used it alone and said running, while up and stop (rt_alive skips zombies) said lost.
+        let b = TestBox::new();
+        let run = Run::new(&b.home.join("proj"), "20261129-060000-0006");
+        let mut procs = Procs::default();
+        let leader = group(&mut procs, Is::Reaped, Some(Is::Zombie));
+        run.file("pid", &format!("{leader}\n"));
+        let plain = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -s 0 -- -{leader}"))
+            .status()
+            .unwrap();
+        assert!(plain.success(), "the plain group test must see the zombie group");
+        let (r, up) = status_and_up(&b, &run.id);
         assert_eq!(
-            decide_run_state(RunEvidence {
-                is_wrapper: Some(true),
-                ..alive
-            }),
-            Running
+            (r.alive, r.group_alive, r.state),
+            (Some(false), Some(false), RunState::Lost)
         );
-        assert_eq!(
-            decide_run_state(RunEvidence {
-                is_wrapper: Some(false),
-                ..alive
-            }),
-            Lost,
-            "pid reused"
+        assert_eq!(up, "lost");
+    }
+
+    #[test]
+    fn regression_status_never_reports_lost_for_a_run_that_just_ended() {
+        // The probe read `exit` once, before its liveness test: a run that ended in between (the wrapper
+        // writes `exit`, then execs the login shell, so the pid no longer is the wrapper) showed `lost`.
+        // Here the run ends at each external command the scripts run, in turn: fake head, tr and cat
+        // first on PATH end it, then run the real tool.
+        let b = TestBox::new();
+        let run = Run::new(&b.home.join("proj"), "20261129-070000-0007");
+        // A log, so the status probe runs a command after its decision too.
+        let log = b.home.join("proj/logs/training.log");
+        write(&log, b"  5%|5| 5/100 [00:10<03:10,  2.00s/it]");
+        run.file("log", &format!("{}\n", log.display()));
+        let hooks = b.home.join("hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        let q = |p: &Path| quote(p.to_str().unwrap());
+        for tool in ["head", "tr", "cat"] {
+            let real = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(tool))
+                .find(|p| p.exists())
+                .unwrap();
+            b.fake(
+                tool,
+                &format!(
+                    r#"h={h}
+i=1
+while ! mkdir "$h/count/$i" 2>/dev/null; do i=$((i + 1)); done
+read at < "$h/at"
+if [ "$i" = "$at" ]; then
+  read w < "$h/wrapper"
+  kill -USR1 "$w"
+  k=0
+  while [ "$k" -lt 250 ]; do
+    if [ -f {rd}/exit ]; then
+      c=$(/usr/bin/env tr '\000' ' ' < "/proc/$w/cmdline" 2>/dev/null)
+      case $c in *run.sh*) ;; *) break ;; esac
+    fi
+    sleep 0.02
+    k=$((k + 1))
+  done
+  : > "$h/fired"
+fi
+exec {real} "$@""#,
+                    h = q(&hooks),
+                    rd = q(&run.dir()),
+                    real = q(&real),
+                ),
+            );
+        }
+        // The wrapper's last steps: `exit` written atomically, then it becomes another program.
+        write(
+            run.dir().join("run.sh"),
+            b"d=$(dirname \"$0\")\n\
+              trap 'echo 0 > \"$d/exit.tmp\" && mv -f \"$d/exit.tmp\" \"$d/exit\"; exec sleep 60' USR1\n\
+              : > \"$d/ready\"\n\
+              while :; do sleep 0.02; done\n",
         );
-        let gone = RunEvidence {
-            alive: Some(false),
-            ..ev
-        };
-        assert_eq!(decide_run_state(gone), Lost);
-        assert_eq!(
-            decide_run_state(RunEvidence {
-                group_alive: Some(true),
-                ..gone
-            }),
-            Running,
-            "trainer outlived its wrapper"
-        );
-        assert_eq!(decide_run_state(ev), Lost);
+        let scripts = [
+            ("status", status_script(&inputs())),
+            ("up", crate::remote::run::state_script("~/proj", &run.id)),
+        ];
+        for (who, script) in &scripts {
+            let mut seen = Vec::new();
+            for at in 1.. {
+                assert!(at < 100, "{who}: the hooks never stopped firing");
+                for f in ["exit", "ready", "pid"] {
+                    let _ = std::fs::remove_file(run.dir().join(f));
+                }
+                let _ = std::fs::remove_dir_all(hooks.join("count"));
+                let _ = std::fs::remove_file(hooks.join("fired"));
+                std::fs::create_dir(hooks.join("count")).unwrap();
+                write(hooks.join("at"), format!("{at}\n").as_bytes());
+                let mut procs = Procs::default();
+                let wrapper = procs.push(Command::new("sh").arg(run.dir().join("run.sh")).spawn().unwrap());
+                write(hooks.join("wrapper"), format!("{wrapper}\n").as_bytes());
+                while !run.dir().join("ready").exists() {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                run.file("pid", &format!("{wrapper}\n"));
+                let out = b.run(script);
+                let state = if *who == "status" {
+                    parse_status(&out).unwrap().run.unwrap().state.to_string()
+                } else {
+                    String::from_utf8(out).unwrap().trim().to_string()
+                };
+                drop(procs);
+                if !hooks.join("fired").exists() {
+                    break;
+                }
+                assert!(
+                    state == "running" || state == "finished",
+                    "{who}: the run ended at external command {at} and read as {state}"
+                );
+                seen.push(state);
+            }
+            assert!(seen.contains(&"finished".to_string()), "{who}: {seen:?}");
+            if *who == "status" {
+                // The sweep went past the decision: later commands no longer change it.
+                assert!(seen.contains(&"running".to_string()), "{who}: {seen:?}");
+            }
+        }
     }
 
     #[test]

@@ -185,23 +185,24 @@ pub enum RunError {
 // ------------------------------------------------------------------------------------------------------------
 // Shell fragments shared by the scripts
 
-/// Run-state rules of docs/run-record.md, in sh. `rt_alive` accepts the process group as a sign of life when
-/// the wrapper itself is gone (killed alone, a trainer that survives the pane's SIGHUP goes on in its group),
-/// so `up` never starts a second trainer next to a live one.
-const FUNCS: &str = r##"rt_say() { printf '@rtrain %s=%s\n' "$1" "$2"; }
-rt_valid_id() { case $1 in ''|*[!0-9A-Za-z_-]*) return 1;; esac; }
-rt_alive() {
-  rt_p=$(cat "$1/pid" 2>/dev/null)
-  case $rt_p in ''|*[!0-9]*|0|1) return 1;; esac
-  if kill -0 "$rt_p" 2>/dev/null; then
-    if [ -r "/proc/$rt_p/cmdline" ]; then
-      rt_c=$(tr '\000' ' ' < "/proc/$rt_p/cmdline" 2>/dev/null)
-      case $rt_c in *"/.rtrain/runs/${1##*/}/run.sh"*) return 0;; esac
-      return 1
-    fi
-    return 0
-  fi
-  rt_group_alive "$rt_p"
+/// The run-state rules of docs/run-record.md in sh: the one text that decides a run's state, included word for word
+/// by the up/stop/logs scripts here and by the `status` probe (remote/probe.rs), so `status` and `up` cannot drift
+/// apart. The functions take a run dir (`.rtrain/runs/<id>`, relative to the workdir); variables are `rt_`-prefixed.
+/// `rt_alive` accepts the process group as a sign of life when the wrapper itself is gone (killed alone, a trainer
+/// that survives the pane's SIGHUP goes on in its group), so `up` never starts a second trainer next to a live one.
+pub(crate) const RUN_STATE_SH: &str = r##"rt_valid_id() { case $1 in ''|*[!0-9A-Za-z_-]*) return 1;; esac; }
+# The value of a one-value record file in rt_v: its first 256 bytes, blanks (space, tab, CR, LF) trimmed.
+rt_read1() {
+  rt_v=$(head -c 256 "$1" 2>/dev/null | tr '\t\r\n' '   ')
+  rt_v=${rt_v#"${rt_v%%[! ]*}"}
+  rt_v=${rt_v%"${rt_v##*[! ]}"}
+}
+# The run's pid (its wrapper, and the id of its process group) in rt_p; fails unless it is a plain decimal above 1
+# without a leading zero: `kill -0 0` (or 00) would probe the caller's own group, -1 every process, 1 is init.
+rt_pid() {
+  rt_read1 "$1/pid"
+  rt_p=$rt_v
+  case $rt_p in ''|*[!0-9]*|0*|1) rt_p=; return 1;; esac
 }
 # A group of zombies only is dead: an init that does not reap (common in containers) leaves them behind.
 rt_group_alive() {
@@ -215,15 +216,43 @@ rt_group_alive() {
   done
   return 1
 }
-# `exit` is read again after the liveness test: the wrapper writes it just before it execs the login shell, so
-# a run ending between the two reads would otherwise look lost.
-rt_state() {
-  if [ ! -f "$1/exit" ] && rt_alive "$1"; then echo running
-  elif [ ! -f "$1/exit" ]; then echo lost
-  elif [ -e "$1/stopped" ]; then echo stopped
-  elif [ "$(cat "$1/exit")" = 0 ]; then echo finished
-  else echo failed; fi
+# Rule 2: the pid is this run's wrapper (its cmdline names run.sh; where /proc is absent, `kill -0` alone), or the
+# wrapper is gone and its group lives on. A pid that is another process now (reused) is not this run; a zombie (empty
+# cmdline) is a wrapper that has ended. What it saw stays for `status` to show, each 0 (yes), 1 (no) or empty (not
+# asked): rt_pa the pid is a live process, rt_pw it is the wrapper, rt_ga the group has a live member.
+rt_alive() {
+  rt_pa= rt_pw= rt_ga=
+  rt_pid "$1" || return 1
+  if kill -0 "$rt_p" 2>/dev/null; then
+    if [ ! -r /proc/self/stat ]; then rt_pa=0; return 0; fi
+    rt_c=$(tr '\000' ' ' 2>/dev/null < "/proc/$rt_p/cmdline")
+    if [ -n "$rt_c" ]; then
+      rt_pa=0
+      case $rt_c in *"/.rtrain/runs/${1##*/}/run.sh"*) rt_pw=0; return 0;; esac
+      rt_pw=1
+      return 1
+    fi
+  fi
+  rt_pa=1
+  if rt_group_alive "$rt_p"; then rt_ga=0; return 0; fi
+  rt_ga=1
+  return 1
 }
+# The state in rt_s. `exit` is read again after the liveness test: the wrapper writes it just before it execs the
+# login shell, so a run ending between the two reads would otherwise look lost.
+rt_decide() {
+  rt_pa= rt_pw= rt_ga=
+  if [ ! -f "$1/exit" ] && rt_alive "$1"; then rt_s=running
+  elif [ ! -f "$1/exit" ]; then rt_s=lost
+  elif [ -e "$1/stopped" ]; then rt_s=stopped
+  elif rt_read1 "$1/exit"; [ "$rt_v" = 0 ]; then rt_s=finished
+  else rt_s=failed; fi
+}
+rt_state() { rt_decide "$1"; echo "$rt_s"; }
+"##;
+
+/// Helpers of the run-record scripts (after [`RUN_STATE_SH`]).
+const FUNCS: &str = r##"rt_say() { printf '@rtrain %s=%s\n' "$1" "$2"; }
 rt_atomic_write() {
   rt_wp=$1
   if [ -L "$rt_wp" ]; then
@@ -355,7 +384,8 @@ printf '%s\n' "$rt_me" > "$rt_lockdir/owner"
 
 # Active? The current run first, then any run without an exit record whose wrapper or group still lives.
 rt_active=
-rt_cur=$(cat .rtrain/current 2>/dev/null)
+rt_read1 .rtrain/current
+rt_cur=$rt_v
 if rt_valid_id "$rt_cur" && [ -d ".rtrain/runs/$rt_cur" ] && [ "$(rt_state ".rtrain/runs/$rt_cur")" = running ]; then
   rt_active=$rt_cur
 else
@@ -367,7 +397,8 @@ fi
 if [ -n "$rt_active" ]; then
   rt_d=.rtrain/runs/$rt_active
   rt_say id "$rt_active"
-  rt_say pid "$(cat "$rt_d/pid")"
+  rt_pid "$rt_d"
+  rt_say pid "$rt_p"
   rt_say started_at "$(cat "$rt_d/started_at" 2>/dev/null)"
   rt_say log "$(cat "$rt_d/log" 2>/dev/null)"
   rt_say result active
@@ -447,7 +478,8 @@ rt_say result launched
 
 const STOP_BODY: &str = r##"rt_out=1
 CD_WORKDIR
-rt_id=$(cat .rtrain/current 2>/dev/null)
+rt_read1 .rtrain/current
+rt_id=$rt_v
 if ! rt_valid_id "$rt_id" || [ ! -d ".rtrain/runs/$rt_id" ]; then rt_say result no-run; exit 0; fi
 rt_rd=.rtrain/runs/$rt_id
 rt_say id "$rt_id"
@@ -458,7 +490,8 @@ if [ "$rt_st" != running ]; then
   rt_say result not-running
   exit 0
 fi
-rt_pg=$(cat "$rt_rd/pid")
+rt_pid "$rt_rd"
+rt_pg=$rt_p
 # Written before signalling, so the run reads as stopped (not failed) however it ends.
 date -u +%Y-%m-%dT%H:%M:%SZ > "$rt_rd/stopped"
 rt_ended() { [ -f "$rt_rd/exit" ] || ! rt_group_alive "$rt_pg"; }
@@ -502,7 +535,8 @@ if [ -n "$rt_want_id" ]; then
     exit 12
   fi
 else
-  rt_id=$(cat .rtrain/current 2>/dev/null)
+  rt_read1 .rtrain/current
+  rt_id=$rt_v
   if ! rt_valid_id "$rt_id" || [ ! -d ".rtrain/runs/$rt_id" ]; then rt_say result no-run >&2; exit 12; fi
 fi
 rt_rd=.rtrain/runs/$rt_id
@@ -595,6 +629,7 @@ fn script(vars: &[(&str, String)], body: &str) -> String {
     for (name, value) in vars {
         assign(&mut out, name, value);
     }
+    out.push_str(RUN_STATE_SH);
     out.push_str(FUNCS);
     out.push_str(&body.replace("CD_WORKDIR\n", CD_WORKDIR));
     out
@@ -698,6 +733,14 @@ pub fn remote_path(workdir: &str, rel: &str) -> String {
     } else {
         format!("{}/{}", workdir.trim_end_matches('/'), rel)
     }
+}
+
+/// Prints the state of run `id` in `workdir` as `up`, `stop` and `logs` decide it ([`RUN_STATE_SH`]'s
+/// `rt_state`), for tests that hold the status probe to the same answer.
+#[cfg(test)]
+pub(crate) fn state_script(workdir: &str, id: &str) -> String {
+    let body = "rt_out=1\nCD_WORKDIR\nrt_state \".rtrain/runs/$rt_id\"\n";
+    script(&[("rt_workdir", dir_word(workdir)), ("rt_id", quote(id))], body)
 }
 
 /// The exec command line that runs `script` with the remote POSIX sh, whatever the login shell is.
@@ -1317,9 +1360,7 @@ mod tests {
 
         /// The state by the same sh functions `up` uses.
         fn state(&self, wd: &Path, id: &str) -> String {
-            let body = format!("rt_out=1\nCD_WORKDIR\nrt_state .rtrain/runs/{id}\n");
-            let s = script(&[("rt_workdir", quote(wd.to_str().unwrap()))], &body);
-            self.stdout(&s).trim().to_string()
+            self.stdout(&state_script(wd.to_str().unwrap(), id)).trim().to_string()
         }
 
         /// Wait for the run to end (every state but `running` is final), then check it ended as `want`.
@@ -1677,6 +1718,57 @@ mod tests {
         // A lost run is not active.
         let next = sb.launch(&wd, "true");
         assert_ne!(next.id, run.id);
+    }
+
+    #[test]
+    fn rt_pid_and_rt_alive_refuse_pids_0_and_1_and_anything_but_a_plain_decimal() {
+        // `kill -0 0` (also spelled 00, or 0 before a pid) succeeds on the caller's own process group, -1 is every
+        // process, 1 is init: no such pid file may make a run look alive. The status probe reads pids the same way.
+        let sb = Sandbox::new();
+        let wd = sb.path("proj");
+        let id = "20261129-080000-0008";
+        let rd = wd.join(".rtrain/runs").join(id);
+        fs::create_dir_all(&rd).unwrap();
+        fs::write(rd.join("run.sh"), "sleep 60\n").unwrap();
+        let mut wrapper = Command::new("sh").arg(rd.join("run.sh")).spawn().unwrap();
+        let pid = wrapper.id();
+        let body = format!(
+            "rt_out=1\nCD_WORKDIR\nrd=.rtrain/runs/{id}\n\
+             if rt_pid \"$rd\"; then printf 'pid=%s ' \"$rt_p\"; else printf 'no-pid '; fi\n\
+             if rt_alive \"$rd\"; then echo alive; else echo dead; fi\n"
+        );
+        let check = script(&[("rt_workdir", quote(wd.to_str().unwrap()))], &body);
+        let verdict = |content: Option<String>| {
+            match content {
+                Some(c) => fs::write(rd.join("pid"), c).unwrap(),
+                None => fs::remove_file(rd.join("pid")).unwrap(),
+            }
+            sb.stdout(&check).trim().to_string()
+        };
+        assert_eq!(verdict(Some(format!("{pid}\n"))), format!("pid={pid} alive"));
+        assert_eq!(
+            verdict(Some(format!("\t{pid} \r\n"))),
+            format!("pid={pid} alive"),
+            "blanks around the pid are trimmed"
+        );
+        let mut bad: Vec<String> = [
+            "0", "1", "00", "01", "000", "-1", "-0", "+2", "0x10", "1e3", "", " ", "abc",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        bad.extend([
+            format!("0{pid}"),
+            format!("{pid}x"),
+            format!("{pid} {pid}"),
+            format!("-{pid}"),
+        ]);
+        for b in bad {
+            assert_eq!(verdict(Some(format!("{b}\n"))), "no-pid dead", "pid file {b:?}");
+        }
+        assert_eq!(verdict(None), "no-pid dead", "no pid file");
+        wrapper.kill().unwrap();
+        wrapper.wait().unwrap();
     }
 
     #[test]
