@@ -53,7 +53,7 @@ show() {
 sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 usage() {
-  sed -n '3,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '4,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 # apt_install WHY PACKAGE...: as root, or with sudo, like scripts/test.sh.
@@ -392,6 +392,7 @@ next_steps() {
   local r down
   r="$(show "$wrapper")"
   down="$(show "$repo/docker/demo.sh") down"
+  [ -z "${RTRAIN_DEMO_STATE:-}" ] || down="RTRAIN_DEMO_STATE=$(show "$STATE") $down"
   echo
   echo "What to try next ($r is rtrain pointed at the demo box; the run goes on for about $((MAX_STEPS / 2 / 60)) minutes):"
   local width=$((${#r} + 24)) cmd what
