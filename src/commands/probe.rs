@@ -98,10 +98,11 @@ pub fn render_ckpts(j: &CkptsJson, p: &CkptsProbe) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "{}:{}  ({} checkpoints, {total}{free})",
+        "{}:{}  ({} checkpoint{}, {total}{free})",
         j.host,
         j.dir,
-        j.checkpoints.len()
+        j.checkpoints.len(),
+        if j.checkpoints.len() == 1 { "" } else { "s" }
     );
     if j.checkpoints.is_empty() {
         let _ = writeln!(s, "no checkpoints yet");
