@@ -117,6 +117,27 @@ fn bench_status_all() {
         ms(one),
         all.as_secs_f64() / one.as_secs_f64()
     );
+    // The same machine also runs the 16 servers: what does it cost OpenSSH to reach 16 at once?
+    let ssh_one = time_n(10, || must(&mut openssh(&c, "b0", "true")));
+    let ssh_all = time_n(10, || {
+        let kids: Vec<_> = (0..16)
+            .map(|i| {
+                openssh(&c, &format!("b{i}"), "true")
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut k in kids {
+            assert!(k.wait().unwrap().success());
+        }
+    });
+    println!(
+        "baseline: 16 parallel `ssh bN true` median {}   1 median {}   ratio {:.2}",
+        ms(ssh_all),
+        ms(ssh_one),
+        ssh_all.as_secs_f64() / ssh_one.as_secs_f64()
+    );
 }
 
 fn bench_logs() {
