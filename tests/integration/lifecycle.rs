@@ -358,3 +358,67 @@ fn up_in_a_missing_workdir_is_a_clear_error() {
     assert!(ran.stderr.contains("does not exist on box"), "{ran}");
     assert!(!p.dir.exists(), "nothing created");
 }
+
+#[test]
+fn status_progress_advances_and_check_reports_the_measured_checkpoint_interval() {
+    // 0.1 s a step and a checkpoint every 30 steps: one every 3 s, that is 0.05 min.
+    let p = Project::new(
+        "python3 train.py config/training_config.yaml --seconds-per-step 0.1 --save-steps 30 --max-steps 100000",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    p.wait_training(T);
+    let step1 = p.status()["progress"]["step"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let v = p.status();
+    let step2 = v["progress"]["step"].as_u64().unwrap();
+    assert!(
+        step2 > step1,
+        "the step must advance between two status calls: {step1} then {step2}"
+    );
+    assert_eq!(v["progress"]["total"], 100000);
+    let sps = v["progress"]["seconds_per_step"].as_f64().unwrap();
+    // 0.1 s of sleep plus the trainer's own work, on a machine that may be busy.
+    assert!((0.09..0.2).contains(&sps), "seconds per step {sps}");
+    let start = Instant::now();
+    while !p.dir.join("outputs/checkpoint-30/trainer_state.json").exists() {
+        assert!(start.elapsed() < T, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ran = p.rtrain(&["check", "box", "--json"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    let c: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!(c["host"], "box");
+    assert_eq!(c["inputs"]["save_steps"], 30, "{c:#}");
+    // From the training config (trainer_state.json does not record it).
+    assert_eq!(c["inputs"]["save_total_limit"], 3, "{c:#}");
+    assert!(c["inputs"]["checkpoint_bytes"].as_u64().unwrap() > 0, "{c:#}");
+    let measured = c["inputs"]["seconds_per_step"].as_f64().unwrap();
+    assert!((0.09..0.2).contains(&measured), "{c:#}");
+    let interval = c["current"]["interval_minutes"].as_f64().unwrap();
+    let expected = 30.0 * measured / 60.0;
+    assert!(
+        (interval - expected).abs() < 1e-6,
+        "interval {interval} min, expected {expected} min: {c:#}"
+    );
+    let alts: Vec<u64> = c["alternatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["save_steps"].as_u64().unwrap())
+        .collect();
+    for want in [30, 100, 250, 500] {
+        assert!(alts.contains(&want), "alternatives {alts:?} lack {want}");
+    }
+    // The ~15-minute suggestion follows from the measured pace: 900 s / s-per-step.
+    let target = c["alternatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["targets_15_minutes"] == true)
+        .expect("a 15-minute row");
+    let minutes = target["interval_minutes"].as_f64().unwrap();
+    assert!((13.0..17.0).contains(&minutes), "{target}");
+    let human = p.rtrain(&["check", "box"]);
+    assert!(human.stdout_str().contains("every 30 steps"), "{human}");
+    p.rtrain(&["stop", "box", "--force"]);
+}
