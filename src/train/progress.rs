@@ -306,13 +306,20 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
     sum.seconds_per_step = p.seconds_per_step;
     sum.eta_seconds = p.remaining_seconds.map(|r| r as f64);
     if let (Some((n0, e0)), Some(e)) = (first, p.elapsed_seconds) {
-        if n0 > 1 && p.step > n0 && e >= e0 + MIN_AVERAGE_SECONDS {
+        if n0 > 1 && p.step > n0 && e > e0 {
             let average = (e - e0) as f64 / (p.step - n0) as f64;
             // A jump: at the measured pace, the first n0 steps could not have fit in e0 seconds.
             if n0 as f64 * average > 2.0 * (e0 + 1) as f64 {
                 sum.resumed_at_step = Some(n0);
-                sum.seconds_per_step = Some(average);
-                sum.eta_seconds = Some(p.total.saturating_sub(p.step) as f64 * average);
+                if e >= e0 + MIN_AVERAGE_SECONDS {
+                    sum.seconds_per_step = Some(average);
+                    sum.eta_seconds = Some(p.total.saturating_sub(p.step) as f64 * average);
+                } else {
+                    // Too soon after the jump to measure the pace, and tqdm's figure is inflated
+                    // by it: unknown for now, rather than a rate thousands of times too fast.
+                    sum.seconds_per_step = None;
+                    sum.eta_seconds = None;
+                }
             }
         }
     }
@@ -529,6 +536,26 @@ mod tests {
         assert_eq!(s.resumed_at_step, Some(1501));
         assert_eq!(s.seconds_per_step, Some(4.0));
         assert_eq!(s.eta_seconds, Some((4500 - 1560) as f64 * 4.0));
+    }
+
+    /// Regression: right after a resume, status showed "74205 steps/s, ETA 0 s" and check
+    /// suggested save_steps of millions, from tqdm's rate inflated by the jump.
+    #[test]
+    fn regression_rate_is_unknown_until_measurable_after_a_resume_jump() {
+        let log = fixtures::own("hf-transformers-4.x/resume.log");
+        let text = String::from_utf8_lossy(&log);
+        // Up to and including the third update after the jump (1503 at 00:10).
+        let cut = text.find("1503/4500").unwrap();
+        let end = cut + text[cut..].find(['\r', '\n']).unwrap();
+        let s = summarize_log(&log[..end], false);
+        assert_eq!(s.progress.as_ref().unwrap().step, 1503);
+        assert!(
+            s.progress.as_ref().unwrap().seconds_per_step.unwrap() < 0.01,
+            "tqdm's own figure is inflated"
+        );
+        assert_eq!(s.resumed_at_step, Some(1501));
+        assert_eq!(s.seconds_per_step, None);
+        assert_eq!(s.eta_seconds, None);
     }
 
     #[test]
