@@ -92,22 +92,8 @@ fn bench_status() {
 
 fn bench_status_all() {
     let boxes: Vec<Sshd> = (0..16).map(|_| Sshd::start()).collect();
-    let c = Client::bare();
-    support::keygen(&c.key, "ed25519", "");
-    let mut cfg = String::new();
-    let mut rt = String::from("hosts:\n");
-    for (i, b) in boxes.iter().enumerate() {
-        b.authorize(&c.key.with_extension("pub"));
-        c.trust(b);
-        cfg += &format!(
-            "Host b{i}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
-            b.port,
-            b.user,
-            c.key.display()
-        );
-        rt += &format!("  b{i}: {{}}\n");
-    }
-    c.write_ssh_config(&cfg);
+    let c = Client::for_boxes(&boxes, "");
+    let rt: String = "hosts:\n".to_string() + &(0..boxes.len()).map(|i| format!("  b{i}: {{}}\n")).collect::<String>();
     c.write_rtrain_config(&rt);
     let one = time_n(10, || must(c.rtrain().args(["status", "b0"])));
     let all = time_n(10, || must(c.rtrain().args(["status", "--all"])));

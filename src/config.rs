@@ -367,6 +367,21 @@ impl Paths {
             local_user,
         }
     }
+
+    /// `~/.ssh/config`'s answer for a destination, as `ssh -G` would give it.
+    pub fn resolve_ssh(&self, spec: &HostSpec) -> Result<HostConfig, ConfigError> {
+        let ctx = ResolveContext {
+            home: &self.home,
+            local_user: &self.local_user,
+        };
+        Ok(ssh_config::resolve(
+            &self.ssh_config,
+            &spec.host,
+            spec.user.as_deref(),
+            spec.port,
+            &ctx,
+        )?)
+    }
 }
 
 /// Resolve HOST into a Target, the way OpenSSH would for the SSH part, jump hosts included.
@@ -406,17 +421,7 @@ impl RouteResolver<'_> {
         shown: &mut Vec<String>,
         seen: &mut Vec<(String, Option<String>)>,
     ) -> Result<Target, ConfigError> {
-        let ctx = ResolveContext {
-            home: &self.paths.home,
-            local_user: &self.paths.local_user,
-        };
-        let ssh = ssh_config::resolve(
-            &self.paths.ssh_config,
-            &spec.host,
-            spec.user.as_deref(),
-            spec.port,
-            &ctx,
-        )?;
+        let ssh = self.paths.resolve_ssh(spec)?;
         let user = ssh.user.clone().unwrap_or_else(|| self.paths.local_user.clone());
         let port = ssh.port.unwrap_or(22);
         // rtrain's own host entry is found by the full name first (`gpu-box`), then by the bare host.

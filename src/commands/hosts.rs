@@ -158,17 +158,7 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
             // One host with a ProxyJump loop must not hide the others: list it with the reason.
             Err(ConfigError::Route { msg, .. }) => {
                 let spec = HostSpec::parse(&name)?;
-                let rctx = ResolveContext {
-                    home: &ctx.paths.home,
-                    local_user: &ctx.paths.local_user,
-                };
-                let ssh = ssh_config::resolve(
-                    &ctx.paths.ssh_config,
-                    &spec.host,
-                    spec.user.as_deref(),
-                    spec.port,
-                    &rctx,
-                )?;
+                let ssh = ctx.paths.resolve_ssh(&spec)?;
                 rows.push(HostRow {
                     name,
                     source,

@@ -123,24 +123,16 @@ fn status_uses_one_exec_and_reports_null_for_what_it_cannot_know() {
 #[test]
 fn status_of_several_hosts_runs_concurrently_and_reports_the_unreachable_one() {
     let boxes: Vec<Sshd> = (0..3).map(|_| Sshd::start()).collect();
-    let c = Client::for_box(&boxes[0]);
-    let mut cfg = String::new();
+    // b3: nothing listens there.
+    let c = Client::for_boxes(
+        &boxes,
+        &format!("Host b3\n  HostName 127.0.0.1\n  Port {}\n", free_port()),
+    );
     let mut rt = String::from("hosts:\n");
-    for (i, b) in boxes.iter().enumerate() {
-        b.authorize(&c.key.with_extension("pub"));
-        c.trust(b);
-        cfg += &format!(
-            "Host b{i}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
-            b.port,
-            b.user,
-            c.key.display()
-        );
+    for i in 0..boxes.len() {
         rt += &format!("  b{i}:\n    session: s{i}\n");
     }
-    // b3: nothing listens there.
-    cfg += &format!("Host b3\n  HostName 127.0.0.1\n  Port {}\n", free_port());
     rt += "  b3: {}\n";
-    c.write_ssh_config(&cfg);
     c.write_rtrain_config(&rt);
 
     let start = Instant::now();

@@ -321,6 +321,26 @@ impl Client {
         c
     }
 
+    /// A client that knows several boxes as `b0`, `b1`, … (one key, authorized on each; each host
+    /// key trusted), with `extra_ssh_config` appended to its ssh config.
+    pub fn for_boxes(boxes: &[Sshd], extra_ssh_config: &str) -> Client {
+        let c = Client::bare();
+        keygen(&c.key, "ed25519", "");
+        let mut cfg = String::new();
+        for (i, b) in boxes.iter().enumerate() {
+            b.authorize(&c.key.with_extension("pub"));
+            c.trust(b);
+            cfg += &format!(
+                "Host b{i}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+                b.port,
+                b.user,
+                c.key.display()
+            );
+        }
+        c.write_ssh_config(&(cfg + extra_ssh_config));
+        c
+    }
+
     /// An empty client home (no key, no config, no known_hosts).
     pub fn bare() -> Client {
         let home = tempfile::Builder::new().prefix("rtrain-client-").tempdir().unwrap();
