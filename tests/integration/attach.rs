@@ -36,3 +36,56 @@ fn attach_needs_a_terminal() {
     assert_eq!(ran.code, 2, "{ran}");
     assert!(ran.stderr.contains("needs a terminal"), "{ran}");
 }
+
+/// The interactive answers a person gives at a terminal: the new-host question and a passphrase.
+#[test]
+fn on_a_terminal_a_new_host_key_is_asked_about_and_yes_records_it() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    std::fs::remove_file(c.ssh_dir().join("known_hosts")).unwrap();
+    let script = format!(
+        "{} exec box -- echo ran-$((1+1)); echo EXIT=$?; sleep 30",
+        rtrain_bin().display()
+    );
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    let screen = term.wait_for("(yes/no)?", T);
+    assert!(screen.contains("SHA256:"), "{screen}");
+    term.type_text("yes");
+    term.send_keys(&["Enter"]);
+    term.wait_for("ran-2", T);
+    term.wait_for("EXIT=0", T);
+    assert!(c.known_hosts().contains("ssh-ed25519"), "yes records the key");
+}
+
+#[test]
+fn on_a_terminal_no_refuses_the_new_host_key_with_exit_5() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    std::fs::remove_file(c.ssh_dir().join("known_hosts")).unwrap();
+    let script = format!("{} exec box -- true; echo EXIT=$?; sleep 30", rtrain_bin().display());
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    term.wait_for("(yes/no)?", T);
+    term.type_text("no");
+    term.send_keys(&["Enter"]);
+    term.wait_for("EXIT=5", T);
+    assert_eq!(c.known_hosts(), "");
+}
+
+#[test]
+fn on_a_terminal_an_encrypted_key_asks_for_its_passphrase_without_echo() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    keygen(&c.key, "ed25519", "open sesame");
+    sshd.authorize(&c.key.with_extension("pub"));
+    let script = format!(
+        "{} exec box -- echo ran-$((2+2)); echo EXIT=$?; sleep 30",
+        rtrain_bin().display()
+    );
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    term.wait_for("Enter passphrase for key", T);
+    term.type_text("open sesame");
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=0", T);
+    assert!(screen.contains("ran-4"), "{screen}");
+    assert!(!screen.contains("open sesame"), "the passphrase was echoed:\n{screen}");
+}

@@ -422,3 +422,16 @@ fn completions_print_a_script() {
     assert_eq!(ran.code, 0, "{ran}");
     assert!(ran.stdout_str().contains("rtrain"));
 }
+
+#[test]
+fn exec_timeout_ends_a_command_that_runs_too_long() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let ran = run_with_timeout(
+        c.rtrain().args(["exec", "box", "--timeout", "1", "--", "sleep", "30"]),
+        LIMIT,
+    );
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(ran.stderr.contains("timed out after 1 s"), "{ran}");
+    assert!(ran.elapsed < Duration::from_secs(10), "{ran}");
+}

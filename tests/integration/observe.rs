@@ -161,3 +161,35 @@ fn status_of_several_hosts_runs_concurrently_and_reports_the_unreachable_one() {
         "one host {t_one:?}, four hosts {t_all:?}"
     );
 }
+
+#[test]
+fn status_watch_refreshes_over_one_kept_open_connection() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let child = c
+        .rtrain()
+        .args(["status", "box", "--watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Two refreshes (every 5 s), then stop it as a user would.
+    std::thread::sleep(Duration::from_millis(6500));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let docs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(docs.len() >= 2, "{docs:?}");
+    assert!(docs.iter().all(|d| d["host"] == "box" && d["reachable"] == true));
+    let log = sshd.log();
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        1,
+        "one connection for every refresh\n{log}"
+    );
+    assert!(exec_count(&sshd) >= 2, "{log}");
+}
