@@ -5,6 +5,7 @@
 use super::resilient::StatusLine;
 use super::{CommandError, Ctx};
 use crate::cli::ForwardArgs;
+use crate::ssh::link::{Link, LinkError};
 use crate::ssh::Session;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,24 +64,27 @@ pub async fn run(ctx: &Ctx, args: ForwardArgs) -> anyhow::Result<u8> {
             });
         }
     };
-    let link_loop = async {
-        loop {
-            link.wait_dead().await;
-            tx.send_replace(None);
-            let cancel = ctx.shutdown.child_token();
-            let session = link.reconnect(&cancel, |ev| status.event(&ev)).await?;
-            tx.send_replace(Some(session));
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), crate::ssh::link::LinkError>(())
-    };
     tokio::select! {
         _ = accept_loop => unreachable!("the accept loop never ends"),
-        r = link_loop => {
-            r?;
-            Ok(0)
-        }
+        Err(e) = keep_up(ctx, &mut link, &tx, &status) => Err(e.into()),
         _ = ctx.shutdown.cancelled() => Err(CommandError::Interrupted.into()),
+    }
+}
+
+/// Replace the session whenever it dies, publishing None while there is none; returns only when
+/// reconnecting fails for good (auth, host key, give-up time).
+async fn keep_up(
+    ctx: &Ctx,
+    link: &mut Link,
+    tx: &watch::Sender<Option<Arc<Session>>>,
+    status: &StatusLine,
+) -> Result<std::convert::Infallible, LinkError> {
+    loop {
+        link.wait_dead().await;
+        tx.send_replace(None);
+        let cancel = ctx.shutdown.child_token();
+        let session = link.reconnect(&cancel, |ev| status.event(&ev)).await?;
+        tx.send_replace(Some(session));
     }
 }
 
