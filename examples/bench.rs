@@ -60,6 +60,15 @@ fn openssh(c: &Client, host: &str, remote: &str) -> Command {
     cmd
 }
 
+/// CPU time (user + system) used so far by this process's waited-for children.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -96,12 +105,20 @@ fn bench_status_all() {
     let rt: String = "hosts:\n".to_string() + &(0..boxes.len()).map(|i| format!("  b{i}: {{}}\n")).collect::<String>();
     c.write_rtrain_config(&rt);
     let one = time_n(10, || must(c.rtrain().args(["status", "b0"])));
+    let cpu_before = children_cpu();
     let all = time_n(10, || must(c.rtrain().args(["status", "--all"])));
+    // 11 runs (time_n warms up once): rtrain's own CPU per run, to tell its cost from the servers'.
+    let client_cpu = (children_cpu() - cpu_before) / 11;
     println!(
         "status --all: 16 boxes median {}   1 box median {}   ratio {:.2}",
         ms(all),
         ms(one),
         all.as_secs_f64() / one.as_secs_f64()
+    );
+    println!(
+        "         rtrain's own CPU per `status --all` run: {} (the rest of the wall time is the 16 sshd \
+         servers and their probe scripts, which share this machine's cores)",
+        ms(client_cpu)
     );
     // The same machine also runs the 16 servers: what does it cost OpenSSH to reach 16 at once?
     let ssh_one = time_n(10, || must(&mut openssh(&c, "b0", "true")));
