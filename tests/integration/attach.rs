@@ -89,3 +89,22 @@ fn on_a_terminal_an_encrypted_key_asks_for_its_passphrase_without_echo() {
     assert!(screen.contains("ran-4"), "{screen}");
     assert!(!screen.contains("open sesame"), "the passphrase was echoed:\n{screen}");
 }
+
+#[test]
+fn up_attach_launches_then_shows_the_run_in_the_terminal() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let script = format!(
+        "{} up box --attach -- 'echo the-run-says-hi; sleep 60'; echo EXIT=$?; sleep 30",
+        rtrain_bin().display()
+    );
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    term.wait_for("the-run-says-hi", T);
+    term.wait_for("[training", T);
+    term.send_keys(&["C-b", "d"]);
+    term.wait_for("EXIT=0", T);
+    let st = run_with_timeout(c.rtrain().args(["status", "box", "--json"]), T);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["run"]["state"], "running", "detaching leaves the run going: {v:#}");
+    run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), T);
+}
