@@ -167,11 +167,7 @@ pub async fn run(ctx: &Ctx, host: &str) -> anyhow::Result<u8> {
     }
     let target = ctx.target(host)?;
     ctx.note_unsupported(&target);
-    let mut link = ctx.link(&target);
-    tokio::select! {
-        r = link.session() => { r?; }
-        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
-    }
+    let mut link = ctx.connected_link(&target).await?;
     attach_link(ctx, &target, &mut link).await
 }
 

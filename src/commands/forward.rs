@@ -35,11 +35,7 @@ pub async fn run(ctx: &Ctx, args: ForwardArgs) -> anyhow::Result<u8> {
     let listener = TcpListener::bind(("127.0.0.1", local))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{local}: {e}"))?;
-    let mut link = ctx.link(&target);
-    tokio::select! {
-        r = link.session() => { r?; }
-        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
-    }
+    let mut link = ctx.connected_link(&target).await?;
     if !ctx.quiet {
         eprintln!(
             "forwarding 127.0.0.1:{local} → {}:localhost:{remote} (Ctrl-C to stop)",

@@ -1,11 +1,10 @@
 //! What `attach`, `logs -f` and `forward` share: a [`Link`] built from the target, and the
 //! one-line status the user sees while the connection is being rebuilt.
 
-use super::Ctx;
+use super::{CommandError, Ctx};
 use crate::config::Target;
 use crate::ssh::link::{Link, LinkEvent, ReconnectPolicy};
 use std::io::Write;
-use std::time::Duration;
 
 impl Ctx {
     pub fn link(&self, target: &Target) -> Link {
@@ -19,6 +18,17 @@ impl Ctx {
             self.env.prompter.clone(),
             policy,
         )
+    }
+
+    /// A link with its first session up: one attempt, whose failure is reported as is (no
+    /// retrying before anything worked), abandoned on Ctrl-C like [`Ctx::connect`].
+    pub async fn connected_link(&self, target: &Target) -> anyhow::Result<Link> {
+        let mut link = self.link(target);
+        tokio::select! {
+            r = link.session() => { r?; }
+            _ = self.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        }
+        Ok(link)
     }
 }
 
@@ -74,13 +84,13 @@ impl StatusLine {
                 false,
             ),
             LinkEvent::Restored { after } => self.emit(
-                &format!("rtrain: reconnected to {} after {:.1} s", self.host, secs(*after)),
+                &format!(
+                    "rtrain: reconnected to {} after {:.1} s",
+                    self.host,
+                    after.as_secs_f64()
+                ),
                 true,
             ),
         }
     }
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
 }

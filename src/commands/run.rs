@@ -141,8 +141,7 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
         if !ctx.env.interactive {
             return Err(CommandError::Usage("--attach needs a terminal".into()).into());
         }
-        let mut link = ctx.link(&target);
-        link.session().await?;
+        let mut link = ctx.connected_link(&target).await?;
         return attach::attach_link(ctx, &target, &mut link).await;
     }
     Ok(code)
@@ -312,11 +311,7 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<u8> {
 /// far is tracked, and after a reconnect the stream resumes at exactly that offset of the same
 /// run's log, so the output is the remote file byte for byte: nothing lost, nothing twice.
 async fn follow(ctx: &Ctx, target: &Target, args: &LogsArgs, lines: Option<usize>) -> anyhow::Result<u8> {
-    let mut link = ctx.link(target);
-    tokio::select! {
-        r = link.session() => { r?; }
-        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
-    }
+    let mut link = ctx.connected_link(target).await?;
     let status = StatusLine::new(&target.name, false, ctx.env.interactive, ctx.quiet);
     let mut sink = LogSink::new(args.raw);
     let mut start = lines.map_or(LogStart::Offset(0), LogStart::LastLines);
