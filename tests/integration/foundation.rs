@@ -188,11 +188,7 @@ fn passphrase_protected_key_without_a_terminal_fails_cleanly_with_exit_4() {
 fn agent_keys_authenticate_including_rsa() {
     let sshd = Sshd::start();
     let c = Client::for_box(&sshd);
-    let agent = Agent::start();
-    let rsa = sshd.dir.path().join("agent_rsa"); // outside the client home: only the agent has it
-    keygen(&rsa, "rsa", "");
-    sshd.authorize(&rsa.with_extension("pub"));
-    agent.add(&rsa);
+    let agent = Agent::with_key_for(&sshd, "rsa", "agent_rsa");
     c.write_ssh_config(&format!(
         "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n",
         sshd.port, sshd.user
@@ -214,11 +210,7 @@ fn agent_keys_authenticate_including_rsa() {
 fn identity_agent_none_ignores_the_agent() {
     let sshd = Sshd::start();
     let c = Client::for_box(&sshd);
-    let agent = Agent::start();
-    let k = sshd.dir.path().join("agent_ed");
-    keygen(&k, "ed25519", "");
-    sshd.authorize(&k.with_extension("pub"));
-    agent.add(&k);
+    let agent = Agent::with_key_for(&sshd, "ed25519", "agent_ed");
     c.write_ssh_config(&format!(
         "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityAgent none\n",
         sshd.port, sshd.user

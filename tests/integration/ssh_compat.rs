@@ -111,11 +111,7 @@ fn user_known_hosts_file_none_records_nothing_anywhere() {
 fn identities_only_keeps_other_agent_keys_back() {
     let sshd = Sshd::start();
     let c = Client::for_box(&sshd);
-    let agent = Agent::start();
-    let agent_key = sshd.dir.path().join("agent_only");
-    keygen(&agent_key, "ed25519", "");
-    sshd.authorize(&agent_key.with_extension("pub"));
-    agent.add(&agent_key);
+    let agent = Agent::with_key_for(&sshd, "ed25519", "agent_only");
     // The configured key is one the server does not accept; only the agent's would work.
     keygen(&c.key, "ed25519", "");
     let run = |extra: &str| {
@@ -140,11 +136,7 @@ fn identities_only_keeps_other_agent_keys_back() {
 fn identity_agent_dollar_variable_names_the_socket() {
     let sshd = Sshd::start();
     let c = Client::for_box(&sshd);
-    let agent = Agent::start();
-    let k = sshd.dir.path().join("agent_ed");
-    keygen(&k, "ed25519", "");
-    sshd.authorize(&k.with_extension("pub"));
-    agent.add(&k);
+    let agent = Agent::with_key_for(&sshd, "ed25519", "agent_ed");
     c.write_ssh_config(&format!(
         "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityAgent $MY_AGENT\n",
         sshd.port, sshd.user

@@ -30,6 +30,17 @@ impl Agent {
         }
         Agent { _dir: dir, sock, child }
     }
+    /// An agent holding a new `kind` key (made outside any client home, so only the agent has it)
+    /// that `sshd` accepts.
+    pub fn with_key_for(sshd: &crate::support::Sshd, kind: &str, name: &str) -> Agent {
+        let agent = Agent::start();
+        let key = sshd.dir.path().join(name);
+        crate::support::keygen(&key, kind, "");
+        sshd.authorize(&key.with_extension("pub"));
+        agent.add(&key);
+        agent
+    }
+
     pub fn add(&self, key: &Path) {
         let st = Command::new("ssh-add")
             .arg("-q")
