@@ -363,7 +363,7 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
             let _ = write!(line, "  ETA {}", fmt_duration(eta));
         }
         if let Some(loss) = pr.loss {
-            let _ = write!(line, "  loss {loss:.4}");
+            let _ = write!(line, "  loss {loss:.4}{}", loss_origin(pr));
         }
         segs.push(Segment::Text(std::mem::take(&mut s)));
         segs.push(Segment::Bar {
@@ -372,7 +372,7 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
             msg: line.trim_start().to_string(),
         });
     } else if let Some(loss) = pr.loss {
-        let _ = writeln!(s, "  loss {loss:.4}");
+        let _ = writeln!(s, "  loss {loss:.4}{}", loss_origin(pr));
     }
     if p.log_summary.loss.is_some_and(|l| !l.is_finite()) {
         let _ = writeln!(s, "  ! the loss is not a number (diverged?)");
@@ -435,6 +435,16 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
     }
     segs.push(Segment::Text(s));
     segs
+}
+
+/// ` (step 40, from checkpoint-40)` when the loss is a checkpoint's, not the log's: the log has no
+/// loss line yet, so the figure is older than the bar.
+fn loss_origin(pr: &probe::ProgressJson) -> String {
+    match (pr.loss_from.as_deref(), pr.loss_step) {
+        (Some("log") | None, _) => String::new(),
+        (Some(ckpt), Some(step)) => format!(" (step {step}, from {ckpt})"),
+        (Some(ckpt), None) => format!(" (from {ckpt})"),
+    }
 }
 
 /// A line of the status panel: text, or the remote run's progress drawn as a bar.

@@ -52,6 +52,18 @@ fn launch_command(target: &Target, cmd: &[String]) -> String {
     }
 }
 
+/// The run's environment: PYTHONUNBUFFERED=1 first (Python block-buffers print() into the log's
+/// pipe, so dict lines with the loss would arrive in bursts or only at exit), then `env:` from the
+/// config, which may override it.
+fn run_env(target: &Target) -> Vec<(String, String)> {
+    let mut env = vec![("PYTHONUNBUFFERED".to_string(), "1".to_string())];
+    for (k, v) in &target.settings.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
 fn spec(target: &Target, command: String, edit: Option<FileEdit>) -> LaunchSpec {
     let s = &target.settings;
     LaunchSpec {
@@ -59,6 +71,7 @@ fn spec(target: &Target, command: String, edit: Option<FileEdit>) -> LaunchSpec 
         session: s.session.clone(),
         command,
         log_dir: s.log_dir.clone(),
+        env: run_env(target),
         edit,
     }
 }

@@ -782,6 +782,10 @@ pub struct ProgressJson {
     pub seconds_per_step: Option<f64>,
     pub eta_seconds: Option<f64>,
     pub loss: Option<f64>,
+    /// Added: the step `loss` belongs to (from the log, or from a checkpoint's log_history).
+    pub loss_step: Option<u64>,
+    /// Added: where `loss` came from: `log`, or the checkpoint's name whose trainer_state.json had it.
+    pub loss_from: Option<String>,
     /// Added.
     pub epoch: Option<f64>,
     /// Added: the bar jumped here from 0 (a resume); the rate is measured after the jump.
@@ -829,7 +833,13 @@ impl StatusJson {
 
     pub fn build(host: &str, session: &str, p: &StatusProbe) -> StatusJson {
         let sum = &p.log_summary;
-        let ts = p.trainer_state.as_ref().map(|(_, t)| t);
+        // A checkpoint of an earlier run (the current one failed at once, or has not saved yet) says nothing
+        // about this run: its loss is never shown next to this run's state.
+        let ts_entry = p
+            .trainer_state
+            .as_ref()
+            .filter(|(name, _)| checkpoint_is_of_current_run(p, name));
+        let ts = ts_entry.map(|(_, t)| t);
         let bar = sum.progress.as_ref();
         let running = p.run.as_ref().is_some_and(|r| r.state == RunState::Running);
         let step = bar.map(|b| b.step);
@@ -849,6 +859,13 @@ impl StatusJson {
                 (Some(s), Some(t), Some(sps)) => Some(t.saturating_sub(s) as f64 * sps),
                 _ => None,
             }
+        };
+        // The log's own dict lines first; until one arrives (or when the trainer's stdout is buffered), the newest
+        // loss the newest complete checkpoint of this run recorded.
+        let (loss, loss_step, loss_from) = match (sum.loss, ts_entry) {
+            (Some(l), _) => (Some(l), sum.loss_step, Some("log".to_string())),
+            (None, Some((name, t))) if t.last_loss.is_some() => (t.last_loss, t.last_loss_step, Some(name.clone())),
+            _ => (None, None, None),
         };
         let latest_checkpoint = p.ckpts.newest_complete().map(|c| LatestCheckpointJson {
             name: c.name.clone(),
@@ -884,7 +901,9 @@ impl StatusJson {
                 total,
                 seconds_per_step: finite(seconds_per_step),
                 eta_seconds: finite(eta_seconds),
-                loss: finite(sum.loss.or(ts.and_then(|t| t.last_loss))),
+                loss: finite(loss),
+                loss_step,
+                loss_from,
                 epoch: finite(sum.epoch.or(ts.and_then(|t| t.epoch))),
                 resumed_at_step: sum.resumed_at_step,
             },
@@ -897,6 +916,27 @@ impl StatusJson {
             }),
         }
     }
+}
+
+/// Whether the checkpoint `name` was written by the current run (or is the one it resumed from): saved at or
+/// after the run's start. Without a run record there is nothing to mix up.
+fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
+    let Some(run) = &p.run else { return true };
+    let Some(started) = run
+        .started_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second())
+    else {
+        return true;
+    };
+    let ckpt = p.ckpts.checkpoints.iter().find(|c| c.name == name);
+    let resumed_from = p
+        .log_summary
+        .resumed_at_step
+        .zip(ckpt.and_then(|c| c.step))
+        .is_some_and(|(r, s)| r.abs_diff(s) <= 1);
+    resumed_from || ckpt.and_then(|c| c.mtime).is_some_and(|m| m >= started)
 }
 
 /// The inputs of the `check` model, from what the status probe measured. Precedence: the running

@@ -24,6 +24,9 @@ pub struct LaunchSpec {
     pub command: String,
     /// Directory of the log files, relative to the workdir unless absolute or `~`-based.
     pub log_dir: String,
+    /// Environment variables for the command (names already validated by the config), in order; the wrapper
+    /// exports them from the run dir's `env` file, written here from quoted parts.
+    pub env: Vec<(String, String)>,
     /// A file to replace atomically just before launching, and only if a run is launched (`resume` uses it for
     /// the training config, so a config is never changed under an active run).
     pub edit: Option<FileEdit>,
@@ -304,6 +307,7 @@ status=127
 if cd -- "$wd"; then
   log=$(cat "$rd/log")
   command=$(cat "$rd/command")
+  [ ! -f "$rd/env" ] || . "$rd/env"
   mkdir -p -- "$(dirname -- "$log")"
   fifo=$rd/output.fifo fifo_dir=
   rm -f -- "$fifo"
@@ -439,7 +443,8 @@ done
 { printf '%s' "$rt_command" > "$rt_rd/command" &&
   printf '%s\n' "$rt_started" > "$rt_rd/started_at" &&
   printf '%s\n' "$rt_log" > "$rt_rd/log" &&
-  printf '%s' "$rt_wrapper" > "$rt_rd/run.sh"; } 2>/dev/null ||
+  printf '%s' "$rt_wrapper" > "$rt_rd/run.sh" &&
+  printf '%s' "$rt_env" > "$rt_rd/env"; } 2>/dev/null ||
   { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
 # Recorded as current before the window opens: a run that exists is never invisible to the next `up`.
 { printf '%s\n' "$rt_id" > ".rtrain/current.$$" && mv -f ".rtrain/current.$$" .rtrain/current; } 2>/dev/null ||
@@ -647,6 +652,20 @@ pub fn tmux_session_name(name: &str) -> String {
     name.replace([':', '.'], "_")
 }
 
+/// The run dir's `env` file, sourced by the wrapper: one `export NAME=VALUE` per variable, each value quoted, so
+/// it arrives byte for byte and nothing in it runs. A name that is not a shell name is skipped (the config refuses
+/// them before this).
+pub fn env_file(env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (name, value) in env {
+        if !crate::config::valid_env_name(name) {
+            continue;
+        }
+        out.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    out
+}
+
 /// The script for `rtrain up`. Output: `@rtrain` lines ending with `result=launched|active|tmux-missing|
 /// workdir-missing|error`; see [`parse_up`].
 pub fn up_script(spec: &LaunchSpec) -> String {
@@ -664,6 +683,7 @@ pub fn up_script(spec: &LaunchSpec) -> String {
             ("rt_edit_content", edit_content),
             ("rt_edit_backup", edit_backup.to_string()),
             ("rt_wrapper", quote(WRAPPER)),
+            ("rt_env", quote(&env_file(&spec.env))),
         ],
         UP_BODY,
     )
@@ -1343,6 +1363,7 @@ mod tests {
                 session: "training".into(),
                 command: command.into(),
                 log_dir: "logs".into(),
+                env: Vec::new(),
                 edit: None,
             }
         }
@@ -1631,6 +1652,7 @@ mod tests {
             session: "s 'q\" $(touch pwned-s) #(touch pwned-u) #{session_id} ;x".into(),
             command: command.clone(),
             log_dir: "my logs/$(touch pwned-l)".into(),
+            env: Vec::new(),
             edit: None,
         };
         let run = match parse_up(&sb.stdout(&up_script(&spec))) {
@@ -1671,6 +1693,31 @@ mod tests {
     }
 
     #[test]
+    fn env_reaches_the_command_byte_for_byte_and_runs_nothing() {
+        let sb = Sandbox::new();
+        let wd = sb.project("envs");
+        let hostile = "a b 'q\" $(touch pwned-e) `touch pwned-f` ;x\nline2";
+        let spec = LaunchSpec {
+            env: vec![
+                ("RT_HOSTILE".into(), hostile.into()),
+                ("PYTHONUNBUFFERED".into(), "1".into()),
+                ("bad name".into(), "skipped".into()),
+            ],
+            ..sb.spec(&wd, "printf '<%s>' \"$RT_HOSTILE\" \"$PYTHONUNBUFFERED\" > env.out")
+        };
+        let run = match parse_up(&sb.stdout(&up_script(&spec))) {
+            Ok(UpOutcome::Launched { run, .. }) => run,
+            other => panic!("{other:?}"),
+        };
+        sb.wait_state(&wd, &run.id, "finished");
+        assert_eq!(
+            fs::read_to_string(wd.join("env.out")).unwrap(),
+            format!("<{hostile}><1>")
+        );
+        assert!(!wd.join("pwned-e").exists() && !wd.join("pwned-f").exists());
+    }
+
+    #[test]
     fn a_tilde_workdir_is_the_remote_home_and_session_names_are_normalised_like_tmux() {
         let sb = Sandbox::new();
         let wd = sb.project("home/my proj");
@@ -1679,6 +1726,7 @@ mod tests {
             session: "a.b:c".into(),
             command: "true".into(),
             log_dir: "~/all logs".into(),
+            env: Vec::new(),
             edit: None,
         };
         let Ok(UpOutcome::Launched { run, session }) = parse_up(&sb.stdout(&up_script(&spec))) else {
