@@ -116,7 +116,8 @@ pub fn valid_env_name(name: &str) -> bool {
 }
 
 /// The signals `stop_signal` may name: the catchable ones trainers use to save or to stop.
-pub const STOP_SIGNALS: &[&str] = &["INT", "TERM", "HUP", "QUIT", "USR1", "USR2"];
+/// Not HUP: the wrapper does not catch it (a closed window must end the run), so it would die unrecorded.
+pub const STOP_SIGNALS: &[&str] = &["INT", "TERM", "QUIT", "USR1", "USR2"];
 
 /// How long a running run may stay silent before `status` calls it stalled.
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(600);

@@ -5,8 +5,10 @@ use super::resilient::StatusLine;
 use super::{attach, probe, CommandError, Ctx};
 use crate::cli::{LogsArgs, ResumeArgs, StopArgs, UpArgs};
 use crate::config::Target;
+use crate::remote::probe::{self as rprobe, StatusJson};
 use crate::remote::quote;
 use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunState, StopOutcome, UpOutcome};
+use crate::ssh::link::Link;
 use crate::ssh::Session;
 use crate::train::progress::CrCollapser;
 use std::io::Write as _;
@@ -162,35 +164,144 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
 
 pub async fn stop(ctx: &Ctx, args: StopArgs) -> anyhow::Result<u8> {
     let target = ctx.target(&args.host)?;
+    if args.at_checkpoint {
+        return stop_at_checkpoint(ctx, &target, &args).await;
+    }
     let session = ctx.connect(&target).await?;
-    let script = run::stop_script(&target.settings.workdir, args.timeout, args.force);
-    // SIGINT, wait, SIGTERM, wait, SIGKILL: allow for both waits and some slack.
+    // What stopping now costs, said before acting; on a terminal, asked when it is more than a minute.
+    let probed = tokio::select! {
+        r = probe::probe_status(&session, &target) => r,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    if let Ok(p) = &probed {
+        if let Some(cost) = stop_cost(p) {
+            if !ctx.quiet || ctx.env.interactive {
+                eprintln!("{}", cost.line(&target.name));
+            }
+            if ctx.env.interactive && cost.seconds > 60 && !args.yes && !confirm(ctx, "stop it anyway?").await? {
+                println!("nothing stopped; the run goes on");
+                return Ok(1);
+            }
+        }
+    }
+    let code = signal_stop(ctx, &target, &session, &args, None).await?;
+    session.close().await;
+    Ok(code)
+}
+
+/// Ask a yes/no question on the terminal (default no); Ctrl-C while asking is an interruption.
+async fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<bool> {
+    use std::io::BufRead as _;
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let read = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    });
+    let line = tokio::select! {
+        r = read => r??,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// The work a stop would throw away: the time and steps since the newest complete checkpoint (or
+/// since the run started, when that is later: a resumed run redoes nothing before its start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopCost {
+    pub seconds: i64,
+    pub from_step: u64,
+    pub to_step: Option<u64>,
+    /// The checkpoint the work would go back to.
+    pub checkpoint: Option<String>,
+}
+
+impl StopCost {
+    pub fn line(&self, host: &str) -> String {
+        let steps = match self.to_step {
+            Some(to) => format!(" (steps {}–{to})", self.from_step),
+            None => String::new(),
+        };
+        let lost = crate::train::fmt_duration(self.seconds.max(0) as f64);
+        match &self.checkpoint {
+            Some(c) => format!(
+                "stopping now loses {lost} of work{steps} since {c}; rtrain stop {host} --at-checkpoint waits for the next one"
+            ),
+            None => format!(
+                "stopping now loses {lost} of work{steps}: there is no checkpoint yet; rtrain stop {host} --at-checkpoint waits for the first one"
+            ),
+        }
+    }
+}
+
+/// `None` when no run is running (nothing to lose) or the remote clock is unknown.
+pub fn stop_cost(p: &rprobe::StatusProbe) -> Option<StopCost> {
+    let run = p.run.as_ref().filter(|r| r.state == RunState::Running)?;
+    let now = p.ckpts.now?;
+    let started = run
+        .started_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second());
+    let newest = p.ckpts.newest_complete();
+    let to_step = p.log_summary.progress.as_ref().map(|b| b.step);
+    let (since, from_step, checkpoint) = match (newest, newest.and_then(|c| c.mtime)) {
+        (Some(c), Some(m)) if started.is_none_or(|s| m >= s) => (m, c.step.unwrap_or(0), Some(c.name.clone())),
+        (Some(c), _) => (
+            started.unwrap_or(now),
+            p.log_summary.resumed_at_step.or(c.step).unwrap_or(0),
+            Some(c.name.clone()),
+        ),
+        (None, _) => (started?, p.log_summary.resumed_at_step.unwrap_or(0), None),
+    };
+    Some(StopCost {
+        seconds: now - since,
+        from_step,
+        to_step: to_step.filter(|t| *t >= from_step),
+        checkpoint,
+    })
+}
+
+/// Signal the current run (stop_signal, then TERM, then KILL) and say how it ended. `after` is
+/// the checkpoint `--at-checkpoint` waited for.
+async fn signal_stop(
+    ctx: &Ctx,
+    target: &Target,
+    session: &Session,
+    args: &StopArgs,
+    after: Option<&(String, u64)>,
+) -> anyhow::Result<u8> {
+    let first = &target.settings.stop_signal;
+    let script = run::stop_script_with(&target.settings.workdir, args.timeout, args.force, first);
+    // First signal, wait, SIGTERM, wait, SIGKILL: allow for both waits and some slack.
     let limit = Duration::from_secs(args.timeout.saturating_mul(2) + 60);
     let spinner = (!ctx.quiet && ctx.env.interactive).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         let how = if args.force {
             "SIGKILL".to_string()
         } else {
-            format!("SIGINT, then SIGTERM after {} s", args.timeout)
+            format!("SIG{first}, then SIGTERM after {} s", args.timeout)
         };
         pb.set_message(format!("stopping the run on {} ({how})…", target.name));
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
     });
     let text = tokio::select! {
-        r = run_script(&session, &script, limit) => r,
+        r = run_script(session, &script, limit) => r,
         _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
     };
     if let Some(pb) = spinner {
         pb.finish_and_clear();
     }
     let text = text?;
-    session.close().await;
-    match run::parse_stop(&text).map_err(|e| run_error(&target, e))? {
+    match run::parse_stop(&text).map_err(|e| run_error(target, e))? {
         StopOutcome::Stopped { id, signal, exit_code } => {
             let code = exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
+            let saved = after
+                .map(|(name, step)| format!("; nothing lost: {name} (step {step}) was complete"))
+                .unwrap_or_default();
             println!(
-                "stopped run {id} on {} after {}{code}; the tmux session stays",
+                "stopped run {id} on {} after {}{code}{saved}; the tmux session stays",
                 target.name,
                 signal.name()
             );
@@ -202,6 +313,179 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> anyhow::Result<u8> {
         StopOutcome::NoRun => println!("no run on {}: nothing to stop", target.name),
     }
     Ok(0)
+}
+
+/// One status probe over the resilient link: a drop (or a probe cut short by one) reconnects and
+/// asks again; Ctrl-C gives up (130).
+async fn probe_on_link(
+    ctx: &Ctx,
+    target: &Target,
+    link: &mut Link,
+    status: &StatusLine,
+) -> anyhow::Result<rprobe::StatusProbe> {
+    loop {
+        let session = link.session().await?;
+        let dead = link.wait_dead();
+        let r = tokio::select! {
+            r = probe::probe_status(&session, target) => Some(r),
+            _ = dead => None,
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        };
+        match r {
+            Some(Ok(p)) => return Ok(p),
+            Some(Err(e)) if !retryable(&e) => return Err(e),
+            _ => {}
+        }
+        drop(session);
+        let cancel = ctx.shutdown.child_token();
+        link.reconnect(&cancel, |ev| status.event(&ev)).await?;
+    }
+}
+
+/// A dropped connection, or a probe whose output it cut short.
+fn retryable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::ssh::SshError>()
+            .is_some_and(|s| s.is_retryable())
+            || c.to_string().contains("ended early")
+    })
+}
+
+/// The step the next checkpoint is due at: the next multiple of save_steps after `newest`.
+fn next_save_step(p: &rprobe::StatusProbe, newest: Option<u64>) -> Option<u64> {
+    let check = rprobe::check_inputs(p);
+    let every = check.save_steps.filter(|s| *s > 0)?;
+    let base = newest.unwrap_or(0).max(check.current_step.unwrap_or(0));
+    Some((base / every + 1) * every)
+}
+
+/// How long `--at-checkpoint` lets the trainer finish its save (rotation of older checkpoints
+/// included) once the new checkpoint is complete, before stopping it anyway.
+const SAVE_SETTLE_MAX: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_secs(1);
+
+/// `stop --at-checkpoint`: poll until a complete checkpoint newer than the newest one at the
+/// start appears (across drops: the resilient link), let the trainer move past it, then stop as
+/// `stop` does. Ctrl-C or `--wait-timeout` leave the run alone; a run that ends by itself
+/// meanwhile is reported as it ended.
+async fn stop_at_checkpoint(ctx: &Ctx, target: &Target, args: &StopArgs) -> anyhow::Result<u8> {
+    let mut link = ctx.connected_link(target).await?;
+    let status = StatusLine::new(&target.name, false, ctx.env.interactive, ctx.quiet);
+    let started = std::time::Instant::now();
+    let spinner = (!ctx.quiet && ctx.env.interactive).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    });
+    let clear = |pb: &Option<indicatif::ProgressBar>| {
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+    };
+    let mut baseline: Option<Option<u64>> = None;
+    let mut said = String::new();
+    let mut found: Option<((String, u64), std::time::Instant)> = None;
+    let chosen = loop {
+        let p = match probe_on_link(ctx, target, &mut link, &status).await {
+            Ok(p) => p,
+            Err(e) => {
+                clear(&spinner);
+                return Err(e);
+            }
+        };
+        let Some(run) = &p.run else {
+            clear(&spinner);
+            println!("no run on {}: nothing to stop", target.name);
+            return Ok(0);
+        };
+        let newest = p.ckpts.newest_complete();
+        let newest_step = newest.and_then(|c| c.step);
+        if run.state != RunState::Running {
+            clear(&spinner);
+            let code = run.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+            if baseline.is_none() {
+                println!(
+                    "no active run on {}: the last run {} is {}{code}",
+                    target.name, run.id, run.state
+                );
+                return Ok(0);
+            }
+            println!(
+                "the run {} on {} ended by itself while waiting for a checkpoint: {}{code}; nothing was signalled",
+                run.id, target.name, run.state
+            );
+            return Ok(if run.state == RunState::Finished { 0 } else { 1 });
+        }
+        let base = *baseline.get_or_insert(newest_step);
+        let step = p.log_summary.progress.as_ref().map(|b| b.step);
+        match (newest, newest_step) {
+            (Some(c), Some(s)) if base.is_none_or(|b| s > b) => {
+                let (_, seen) = found.get_or_insert_with(|| ((c.name.clone(), s), std::time::Instant::now()));
+                // Stopped once the trainer has moved on: its save (and the rotation after it) is over.
+                if step.is_some_and(|now| now > s) || seen.elapsed() > SAVE_SETTLE_MAX {
+                    break (c.name.clone(), s);
+                }
+            }
+            _ => {
+                let next = next_save_step(&p, base);
+                let eta = match (
+                    next,
+                    step,
+                    StatusJson::build(&target.name, "", &p).progress.seconds_per_step,
+                ) {
+                    (Some(n), Some(st), Some(sps)) => {
+                        format!(
+                            ", about {}",
+                            crate::train::fmt_duration(n.saturating_sub(st) as f64 * sps)
+                        )
+                    }
+                    _ => String::new(),
+                };
+                let msg = match (step, next) {
+                    (Some(st), Some(n)) => format!("waiting for the next checkpoint: step {st} → {n}{eta}"),
+                    (Some(st), None) => format!("waiting for the next checkpoint (now at step {st})"),
+                    _ => "waiting for the next checkpoint".to_string(),
+                };
+                match &spinner {
+                    Some(pb) => pb.set_message(msg),
+                    None if said.is_empty() && !ctx.quiet => {
+                        eprintln!("{msg}");
+                        said = msg;
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let Some(limit) = args.wait_timeout {
+            if started.elapsed() >= limit {
+                clear(&spinner);
+                anyhow::bail!(
+                    "no new checkpoint on {} within {}; the run goes on (rtrain stop {} stops it now)",
+                    target.name,
+                    humantime::format_duration(limit),
+                    target.name
+                );
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = ctx.shutdown.cancelled() => {
+                clear(&spinner);
+                return Err(CommandError::Interrupted.into());
+            }
+        }
+    };
+    clear(&spinner);
+    // The stop itself, once, over the link (reconnecting first if it dropped just now).
+    let session = loop {
+        let s = link.session().await?;
+        if !s.is_closed() {
+            break s;
+        }
+        let cancel = ctx.shutdown.child_token();
+        link.reconnect(&cancel, |ev| status.event(&ev)).await?;
+    };
+    signal_stop(ctx, target, &session, args, Some(&chosen)).await
 }
 
 /// Writes log bytes to stdout, either as they are (`--raw`) or with each `\r`-redrawn line reduced

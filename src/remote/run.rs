@@ -110,6 +110,10 @@ pub enum StopSignal {
     Int,
     Term,
     Kill,
+    Hup,
+    Quit,
+    Usr1,
+    Usr2,
 }
 
 impl StopSignal {
@@ -118,7 +122,25 @@ impl StopSignal {
             StopSignal::Int => "SIGINT",
             StopSignal::Term => "SIGTERM",
             StopSignal::Kill => "SIGKILL",
+            StopSignal::Hup => "SIGHUP",
+            StopSignal::Quit => "SIGQUIT",
+            StopSignal::Usr1 => "SIGUSR1",
+            StopSignal::Usr2 => "SIGUSR2",
         }
+    }
+
+    /// From `kill -s` spelling (`INT`, `USR1`, ...).
+    pub fn from_kill_name(s: &str) -> Option<StopSignal> {
+        Some(match s {
+            "INT" => StopSignal::Int,
+            "TERM" => StopSignal::Term,
+            "KILL" => StopSignal::Kill,
+            "HUP" => StopSignal::Hup,
+            "QUIT" => StopSignal::Quit,
+            "USR1" => StopSignal::Usr1,
+            "USR2" => StopSignal::Usr2,
+            _ => return None,
+        })
     }
 }
 
@@ -286,7 +308,8 @@ rt_wd=$(pwd)
 
 /// The wrapper written to `runs/<id>/run.sh`. It reads everything from its run dir, so no user input is ever
 /// part of its text. Why it is shaped this way:
-/// - Signals: `stop` signals the whole process group. The command keeps default dispositions (a trap handler
+/// - Signals: `stop` signals the whole process group, with SIGINT or the configured `stop_signal` (QUIT, USR1,
+///   USR2 too, whose default action would kill this shell before it records `exit`). The command keeps default dispositions (a trap handler
 ///   here, unlike an ignore, is reset in children), so Ctrl-C reaches the trainer as a KeyboardInterrupt; this
 ///   shell defers its handler until the command ends (POSIX), so it always records `exit`; tee ignores the
 ///   signals so it cannot die first and take the command down with SIGPIPE.
@@ -301,7 +324,7 @@ const WRAPPER: &str = r##"# rtrain run wrapper (written by `rtrain up`): runs th
 rd=$(dirname -- "$0")
 case $rd in /*) ;; *) rd=$(cd -- "$rd" && pwd) ;; esac
 wd=${rd%/.rtrain/runs/*}
-trap 'rt_signalled=1' INT TERM
+trap 'rt_signalled=1' INT TERM QUIT USR1 USR2
 echo "$$" > "$rd/pid.tmp" && mv -f -- "$rd/pid.tmp" "$rd/pid"
 status=127
 if cd -- "$wd"; then
@@ -313,7 +336,7 @@ if cd -- "$wd"; then
   rm -f -- "$fifo"
   if ! mkfifo -- "$fifo" 2>/dev/null; then fifo_dir=$(mktemp -d) && fifo=$fifo_dir/output.fifo && mkfifo -- "$fifo"; fi
   rm -f -- "$rd/tee.done"
-  ( trap '' INT TERM HUP; tee -a -- "$log"; : > "$rd/tee.done" ) < "$fifo" &
+  ( trap '' INT TERM HUP QUIT USR1 USR2; tee -a -- "$log"; : > "$rd/tee.done" ) < "$fifo" &
   tee_pid=$!
   sh -c "$command" > "$fifo" 2>&1
   status=$?
@@ -325,7 +348,7 @@ if cd -- "$wd"; then
 fi
 echo "$status" > "$rd/exit.tmp" && mv -f -- "$rd/exit.tmp" "$rd/exit"
 printf '\n[rtrain] run %s ended with exit status %s\n' "${rd##*/}" "$status"
-trap - INT TERM
+trap - INT TERM QUIT USR1 USR2
 [ -x "${SHELL:-}" ] || SHELL=/bin/sh
 exec "$SHELL" -l
 "##;
@@ -692,12 +715,29 @@ pub fn up_script(spec: &LaunchSpec) -> String {
 /// The script for `rtrain stop`: SIGINT to the current run's process group, SIGTERM after `timeout_secs`,
 /// SIGKILL after another `timeout_secs` (`force`: SIGKILL at once). See [`parse_stop`].
 pub fn stop_script(workdir: &str, timeout_secs: u64, force: bool) -> String {
-    let signals = if force { "KILL" } else { "'INT TERM KILL'" };
+    stop_script_with(workdir, timeout_secs, force, "INT")
+}
+
+/// [`stop_script`] with another first signal (`stop_signal` in the config: `USR1` for a trainer that saves on
+/// it), still followed by SIGTERM and SIGKILL. `first` is one of [`crate::config::STOP_SIGNALS`].
+pub fn stop_script_with(workdir: &str, timeout_secs: u64, force: bool, first: &str) -> String {
+    let first = if crate::config::STOP_SIGNALS.contains(&first) {
+        first
+    } else {
+        "INT"
+    };
+    let signals = if force {
+        "KILL".to_string()
+    } else if first == "TERM" {
+        "'TERM KILL'".to_string()
+    } else {
+        format!("'{first} TERM KILL'")
+    };
     script(
         &[
             ("rt_workdir", dir_word(workdir)),
             ("rt_timeout", timeout_secs.to_string()),
-            ("rt_signals", signals.to_string()),
+            ("rt_signals", signals),
         ],
         STOP_BODY,
     )
@@ -852,12 +892,9 @@ pub fn parse_stop(output: &str) -> Result<StopOutcome, RunError> {
     let id = || first(&f, "id").unwrap_or_default().to_string();
     match result {
         "stopped" => {
-            let signal = match first(&f, "signal") {
-                Some("INT") => StopSignal::Int,
-                Some("TERM") => StopSignal::Term,
-                Some("KILL") => StopSignal::Kill,
-                _ => return Err(unexpected("stop", output)),
-            };
+            let signal = first(&f, "signal")
+                .and_then(StopSignal::from_kill_name)
+                .ok_or_else(|| unexpected("stop", output))?;
             Ok(StopOutcome::Stopped {
                 id: id(),
                 signal,
@@ -1896,6 +1933,43 @@ mod tests {
                 state: RunState::Stopped,
                 exit_code: Some(130)
             }
+        );
+    }
+
+    /// A trainer that saves on SIGUSR1 (Lightning's convention) gets it first, and the wrapper survives it to
+    /// record the exit; one that ignores it still gets SIGTERM.
+    #[test]
+    fn stop_signal_usr1_reaches_the_trainer_first_and_still_escalates() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let saver = "trap 'echo saved-on-usr1; exit 0' USR1; echo ready; while :; do sleep 0.1; done";
+        let run = sb.launch(&wd, saver);
+        assert!(wait_until(Duration::from_secs(10), || log_of(&wd, &run.id).contains("ready")));
+        let out = parse_stop(&sb.stdout(&stop_script_with(wd.to_str().unwrap(), 5, false, "USR1"))).unwrap();
+        assert_eq!(
+            out,
+            StopOutcome::Stopped {
+                id: run.id.clone(),
+                signal: StopSignal::Usr1,
+                exit_code: Some(0)
+            }
+        );
+        assert!(log_of(&wd, &run.id).contains("saved-on-usr1"));
+        assert_eq!(sb.state(&wd, &run.id), "stopped");
+
+        let deaf = "trap '' USR1; echo ready; while :; do sleep 0.1; done";
+        let run = sb.launch(&wd, deaf);
+        assert!(wait_until(Duration::from_secs(10), || log_of(&wd, &run.id).contains("ready")));
+        let out = parse_stop(&sb.stdout(&stop_script_with(wd.to_str().unwrap(), 1, false, "USR1"))).unwrap();
+        assert!(
+            matches!(
+                out,
+                StopOutcome::Stopped {
+                    signal: StopSignal::Term,
+                    ..
+                }
+            ),
+            "{out:?}"
         );
     }
 

@@ -24,18 +24,34 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 struct Project {
-    _sshd: Sshd,
     c: Client,
     #[allow(dead_code)]
     dir: PathBuf,
+    /// Between rtrain and sshd when made `through_proxy`.
+    proxy: Option<Proxy>,
+    _sshd: Sshd,
 }
 
 impl Project {
     /// A box with the demo project in `~/proj`, rtrain running `command` there; `extra` is more
     /// YAML under `defaults:` (indented two spaces).
     fn new(command: &str, extra: &str) -> Project {
+        Self::build(command, extra, false)
+    }
+
+    /// The same, reached through the fault-injecting proxy, with keepalives that notice a dead
+    /// link in about 1.5 s.
+    fn through_proxy(command: &str, extra: &str) -> Project {
+        Self::build(command, &format!("  keepalive: 500ms\n{extra}"), true)
+    }
+
+    fn build(command: &str, extra: &str, via_proxy: bool) -> Project {
         let sshd = Sshd::start();
-        let c = Client::for_box(&sshd);
+        let proxy = via_proxy.then(|| Proxy::start(sshd.port));
+        let c = match &proxy {
+            Some(p) => p.client_for(&sshd),
+            None => Client::for_box(&sshd),
+        };
         let dir = sshd.remote_home.join("proj");
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
@@ -45,7 +61,12 @@ impl Project {
             "defaults:\n  workdir: ~/proj\n  command: {}\n{extra}",
             serde_json::to_string(command).unwrap()
         ));
-        Project { _sshd: sshd, c, dir }
+        Project {
+            c,
+            dir,
+            proxy,
+            _sshd: sshd,
+        }
     }
 
     fn rtrain(&self, args: &[&str]) -> Ran {
@@ -76,6 +97,85 @@ impl Project {
     fn log_text(&self) -> String {
         self.rtrain(&["logs", "box", "-n", "all"]).stdout_str()
     }
+}
+
+/// rtrain in the background, its output in files, so a test can watch it and signal it.
+struct Bg {
+    child: std::process::Child,
+    out: PathBuf,
+    err: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Bg {
+    fn spawn(p: &Project, args: &[&str]) -> Bg {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let child =
+            p.c.rtrain()
+                .args(args)
+                .stdout(std::fs::File::create(&out).unwrap())
+                .stderr(std::fs::File::create(&err).unwrap())
+                .spawn()
+                .unwrap();
+        Bg {
+            child,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    fn wait_stderr(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.stderr().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "stderr never said {needle:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn interrupt(&self) {
+        // SIGINT to rtrain alone, as Ctrl-C in its terminal would send it.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+    }
+
+    fn wait(&mut self, limit: Duration) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(
+                start.elapsed() < limit,
+                "rtrain did not finish within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn checkpoint_step(v: &serde_json::Value) -> Option<u64> {
+    v["latest_checkpoint"]["step"].as_u64()
 }
 
 fn running(v: &serde_json::Value) -> bool {
@@ -136,4 +236,132 @@ fn without_a_loss_line_status_takes_the_loss_from_the_newest_checkpoint_and_says
         "with PYTHONUNBUFFERED='' no dict line may have reached the log yet"
     );
     assert_eq!(p.rtrain(&["stop", "box", "--force"]).code, 0);
+}
+
+/// Issue 11 §2: the Hugging Face Trainer saves nothing on SIGINT, so `stop --at-checkpoint` waits
+/// for the next complete checkpoint and stops right after it. The wait survives a dead network
+/// (a black hole in the middle of it), and the stop comes before the trainer saves again.
+#[test]
+fn stop_at_checkpoint_waits_for_the_next_one_across_a_drop_and_loses_nothing() {
+    let p = Project::through_proxy(
+        &format!("{TRAIN} --max-steps 5000 --seconds-per-step 0.05 --save-steps 100 --logging-steps 10"),
+        "",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let v = p.wait_status("a first checkpoint", T, |v| checkpoint_step(v).is_some() || !running(v));
+    let before = checkpoint_step(&v).expect("a first checkpoint");
+    let mut bg = Bg::spawn(&p, &["stop", "box", "--at-checkpoint", "--timeout", "10"]);
+    bg.wait_stderr("waiting for the next checkpoint", T);
+    let proxy = p.proxy.as_ref().unwrap();
+    proxy.set_mode(Mode::BlackHole);
+    bg.wait_stderr("connection to box lost", T);
+    proxy.set_mode(Mode::Pass);
+    let code = bg.wait(T);
+    let (out, err) = (bg.stdout(), bg.stderr());
+    assert_eq!(code, 0, "--- stdout\n{out}\n--- stderr\n{err}");
+    assert!(out.contains("stopped run") && out.contains("after SIGINT"), "{out}");
+    let v = p.status();
+    assert_eq!(v["run"]["state"], "stopped", "{v:#}");
+    let saved = checkpoint_step(&v).unwrap();
+    assert!(saved > before, "no newer checkpoint than {before}: {v:#}");
+    assert!(
+        out.contains(&format!("nothing lost: checkpoint-{saved} (step {saved})")),
+        "{out}"
+    );
+    // Stopped before the next save was due: at most one save interval of steps after it.
+    let last = v["progress"]["step"].as_u64().unwrap();
+    assert!(
+        last < saved + 100,
+        "stopped at step {last}, long after checkpoint-{saved}"
+    );
+    assert!(
+        p.log_text().contains("KeyboardInterrupt"),
+        "the stand-in dies on SIGINT like the Trainer"
+    );
+}
+
+/// `--wait-timeout` and Ctrl-C both abandon the wait and leave the run alone; `stop_signal: TERM`
+/// then stops it with SIGTERM first.
+#[test]
+fn stop_at_checkpoint_gives_up_on_timeout_or_ctrl_c_and_leaves_the_run_alone() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 100000 --seconds-per-step 0.05 --save-steps 100000"),
+        "  stop_signal: TERM\n",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    p.wait_status("training", T, |v| v["progress"]["step"].as_u64().is_some_and(|s| s > 0));
+    let ran = p.rtrain(&["stop", "box", "--at-checkpoint", "--wait-timeout", "2s"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr
+            .contains("no new checkpoint on box within 2s; the run goes on"),
+        "{ran}"
+    );
+    assert!(running(&p.status()));
+
+    let mut bg = Bg::spawn(&p, &["stop", "box", "--at-checkpoint"]);
+    bg.wait_stderr("waiting for the next checkpoint", T);
+    bg.interrupt();
+    assert_eq!(bg.wait(T), 130, "{}", bg.stderr());
+    std::thread::sleep(Duration::from_millis(500)); // nothing may be signalled after the 130 either
+    assert!(running(&p.status()), "Ctrl-C must leave the run alone");
+
+    let ran = p.rtrain(&["stop", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout_str().contains("after SIGTERM"), "{ran}");
+    assert!(ran.stderr.contains("there is no checkpoint yet"), "{ran}");
+    assert_eq!(p.status()["run"]["exit_code"], 143);
+}
+
+/// A run that ends by itself while `--at-checkpoint` waits is reported as it ended; nothing is
+/// signalled.
+#[test]
+fn stop_at_checkpoint_says_how_a_run_ended_by_itself() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 60 --seconds-per-step 0.05 --save-steps 100000"),
+        "",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let ran = p.rtrain(&["stop", "box", "--at-checkpoint"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stdout_str()
+            .contains("ended by itself while waiting for a checkpoint: finished (exit 0)"),
+        "{ran}"
+    );
+    assert_eq!(p.status()["run"]["state"], "finished");
+}
+
+/// A plain `stop` says what it throws away before it acts (without a terminal it goes on, so
+/// scripts keep working), and SIGINT makes the stand-in die like the Trainer: a
+/// KeyboardInterrupt, exit 130, no checkpoint saved on the way out.
+#[test]
+fn plain_stop_prints_what_it_costs_and_the_trainer_saves_nothing_on_sigint() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 100000 --seconds-per-step 0.02 --save-steps 50"),
+        "",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    p.wait_status("a checkpoint", T, |v| checkpoint_step(v).is_some());
+    let ran = p.rtrain(&["stop", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    let err = &ran.stderr;
+    assert!(
+        err.contains("stopping now loses ") && err.contains(" of work (steps "),
+        "{ran}"
+    );
+    assert!(
+        err.contains("since checkpoint-") && err.contains("rtrain stop box --at-checkpoint waits for the next one"),
+        "{ran}"
+    );
+    assert!(ran.stdout_str().contains("after SIGINT, exit 130"), "{ran}");
+    let log = p.log_text();
+    assert!(log.contains("KeyboardInterrupt"), "{log}");
+    let saves = log.matches("Writing model shards: 100%").count();
+    let v = p.status();
+    assert_eq!(
+        Some(saves as u64 * 50),
+        checkpoint_step(&v),
+        "a save on the way out: {v:#}"
+    );
 }
