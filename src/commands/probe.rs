@@ -380,7 +380,12 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
     match &j.latest_checkpoint {
         Some(c) => {
             let age = c.age_seconds.map(fmt_age).unwrap_or_else(|| "age unknown".into());
-            let mut line = format!("  latest checkpoint {} ({age})", c.name);
+            let earlier = if c.of_current_run == Some(false) {
+                ", from an earlier run"
+            } else {
+                ""
+            };
+            let mut line = format!("  latest checkpoint {} ({age}{earlier})", c.name);
             let running = j.run.as_ref().is_some_and(|r| r.state == RunState::Running);
             if let (true, Some(a)) = (running, c.age_seconds) {
                 if a >= 15 * 60 {

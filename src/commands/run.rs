@@ -142,7 +142,8 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
             resume_on(ctx, &target, &session, &resume, Some(&args.cmd)).await
         } else {
             let command = launch_command(&target, &args.cmd);
-            launch(ctx, &target, &session, spec(&target, command, None), false)
+            let edit = guard_resume(ctx, &target, &session, args.fresh).await?;
+            launch(ctx, &target, &session, spec(&target, command, edit), false)
                 .await
                 .map(|_| 0)
         }
@@ -160,6 +161,88 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
         return attach::attach_link(ctx, &target, &mut link).await;
     }
     Ok(code)
+}
+
+/// The training config's text, or `None` when the file does not exist.
+async fn read_train_config(session: &Session, target: &Target) -> anyhow::Result<Option<String>> {
+    let cfg_path = run::remote_path(&target.settings.workdir, &target.settings.train_config);
+    let script = format!(
+        "p={}; if [ -e \"$p\" ]; then exec cat -- \"$p\"; fi; exit 3",
+        quote::quote_path(&cfg_path)
+    );
+    let out = session
+        .exec(&run::sh_command(&script), None, Some(SCRIPT_TIMEOUT))
+        .await?;
+    match out.exit.as_code() {
+        0 => {}
+        3 => return Ok(None),
+        _ => anyhow::bail!(
+            "cannot read the training config {} on {}: {}",
+            target.settings.train_config,
+            target.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+    String::from_utf8(out.stdout)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("the training config {} is not UTF-8", target.settings.train_config))
+}
+
+/// Before a plain `up`: a training config that resumes from a checkpoint which is gone (deleted by
+/// `save_total_limit`) or cut off mid-save would start a run that dies at once, so nothing is
+/// started; one that is complete is said. `fresh` sets it to null instead (under the launch lock,
+/// with a `.bak`, as `resume` edits it).
+async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool) -> anyhow::Result<Option<FileEdit>> {
+    use crate::train::train_config::{parse_train_config, ResumeFrom};
+    let Some(text) = read_train_config(session, target).await? else {
+        return Ok(None);
+    };
+    let file = &target.settings.train_config;
+    let from = parse_train_config(text.as_bytes()).resume_from();
+    if fresh {
+        if from == ResumeFrom::Nothing {
+            return Ok(None);
+        }
+        let edit = run::edit_resume_to_null(&text)
+            .map_err(|e| anyhow::anyhow!("cannot set resume_from_checkpoint in {file}: {e}"))?;
+        if !ctx.quiet {
+            println!("training from scratch: {file} line {}: {}", edit.line, edit.new.trim());
+        }
+        return Ok(Some(FileEdit {
+            path: file.clone(),
+            content: edit.text,
+            backup: true,
+        }));
+    }
+    let ResumeFrom::Path(path) = from else { return Ok(None) };
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(&path)
+        .to_string();
+    let script = run::checkpoint_state_script(&target.settings.workdir, &path);
+    let state = run::parse_checkpoint_state(&run_script(session, &script, SCRIPT_TIMEOUT).await?)
+        .map_err(|e| run_error(target, e))?;
+    let hint = "rtrain up --resume (newest complete checkpoint) or rtrain up --fresh (train from scratch)";
+    match state {
+        run::CheckpointState::Complete => {
+            if !ctx.quiet {
+                println!("resuming from {name} ({path}), as {file} says");
+            }
+            Ok(None)
+        }
+        run::CheckpointState::Missing => {
+            anyhow::bail!(
+                "{file} resumes from {name}, which no longer exists on {}: {hint}",
+                target.name
+            )
+        }
+        run::CheckpointState::Incomplete => anyhow::bail!(
+            "{file} resumes from {name}, which is incomplete on {} (no trainer_state.json: cut off mid-save): {hint}",
+            target.name
+        ),
+    }
 }
 
 pub async fn stop(ctx: &Ctx, args: StopArgs) -> anyhow::Result<u8> {

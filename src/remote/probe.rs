@@ -170,7 +170,9 @@ fi
 l=
 lsrc=
 if [ -n "$r" ] && [ -f "$r/log" ]; then l=$(head -c 4096 "$r/log"); lsrc=record; fi
-if [ -z "$l" ] && [ -n "$L" ] && [ -d "$L" ]; then
+# The log_dir's newest log only when there is no run record: a run's progress, loss and last lines come from its own
+# log, never from another run's.
+if [ -z "$r" ] && [ -n "$L" ] && [ -d "$L" ]; then
   for f in "$L"/*.log; do
     [ -f "$f" ] || continue
     if [ -z "$l" ] || [ "$f" -nt "$l" ]; then l=$f; fi
@@ -797,6 +799,9 @@ pub struct LatestCheckpointJson {
     pub name: String,
     pub step: Option<u64>,
     pub age_seconds: Option<i64>,
+    /// Added: saved by the current run (or the one it resumed from); `false`: an earlier run's, found in the
+    /// checkpoint directory; `null` without a run record.
+    pub of_current_run: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -874,6 +879,7 @@ impl StatusJson {
                 (Some(now), Some(m)) => Some(now - m),
                 _ => None,
             },
+            of_current_run: p.run.as_ref().map(|_| checkpoint_is_of_current_run(p, &c.name)),
         });
         StatusJson {
             host: host.to_string(),

@@ -786,6 +786,44 @@ pub fn write_file_atomically_script(path: &str, backup: bool) -> String {
     )
 }
 
+/// The script that tells whether the checkpoint `path` (relative to the workdir unless absolute or `~`-based) is
+/// there: `@rtrain checkpoint=complete|incomplete|missing`. A directory is complete when it holds
+/// `trainer_state.json` (what the Trainer writes last), a file (a Lightning `.ckpt`) when it is not empty.
+pub fn checkpoint_state_script(workdir: &str, path: &str) -> String {
+    let body = r#"rt_out=1
+CD_WORKDIR
+if [ -d "$rt_ckpt" ]; then
+  if [ -f "$rt_ckpt/trainer_state.json" ]; then rt_say checkpoint complete; else rt_say checkpoint incomplete; fi
+elif [ -s "$rt_ckpt" ]; then rt_say checkpoint complete
+elif [ -e "$rt_ckpt" ]; then rt_say checkpoint incomplete
+else rt_say checkpoint missing; fi
+"#;
+    script(
+        &[("rt_workdir", dir_word(workdir)), ("rt_ckpt", quote_path(path))],
+        body,
+    )
+}
+
+/// What [`checkpoint_state_script`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointState {
+    Complete,
+    Incomplete,
+    Missing,
+}
+
+pub fn parse_checkpoint_state(output: &str) -> Result<CheckpointState, RunError> {
+    let f = fields(output);
+    match first(&f, "checkpoint") {
+        Some("complete") => Ok(CheckpointState::Complete),
+        Some("incomplete") => Ok(CheckpointState::Incomplete),
+        Some("missing") => Ok(CheckpointState::Missing),
+        _ => Err(first(&f, "result")
+            .and_then(|r| common_error(&f, r))
+            .unwrap_or_else(|| unexpected("checkpoint", output))),
+    }
+}
+
 /// A path under the workdir as the scripts take it: `rel` itself when absolute or `~`-based.
 pub fn remote_path(workdir: &str, rel: &str) -> String {
     if rel.starts_with('/') || rel == "~" || rel.starts_with("~/") {
@@ -1153,6 +1191,17 @@ pub fn yaml_scalar(path: &str) -> String {
 /// the block's indentation after a commented-out `# resume_from_checkpoint:` line of the block if there is one,
 /// else after the block's last line. Line endings (CRLF) follow the surrounding lines.
 pub fn edit_resume_from_checkpoint(yaml: &str, path: &str) -> Result<ResumeEdit, ResumeEditError> {
+    edit_resume_scalar(yaml, &yaml_scalar(path))
+}
+
+/// `up --fresh`: `resume_from_checkpoint: null`, the same one-line edit.
+pub fn edit_resume_to_null(yaml: &str) -> Result<ResumeEdit, ResumeEditError> {
+    edit_resume_scalar(yaml, "null")
+}
+
+/// The edit with `scalar` already rendered as YAML.
+fn edit_resume_scalar(yaml: &str, scalar: &str) -> Result<ResumeEdit, ResumeEditError> {
+    let scalar = scalar.to_string();
     let lines = split_lines(yaml);
     let header = lines
         .iter()
@@ -1162,7 +1211,6 @@ pub fn edit_resume_from_checkpoint(yaml: &str, path: &str) -> Result<ResumeEdit,
     if !is_blank_or_comment(after) {
         return Err(ResumeEditError::NotABlock(header + 1));
     }
-    let scalar = yaml_scalar(path);
 
     // The block: until the next non-comment line at column 0.
     let mut block_indent = None;

@@ -62,6 +62,28 @@ pub fn parse_train_config(text: &[u8]) -> TrainConfig {
     c
 }
 
+/// What `resume_from_checkpoint` asks the Trainer to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeFrom {
+    /// Unset, null or `false`: train from scratch.
+    Nothing,
+    /// `true`: the Trainer picks the last checkpoint in output_dir itself.
+    Last,
+    /// A checkpoint path (relative to the directory the trainer runs in, unless absolute).
+    Path(String),
+}
+
+impl TrainConfig {
+    pub fn resume_from(&self) -> ResumeFrom {
+        match self.resume_from_checkpoint.as_deref().map(str::trim) {
+            None | Some("") => ResumeFrom::Nothing,
+            Some("false" | "False" | "FALSE") => ResumeFrom::Nothing,
+            Some("true" | "True" | "TRUE") => ResumeFrom::Last,
+            Some(v) => ResumeFrom::Path(v.to_string()),
+        }
+    }
+}
+
 fn key_value(line: &str) -> Option<(&str, &str)> {
     let t = line.trim_start().trim_start_matches("- ");
     if t.starts_with('#') {

@@ -25,7 +25,6 @@ fn copy_dir(from: &Path, to: &Path) {
 
 struct Project {
     c: Client,
-    #[allow(dead_code)]
     dir: PathBuf,
     /// Between rtrain and sshd when made `through_proxy`.
     proxy: Option<Proxy>,
@@ -364,4 +363,108 @@ fn plain_stop_prints_what_it_costs_and_the_trainer_saves_nothing_on_sigint() {
         checkpoint_step(&v),
         "a save on the way out: {v:#}"
     );
+}
+
+fn set_resume(p: &Project, value: &str) {
+    let path = p.dir.join("config/training_config.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("resume_from_checkpoint:"))
+        .unwrap();
+    let text = text.replace(line, &format!("  resume_from_checkpoint: {value}"));
+    std::fs::write(&path, text).unwrap();
+}
+
+fn run_count(p: &Project) -> usize {
+    std::fs::read_dir(p.dir.join(".rtrain/runs"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Regression (issue 11 §3): after `save_total_limit` deleted the checkpoint the config resumes
+/// from, a plain `up` launched a run that died at once. Now `up` starts nothing and says what to
+/// do; `--fresh` sets the key to null (with a .bak) and launches; a complete one is said.
+#[test]
+fn regression_up_never_launches_from_a_checkpoint_that_is_gone_or_incomplete() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 30 --seconds-per-step 0.02 --save-steps 10"),
+        "",
+    );
+    set_resume(&p, "outputs/checkpoint-120");
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr.contains(
+            "config/training_config.yaml resumes from checkpoint-120, which no longer exists on box: \
+             rtrain up --resume (newest complete checkpoint) or rtrain up --fresh (train from scratch)"
+        ),
+        "{ran}"
+    );
+    assert_eq!(run_count(&p), 0, "nothing may be started");
+
+    let ran = p.rtrain(&["up", "box", "--fresh"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout_str().contains("launched run"), "{ran}");
+    let cfg = std::fs::read_to_string(p.dir.join("config/training_config.yaml")).unwrap();
+    assert!(cfg.contains("\n  resume_from_checkpoint: null\n"), "{cfg}");
+    let bak = std::fs::read_to_string(p.dir.join("config/training_config.yaml.bak")).unwrap();
+    assert!(bak.contains("resume_from_checkpoint: outputs/checkpoint-120"), "{bak}");
+    p.wait_status("finished", T, |v| v["run"]["state"] == "finished");
+
+    // A complete checkpoint: said, and launched from.
+    set_resume(&p, "outputs/checkpoint-20");
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stdout_str()
+            .contains("resuming from checkpoint-20 (outputs/checkpoint-20), as config/training_config.yaml says"),
+        "{ran}"
+    );
+    p.wait_status("finished", T, |v| v["run"]["state"] == "finished");
+    assert!(p.log_text().contains("will skip to saved global_step 20"));
+
+    // Cut off mid-save: no trainer_state.json.
+    std::fs::remove_file(p.dir.join("outputs/checkpoint-20/trainer_state.json")).unwrap();
+    let runs = run_count(&p);
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr
+            .contains("resumes from checkpoint-20, which is incomplete on box"),
+        "{ran}"
+    );
+    assert_eq!(run_count(&p), runs);
+}
+
+/// Regression (issue 11 §3): a run that failed at once was shown next to the previous run's loss
+/// and progress. Progress, loss and last lines come from the current run's own log; the
+/// checkpoint line comes from the directory and says it is an earlier run's.
+#[test]
+fn regression_status_never_mixes_a_failed_run_with_the_previous_runs_progress_and_loss() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 30 --seconds-per-step 0.02 --save-steps 10"),
+        "",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let v = p.wait_status("finished", T, |v| v["run"]["state"] == "finished");
+    assert!(!v["progress"]["loss"].is_null(), "{v:#}");
+    // The next run dies before it prints a thing.
+    std::thread::sleep(Duration::from_millis(1100)); // its start must be a later second than the checkpoints
+    let ran = p.rtrain(&[
+        "up",
+        "box",
+        "--",
+        "echo 'ValueError: Cannot find a valid checkpoint' >&2; exit 1",
+    ]);
+    assert_eq!(ran.code, 0, "{ran}");
+    let v = p.wait_status("failed", T, |v| v["run"]["state"] == "failed");
+    assert!(v["progress"]["loss"].is_null(), "the previous run's loss: {v:#}");
+    assert!(v["progress"]["step"].is_null(), "the previous run's progress: {v:#}");
+    assert_eq!(v["latest_checkpoint"]["name"], "checkpoint-30", "{v:#}");
+    assert_eq!(v["latest_checkpoint"]["of_current_run"], false, "{v:#}");
+    let human = p.rtrain(&["status", "box"]).stdout_str();
+    assert!(human.contains("from an earlier run"), "{human}");
+    assert!(human.contains("ValueError: Cannot find a valid checkpoint"), "{human}");
+    assert!(!human.contains("loss "), "{human}");
 }
