@@ -184,11 +184,15 @@ async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>) -> Hos
         },
     };
     match probe_status(session, target).await {
-        Ok(p) => HostStatus {
-            json: StatusJson::build(&target.name, &target.settings.session, &p),
-            probe: Some(p),
-            error: None,
-        },
+        Ok(p) => {
+            let mut json = StatusJson::build(&target.name, &target.settings.session, &p);
+            json.apply_stall_after(target.settings.stall_after);
+            HostStatus {
+                json,
+                probe: Some(p),
+                error: None,
+            }
+        }
         Err(e) => {
             let mut st = fail(e);
             st.json.reachable = !session.is_closed();
@@ -331,6 +335,12 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
         None => "no run yet".to_string(),
         Some(r) => {
             let mut line = format!("run {} {}", r.id, r.state.as_str().to_uppercase());
+            if let (true, Some(silent)) = (r.stalled, r.silent_seconds) {
+                let _ = write!(line, ", STALLED for {}", fmt_duration(silent as f64));
+                if let Some(m) = p.log.as_ref().and_then(|l| l.mtime) {
+                    let _ = write!(line, " (no output since {})", clock_time(m));
+                }
+            }
             if let Some(pid) = r.pid {
                 if r.state == RunState::Running {
                     let _ = write!(line, " (pid {pid}");
@@ -440,6 +450,21 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
     }
     segs.push(Segment::Text(s));
     segs
+}
+
+/// `14:02`, in the local time zone (a day older: with the date).
+fn clock_time(epoch: i64) -> String {
+    let Ok(t) = jiff::Timestamp::from_second(epoch) else {
+        return "?".into();
+    };
+    let tz = jiff::tz::TimeZone::system();
+    let z = t.to_zoned(tz.clone());
+    let fmt = if jiff::Timestamp::now().duration_since(t).as_secs() >= 86_400 {
+        "%Y-%m-%d %H:%M"
+    } else {
+        "%H:%M"
+    };
+    z.strftime(fmt).to_string()
 }
 
 /// ` (step 40, from checkpoint-40)` when the loss is a checkpoint's, not the log's: the log has no

@@ -775,6 +775,10 @@ pub struct RunJson {
     pub exit_code: Option<i32>,
     pub log: Option<String>,
     pub command: Option<String>,
+    /// Added: seconds since the run's log last grew (its mtime against the remote clock).
+    pub silent_seconds: Option<i64>,
+    /// Added: running, and silent for `stall_after` or longer (a hang: NCCL, a dataloader deadlock, a full disk).
+    pub stalled: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -836,6 +840,14 @@ impl StatusJson {
         }
     }
 
+    /// Re-decide `run.stalled` with the host's `stall_after` ([`StatusJson::build`] uses the default).
+    pub fn apply_stall_after(&mut self, stall_after: std::time::Duration) {
+        if let Some(r) = &mut self.run {
+            r.stalled =
+                r.state == RunState::Running && r.silent_seconds.is_some_and(|s| s >= stall_after.as_secs() as i64);
+        }
+    }
+
     pub fn build(host: &str, session: &str, p: &StatusProbe) -> StatusJson {
         let sum = &p.log_summary;
         // A checkpoint of an earlier run (the current one failed at once, or has not saved yet) says nothing
@@ -881,6 +893,13 @@ impl StatusJson {
             },
             of_current_run: p.run.as_ref().map(|_| checkpoint_is_of_current_run(p, &c.name)),
         });
+        // Only the run's own log counts (see the probe script), so another run's output never hides a hang.
+        let silent_seconds = match (p.ckpts.now, p.log.as_ref().and_then(|l| l.mtime)) {
+            (Some(now), Some(m)) if p.log.as_ref().is_some_and(|l| l.source == LogSource::Record) => {
+                Some((now - m).max(0))
+            }
+            _ => None,
+        };
         StatusJson {
             host: host.to_string(),
             reachable: true,
@@ -901,6 +920,9 @@ impl StatusJson {
                 exit_code: r.exit_code,
                 log: r.log.clone(),
                 command: r.command.clone(),
+                silent_seconds,
+                stalled: r.state == RunState::Running
+                    && silent_seconds.is_some_and(|s| s >= crate::config::DEFAULT_STALL_AFTER.as_secs() as i64),
             }),
             progress: ProgressJson {
                 step,

@@ -468,3 +468,28 @@ fn regression_status_never_mixes_a_failed_run_with_the_previous_runs_progress_an
     assert!(human.contains("ValueError: Cannot find a valid checkpoint"), "{human}");
     assert!(!human.contains("loss "), "{human}");
 }
+
+/// Issue 11 §4: a hung trainer (alive, silent: an NCCL hang, a dataloader deadlock) looked like a
+/// working one. With `stall_after: 2s`, a run whose log stops growing is shown STALLED, with how
+/// long and since when; JSON `run.silent_seconds` and `run.stalled`.
+#[test]
+fn a_hung_trainer_is_shown_stalled_after_stall_after() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 1000 --seconds-per-step 0.05 --save-steps 100000 --hang-at-step 60"),
+        "  stall_after: 2s\n",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let v = p.wait_status("training", T, |v| v["progress"]["step"].as_u64().is_some_and(|s| s > 0));
+    assert_eq!(v["run"]["stalled"], false, "a run that prints is not stalled: {v:#}");
+    assert!(v["run"]["silent_seconds"].as_i64().is_some_and(|s| s < 2), "{v:#}");
+    let v = p.wait_status("stalled", T, |v| v["run"]["stalled"] == true);
+    assert_eq!(v["run"]["state"], "running", "{v:#}");
+    assert!(v["run"]["silent_seconds"].as_i64().unwrap() >= 2, "{v:#}");
+    assert_eq!(v["progress"]["step"], 59, "hung at step 60: {v:#}");
+    let human = p.rtrain(&["status", "box"]).stdout_str();
+    assert!(
+        human.contains("RUNNING, STALLED for ") && human.contains(" (no output since "),
+        "{human}"
+    );
+    assert_eq!(p.rtrain(&["stop", "box", "--force"]).code, 0);
+}
