@@ -452,19 +452,25 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
     segs
 }
 
-/// `14:02`, in the local time zone (a day older: with the date).
+/// `14:02` in the local time zone (libc's localtime_r, which honours TZ); with the date when it is
+/// a day old or more.
 fn clock_time(epoch: i64) -> String {
-    let Ok(t) = jiff::Timestamp::from_second(epoch) else {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(epoch);
+    let t = epoch as libc::time_t;
+    // SAFETY: localtime_r only writes the tm we own; a zeroed tm is a valid value of it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
         return "?".into();
-    };
-    let tz = jiff::tz::TimeZone::system();
-    let z = t.to_zoned(tz.clone());
-    let fmt = if jiff::Timestamp::now().duration_since(t).as_secs() >= 86_400 {
-        "%Y-%m-%d %H:%M"
+    }
+    let hm = format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
+    if now - epoch >= 86_400 {
+        format!("{}-{:02}-{:02} {hm}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday)
     } else {
-        "%H:%M"
-    };
-    z.strftime(fmt).to_string()
+        hm
+    }
 }
 
 /// ` (step 40, from checkpoint-40)` when the loss is a checkpoint's, not the log's: the log has no

@@ -321,11 +321,7 @@ impl StopCost {
 pub fn stop_cost(p: &rprobe::StatusProbe) -> Option<StopCost> {
     let run = p.run.as_ref().filter(|r| r.state == RunState::Running)?;
     let now = p.ckpts.now?;
-    let started = run
-        .started_at
-        .as_deref()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_second());
+    let started = run.started_at.as_deref().and_then(rprobe::rfc3339_epoch);
     let newest = p.ckpts.newest_complete();
     let to_step = p.log_summary.progress.as_ref().map(|b| b.step);
     let (since, from_step, checkpoint) = match (newest, newest.and_then(|c| c.mtime)) {

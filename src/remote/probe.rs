@@ -946,16 +946,17 @@ impl StatusJson {
     }
 }
 
+/// `2026-11-29T01:53:00Z` (as the run record has it) in seconds since the epoch.
+pub fn rfc3339_epoch(t: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(t.trim()).ok()?;
+    i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok()
+}
+
 /// Whether the checkpoint `name` was written by the current run (or is the one it resumed from): saved at or
 /// after the run's start. Without a run record there is nothing to mix up.
 fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
     let Some(run) = &p.run else { return true };
-    let Some(started) = run
-        .started_at
-        .as_deref()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_second())
-    else {
+    let Some(started) = run.started_at.as_deref().and_then(rfc3339_epoch) else {
         return true;
     };
     let ckpt = p.ckpts.checkpoints.iter().find(|c| c.name == name);
