@@ -11,6 +11,7 @@ use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunStat
 use crate::ssh::link::Link;
 use crate::ssh::Session;
 use crate::train::progress::CrCollapser;
+use crate::train::train_config;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,7 +204,7 @@ async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool
         if from == ResumeFrom::Nothing {
             return Ok(None);
         }
-        let edit = run::edit_resume_to_null(&text)
+        let edit = train_config::edit_resume_to_null(&text)
             .map_err(|e| anyhow::anyhow!("cannot set resume_from_checkpoint in {file}: {e}"))?;
         if !ctx.quiet {
             println!("training from scratch: {file} line {}: {}", edit.line, edit.new.trim());
@@ -817,7 +818,7 @@ async fn resume_on(
         }
         let text = String::from_utf8(out.stdout)
             .map_err(|_| anyhow::anyhow!("the training config {} is not UTF-8", target.settings.train_config))?;
-        let edit = run::edit_resume_from_checkpoint(&text, &path).map_err(|e| {
+        let edit = train_config::edit_resume_from_checkpoint(&text, &path).map_err(|e| {
             anyhow::anyhow!(
                 "cannot set resume_from_checkpoint in {}: {e}",
                 target.settings.train_config
