@@ -36,7 +36,17 @@ fn run_error(target: &Target, e: RunError) -> anyhow::Error {
 
 /// Run a lifecycle script and return its stdout as text (results are `@rtrain key=value` lines).
 async fn run_script(session: &Session, script: &str, timeout: Duration) -> anyhow::Result<String> {
-    let out = session.exec(&run::sh_command(script), None, Some(timeout)).await?;
+    run_script_stdin(session, script, None, timeout).await
+}
+
+/// [`run_script`] with bytes for the script's stdin (a config edit's content).
+async fn run_script_stdin(
+    session: &Session,
+    script: &str,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let out = session.exec(&run::sh_command(script), stdin, Some(timeout)).await?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.stderr.is_empty() {
         // Kept for the parser's error message when no result line came.
@@ -87,7 +97,7 @@ async fn launch(
     spec: LaunchSpec,
     refuse_if_active: bool,
 ) -> anyhow::Result<bool> {
-    let text = run_script(session, &run::up_script(&spec), SCRIPT_TIMEOUT).await?;
+    let text = run_script_stdin(session, &run::up_script(&spec), run::up_stdin(&spec), SCRIPT_TIMEOUT).await?;
     match run::parse_up(&text).map_err(|e| run_error(target, e))? {
         UpOutcome::Launched {
             run,
@@ -213,6 +223,7 @@ async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool
             path: file.clone(),
             content: edit.text,
             backup: true,
+            expect_sha256: Some(run::sha256_hex(text.as_bytes())),
         }));
     }
     let ResumeFrom::Path(path) = from else { return Ok(None) };
@@ -800,24 +811,13 @@ async fn resume_on(
     let (command, edit) = if let Some(template) = &target.settings.resume_command {
         (run::resume_command(template, &path), None)
     } else {
-        let cfg_path = run::remote_path(&target.settings.workdir, &target.settings.train_config);
-        let out = session
-            .exec(
-                &run::sh_command(&format!("cat -- {}", quote::quote_path(&cfg_path))),
-                None,
-                Some(SCRIPT_TIMEOUT),
-            )
-            .await?;
-        if out.exit.as_code() != 0 {
-            anyhow::bail!(
-                "cannot read the training config {} on {}: {}",
+        let text = read_train_config(session, target).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the training config {} does not exist on {} (set `train_config`, or `resume_command`, in rtrain's config)",
                 target.settings.train_config,
-                target.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let text = String::from_utf8(out.stdout)
-            .map_err(|_| anyhow::anyhow!("the training config {} is not UTF-8", target.settings.train_config))?;
+                target.name
+            )
+        })?;
         let edit = train_config::edit_resume_from_checkpoint(&text, &path).map_err(|e| {
             anyhow::anyhow!(
                 "cannot set resume_from_checkpoint in {}: {e}",
@@ -837,10 +837,12 @@ async fn resume_on(
             println!("would launch: {base_command}");
             return Ok(0);
         }
+        // Written under up's lock only if the file is still what was read here.
         let file = FileEdit {
             path: target.settings.train_config.clone(),
             content: edit.text,
             backup: true,
+            expect_sha256: Some(run::sha256_hex(text.as_bytes())),
         };
         (base_command, Some(file))
     };

@@ -32,7 +32,8 @@ pub struct LaunchSpec {
     pub edit: Option<FileEdit>,
 }
 
-/// A whole-file replacement done by the up script under its lock.
+/// A whole-file replacement done by the up script under its lock. The content travels on the exec channel's
+/// stdin (see [`up_stdin`]), never on the command line: Linux refuses a single argument over 128 KiB.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEdit {
     /// Relative to the workdir unless absolute or `~`-based.
@@ -40,6 +41,21 @@ pub struct FileEdit {
     pub content: String,
     /// Keep the previous content as `PATH.bak`.
     pub backup: bool,
+    /// SHA-256 (hex) of the content the edit was computed from: under the lock, the file must still hold exactly
+    /// that, or nothing is written or started (a concurrent edit is never overwritten). Not checked on a box
+    /// without `sha256sum`.
+    pub expect_sha256: Option<String>,
+}
+
+/// SHA-256 in hex, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What to send on the up script's stdin: the edit's new content, if any.
+pub fn up_stdin(spec: &LaunchSpec) -> Option<Vec<u8>> {
+    spec.edit.as_ref().map(|e| e.content.clone().into_bytes())
 }
 
 /// A run as the record describes it.
@@ -203,6 +219,8 @@ pub enum RunError {
     UnknownRun { id: String },
     #[error("log file {path} of the run is missing")]
     LogMissing { path: String },
+    #[error("{path} changed on the remote host since rtrain read it; nothing was written or started: run it again")]
+    EditChanged { path: String },
     #[error("{0}")]
     Other(String),
 }
@@ -433,8 +451,13 @@ if [ -n "$rt_active" ]; then
 fi
 
 if [ -n "$rt_edit_path" ]; then
-  printf '%s' "$rt_edit_content" | rt_atomic_write "$rt_edit_path" "$rt_edit_backup" ||
-    rt_fail "cannot write $rt_edit_path"
+  # Compare and swap under the lock: the file must still be what the edit was computed from.
+  if [ -n "$rt_edit_expect" ] && command -v sha256sum >/dev/null 2>&1; then
+    rt_h=$(sha256sum < "$rt_edit_path" 2>/dev/null)
+    if [ "${rt_h%% *}" != "$rt_edit_expect" ]; then rt_say path "$rt_edit_path"; rt_say result edit-changed; exit 0; fi
+  fi
+  # The new content is this script's stdin.
+  rt_atomic_write "$rt_edit_path" "$rt_edit_backup" || rt_fail "cannot write $rt_edit_path"
 fi
 
 rt_t=$(date +%s)
@@ -689,11 +712,15 @@ pub fn env_file(env: &[(String, String)]) -> String {
     out
 }
 
-/// The script for `rtrain up`. Output: `@rtrain` lines ending with `result=launched|active|tmux-missing|
-/// workdir-missing|error`; see [`parse_up`].
+/// The script for `rtrain up`. Output: `@rtrain` lines ending with `result=launched|active|edit-changed|
+/// tmux-missing|workdir-missing|error`; see [`parse_up`]. With an edit, send [`up_stdin`] on its stdin.
 pub fn up_script(spec: &LaunchSpec) -> String {
-    let (edit_path, edit_content, edit_backup) = match &spec.edit {
-        Some(e) => (quote_path(&e.path), quote(&e.content), if e.backup { "1" } else { "0" }),
+    let (edit_path, edit_expect, edit_backup) = match &spec.edit {
+        Some(e) => (
+            quote_path(&e.path),
+            quote(e.expect_sha256.as_deref().unwrap_or("")),
+            if e.backup { "1" } else { "0" },
+        ),
         None => ("''".to_string(), "''".to_string(), "0"),
     };
     script(
@@ -703,7 +730,7 @@ pub fn up_script(spec: &LaunchSpec) -> String {
             ("rt_command", quote(&spec.command)),
             ("rt_log_dir", dir_word(&spec.log_dir)),
             ("rt_edit_path", edit_path),
-            ("rt_edit_content", edit_content),
+            ("rt_edit_expect", edit_expect),
             ("rt_edit_backup", edit_backup.to_string()),
             ("rt_wrapper", quote(WRAPPER)),
             ("rt_env", quote(&env_file(&spec.env))),
@@ -919,6 +946,9 @@ pub fn parse_up(output: &str) -> Result<UpOutcome, RunError> {
         "active" => Ok(UpOutcome::AlreadyActive {
             run: run_info(&f, output)?,
         }),
+        "edit-changed" => Err(RunError::EditChanged {
+            path: first(&f, "path").unwrap_or_default().to_string(),
+        }),
         other => Err(common_error(&f, other).unwrap_or_else(|| unexpected("up", output))),
     }
 }
@@ -1111,6 +1141,25 @@ mod tests {
 
         fn stdout(&self, script: &str) -> String {
             String::from_utf8(self.sh(script).stdout).unwrap()
+        }
+
+        /// The up script with its stdin (the edit's content), as rtrain sends it.
+        fn up_stdout(&self, spec: &LaunchSpec) -> String {
+            use std::io::Write as _;
+            let mut child = self
+                .cmd(&up_script(spec))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let data = up_stdin(spec).unwrap_or_default();
+            let mut stdin = child.stdin.take().unwrap();
+            let feeder = std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            });
+            let out = child.wait_with_output().unwrap();
+            feeder.join().unwrap();
+            String::from_utf8(out.stdout).unwrap()
         }
 
         fn spec(&self, wd: &Path, command: &str) -> LaunchSpec {
@@ -1589,9 +1638,10 @@ mod tests {
             path: "config/training_config.yaml".into(),
             content: "training:\n  max_steps: 1\n".into(),
             backup: true,
+            expect_sha256: None,
         });
         assert!(matches!(
-            parse_up(&sb.stdout(&up_script(&spec))),
+            parse_up(&sb.up_stdout(&spec)),
             Ok(UpOutcome::AlreadyActive { .. })
         ));
         assert_eq!(
@@ -1610,9 +1660,53 @@ mod tests {
                 }
             }
         );
-        let out = sb.stdout(&up_script(&spec));
+        let out = sb.up_stdout(&spec);
         assert!(matches!(parse_up(&out), Ok(UpOutcome::Launched { .. })), "{out}");
         assert_eq!(fs::read_to_string(&cfg).unwrap(), "training:\n  max_steps: 1\n");
+        assert_eq!(
+            fs::read_to_string(wd.join("config/training_config.yaml.bak")).unwrap(),
+            original
+        );
+    }
+
+    /// Issue 11 §5: the new content travels on stdin (a 200 KiB config is past Linux's 128 KiB limit for one
+    /// argument), and it is written only if the file is still what the edit was computed from.
+    #[test]
+    fn an_edit_comes_on_stdin_and_is_refused_when_the_file_changed_meanwhile() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let cfg = wd.join("config/training_config.yaml");
+        let original = fs::read_to_string(&cfg).unwrap();
+        let big = format!("{original}# {}\n", "x".repeat(200 * 1024));
+        let mut spec = sb.spec(&wd, "true");
+        spec.edit = Some(FileEdit {
+            path: "config/training_config.yaml".into(),
+            content: big.clone(),
+            backup: true,
+            expect_sha256: Some(sha256_hex(b"something else")),
+        });
+        assert!(
+            up_script(&spec).len() < 64 * 1024,
+            "the content must not be in the script"
+        );
+        let out = sb.up_stdout(&spec);
+        assert_eq!(
+            parse_up(&out),
+            Err(RunError::EditChanged {
+                path: "config/training_config.yaml".into()
+            })
+        );
+        assert_eq!(
+            fs::read_to_string(&cfg).unwrap(),
+            original,
+            "a concurrent edit was overwritten"
+        );
+        assert_eq!(run_dirs(&wd), 0, "nothing may start");
+
+        spec.edit.as_mut().unwrap().expect_sha256 = Some(sha256_hex(original.as_bytes()));
+        let out = sb.up_stdout(&spec);
+        assert!(matches!(parse_up(&out), Ok(UpOutcome::Launched { .. })), "{out}");
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), big);
         assert_eq!(
             fs::read_to_string(wd.join("config/training_config.yaml.bak")).unwrap(),
             original

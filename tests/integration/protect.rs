@@ -493,3 +493,57 @@ fn a_hung_trainer_is_shown_stalled_after_stall_after() {
     );
     assert_eq!(p.rtrain(&["stop", "box", "--force"]).code, 0);
 }
+
+/// Regression (issue 11 §5): `resume` put the whole new config on the exec command line, which
+/// Linux refuses past 128 KiB for one argument; and a quoted `"resume_from_checkpoint"` key got a
+/// duplicate appended. A 200 KiB config with a quoted key is now edited in place, on stdin.
+#[test]
+fn regression_resume_edits_a_200_kib_config_with_a_quoted_key_in_place() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 30 --seconds-per-step 0.02 --save-steps 10"),
+        "",
+    );
+    let path = p.dir.join("config/training_config.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "  resume_from_checkpoint: null",
+        "  \"resume_from_checkpoint\": null  # quoted",
+    );
+    let padding: String = (0..3000)
+        .map(|i| format!("# padding line {i:05} {}\n", "x".repeat(48)))
+        .collect();
+    let original = format!("{text}{padding}");
+    assert!(original.len() > 200 * 1024);
+    std::fs::write(&path, &original).unwrap();
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    p.wait_status("finished", T, |v| v["run"]["state"] == "finished");
+
+    let first = p.status()["run"]["id"].clone();
+    let ran = p.rtrain(&["resume", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout_str().contains("resuming from checkpoint-30"), "{ran}");
+    let edited = std::fs::read_to_string(&path).unwrap();
+    let ckpt = p.dir.join("outputs/checkpoint-30");
+    // The path has a space ("remote home"), so it is single-quoted.
+    let want_line = format!("  \"resume_from_checkpoint\": '{}'  # quoted", ckpt.display());
+    let (old_lines, new_lines): (Vec<&str>, Vec<&str>) = (original.lines().collect(), edited.lines().collect());
+    assert_eq!(old_lines.len(), new_lines.len(), "a line was added or lost");
+    let changed: Vec<(&str, &str)> = old_lines
+        .iter()
+        .zip(&new_lines)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    assert_eq!(
+        changed,
+        [("  \"resume_from_checkpoint\": null  # quoted", want_line.as_str())],
+        "exactly that one line may change"
+    );
+    assert!(edited.ends_with('\n'));
+    let bak = std::fs::read_to_string(p.dir.join("config/training_config.yaml.bak")).unwrap();
+    assert!(bak == original, "the .bak must be the original");
+    p.wait_status("the resumed run finished", T, |v| {
+        v["run"]["state"] == "finished" && v["run"]["id"] != first
+    });
+    assert!(p.log_text().contains("will skip to saved global_step 30"));
+}

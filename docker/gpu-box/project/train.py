@@ -94,9 +94,10 @@ def read_block(path, block="training"):
                 inside = re.match(re.escape(block) + r":\s*(#.*)?$", line) is not None
                 continue
             if inside:
-                match = re.match(r"\s+([A-Za-z_][A-Za-z0-9_]*):(\s+(.*))?$", line)
+                # Keys may be quoted ("resume_from_checkpoint": ...), as any YAML loader accepts.
+                match = re.match(r"""\s+(["']?)([A-Za-z_][A-Za-z0-9_]*)\1:(\s+(.*))?$""", line)
                 if match:
-                    values[match.group(1)] = parse_scalar(match.group(3) or "")
+                    values[match.group(2)] = parse_scalar(match.group(4) or "")
     return values
 
 
