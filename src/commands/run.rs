@@ -388,14 +388,20 @@ async fn signal_stop(
     match run::parse_stop(&text).map_err(|e| run_error(target, e))? {
         StopOutcome::Stopped { id, signal, exit_code } => {
             let code = exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
+            // The trainer ran on for at most a poll interval after the save: say so rather than "nothing lost".
             let saved = after
-                .map(|(name, step)| format!("; nothing lost: {name} (step {step}) was complete"))
+                .map(|(name, step)| format!(" right after {name} (step {step}), which is complete"))
                 .unwrap_or_default();
             println!(
-                "stopped run {id} on {} after {}{code}{saved}; the tmux session stays",
+                "stopped run {id} on {}{saved}, after {}{code}; the tmux session stays",
                 target.name,
                 signal.name()
             );
+            if let Some((name, _)) = after {
+                if !ctx.quiet {
+                    println!("  next: rtrain resume {} (continues from {name})", target.name);
+                }
+            }
         }
         StopOutcome::NotRunning { id, state, exit_code } => {
             let code = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
