@@ -549,3 +549,42 @@ fn regression_resume_edits_a_200_kib_config_with_a_quoted_key_in_place() {
     });
     assert!(p.log_text().contains("will skip to saved global_step 30"));
 }
+
+/// On a terminal a stop that loses more than a minute asks first: `n` leaves the run alone
+/// (exit 1), `y` stops it. The run's record says it started two minutes ago (no checkpoint yet),
+/// so the loss is over a minute without a minute-long test.
+#[test]
+fn on_a_terminal_stop_asks_before_losing_more_than_a_minute() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 100000 --seconds-per-step 0.05 --save-steps 100000"),
+        "",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    let v = p.wait_status("training", T, |v| v["progress"]["step"].as_u64().is_some_and(|s| s > 0));
+    let id = v["run"]["id"].as_str().unwrap().to_string();
+    let two_min_ago = std::time::SystemTime::now() - Duration::from_secs(120);
+    std::fs::write(
+        p.dir.join(format!(".rtrain/runs/{id}/started_at")),
+        format!("{}\n", humantime::format_rfc3339_seconds(two_min_ago)),
+    )
+    .unwrap();
+    let script = format!("{} stop box; echo EXIT=$?; sleep 30", rtrain_bin().display());
+    let mut env = p.c.env_pairs();
+    env.retain(|(k, _)| k != "NO_COLOR");
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script.clone()], &env);
+    let screen = term.wait_for("stop it anyway? [y/N]", T);
+    assert!(screen.contains("stopping now loses 2 min of work"), "{screen}");
+    term.type_text("n");
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=1", T);
+    assert!(screen.contains("nothing stopped; the run goes on"), "{screen}");
+    assert!(running(&p.status()), "answering n must leave the run alone");
+
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &env);
+    term.wait_for("stop it anyway? [y/N]", T);
+    term.type_text("y");
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=0", T);
+    assert!(screen.contains("after SIGINT"), "{screen}");
+    assert_eq!(p.status()["run"]["state"], "stopped");
+}
