@@ -323,10 +323,20 @@ impl StopCost {
                 "stopping now loses {lost} of work{steps} since {c}; rtrain stop {host} --at-checkpoint waits for the next one"
             ),
             None => format!(
-                "stopping now loses {lost} of work{steps}: there is no checkpoint yet; rtrain stop {host} --at-checkpoint waits for the first one"
+                "stopping now loses {lost} of work{steps}: this run has no checkpoint yet; rtrain stop {host} --at-checkpoint waits for its first one"
             ),
         }
     }
+}
+
+/// The newest complete checkpoint the current run saved or resumed from: an earlier run's (a run
+/// started from scratch next to old checkpoints) is not this run's work, nor a sign of its progress.
+fn newest_of_run(p: &rprobe::StatusProbe) -> Option<&crate::train::checkpoints::Checkpoint> {
+    p.ckpts
+        .checkpoints
+        .iter()
+        .filter(|c| c.complete && rprobe::checkpoint_is_of_current_run(p, &c.name))
+        .max_by_key(|c| c.ordinal())
 }
 
 /// `None` when no run is running (nothing to lose) or the remote clock is unknown.
@@ -334,13 +344,14 @@ pub fn stop_cost(p: &rprobe::StatusProbe) -> Option<StopCost> {
     let run = p.run.as_ref().filter(|r| r.state == RunState::Running)?;
     let now = p.ckpts.now?;
     let started = run.started_at.as_deref().and_then(rprobe::rfc3339_epoch);
-    let newest = p.ckpts.newest_complete();
+    let newest = newest_of_run(p);
     let to_step = p.log_summary.progress.as_ref().map(|b| b.step);
     let (since, from_step, checkpoint) = match (newest, newest.and_then(|c| c.mtime)) {
         (Some(c), Some(m)) if started.is_none_or(|s| m >= s) => (m, c.step.unwrap_or(0), Some(c.name.clone())),
+        // The checkpoint this run resumed from: the work since the run started.
         (Some(c), _) => (
             started.unwrap_or(now),
-            p.log_summary.resumed_at_step.or(c.step).unwrap_or(0),
+            c.step.or(p.log_summary.resumed_at_step).unwrap_or(0),
             Some(c.name.clone()),
         ),
         (None, _) => (started?, p.log_summary.resumed_at_step.unwrap_or(0), None),
@@ -495,7 +506,7 @@ async fn stop_at_checkpoint(ctx: &Ctx, target: &Target, args: &StopArgs) -> anyh
             println!("no run on {}: nothing to stop", target.name);
             return Ok(0);
         };
-        let newest = p.ckpts.newest_complete();
+        let newest = newest_of_run(&p);
         let newest_step = newest.and_then(|c| c.step);
         if run.state != RunState::Running {
             clear(&spinner);

@@ -954,7 +954,7 @@ pub fn rfc3339_epoch(t: &str) -> Option<i64> {
 
 /// Whether the checkpoint `name` was written by the current run (or is the one it resumed from): saved at or
 /// after the run's start. Without a run record there is nothing to mix up.
-fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
+pub fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
     let Some(run) = &p.run else { return true };
     let Some(started) = run.started_at.as_deref().and_then(rfc3339_epoch) else {
         return true;

@@ -310,7 +310,7 @@ fn stop_at_checkpoint_gives_up_on_timeout_or_ctrl_c_and_leaves_the_run_alone() {
     let ran = p.rtrain(&["stop", "box"]);
     assert_eq!(ran.code, 0, "{ran}");
     assert!(ran.stdout_str().contains("after SIGTERM"), "{ran}");
-    assert!(ran.stderr.contains("there is no checkpoint yet"), "{ran}");
+    assert!(ran.stderr.contains("this run has no checkpoint yet"), "{ran}");
     assert_eq!(p.status()["run"]["exit_code"], 143);
 }
 
@@ -587,4 +587,29 @@ fn on_a_terminal_stop_asks_before_losing_more_than_a_minute() {
     let screen = term.wait_for("EXIT=0", T);
     assert!(screen.contains("after SIGINT"), "{screen}");
     assert_eq!(p.status()["run"]["state"], "stopped");
+}
+
+/// Found driving a real Trainer: after `up --fresh` next to an earlier run's checkpoint-1000,
+/// `stop --at-checkpoint` waited for a checkpoint past step 1000 (and the cost line counted from
+/// it). Only the current run's checkpoints count.
+#[test]
+fn regression_stop_at_checkpoint_ignores_an_earlier_runs_checkpoints() {
+    let p = Project::new(
+        &format!("{TRAIN} --max-steps 1000 --seconds-per-step 0.001 --save-steps 1000"),
+        "",
+    );
+    assert_eq!(p.rtrain(&["up", "box"]).code, 0);
+    p.wait_status("finished", T, |v| v["run"]["state"] == "finished");
+    std::thread::sleep(Duration::from_millis(1100)); // the next run starts in a later second
+    let cmd = format!("{TRAIN} --max-steps 100000 --seconds-per-step 0.05 --save-steps 40");
+    assert_eq!(p.rtrain(&["up", "box", "--", &cmd]).code, 0);
+    p.wait_status("training", T, |v| {
+        running(v) && v["progress"]["step"].as_u64().is_some_and(|s| s > 0)
+    });
+    let ran = p.rtrain(&["stop", "box", "--at-checkpoint", "--wait-timeout", "30s"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stdout_str().contains("right after checkpoint-40 (step 40)"),
+        "{ran}"
+    );
 }
