@@ -462,7 +462,17 @@ fn retryable(e: &anyhow::Error) -> bool {
 /// The step the next checkpoint is due at: the next multiple of save_steps after `newest`.
 fn next_save_step(p: &rprobe::StatusProbe, newest: Option<u64>) -> Option<u64> {
     let check = rprobe::check_inputs(p);
-    let every = check.save_steps.filter(|s| *s > 0)?;
+    // An earlier run's trainer_state.json may have saved at another interval.
+    let own = p
+        .trainer_state
+        .as_ref()
+        .filter(|(name, _)| rprobe::checkpoint_is_of_current_run(p, name))
+        .and_then(|(_, t)| t.save_steps);
+    let from_config = p
+        .train_config
+        .as_ref()
+        .and_then(|c| c.effective_save_steps(check.max_steps));
+    let every = own.or(from_config).filter(|s| *s > 0)?;
     let base = newest.unwrap_or(0).max(check.current_step.unwrap_or(0));
     Some((base / every + 1) * every)
 }
