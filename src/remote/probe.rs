@@ -879,8 +879,14 @@ impl StatusJson {
         };
         // The log's own dict lines first; until one arrives (or when the trainer's stdout is buffered), the newest
         // loss the newest complete checkpoint of this run recorded.
+        // The trainer's own number only: the config file may be overridden on the command line.
+        let logging_steps = ts.and_then(|t| t.logging_steps);
         let (loss, loss_step, loss_from) = match (sum.loss, ts_entry) {
-            (Some(l), _) => (Some(l), sum.loss_step, Some("log".to_string())),
+            (Some(l), _) => (
+                Some(l),
+                sum.loss_step.map(|s| logged_step(s, logging_steps)),
+                Some("log".to_string()),
+            ),
             (None, Some((name, t))) if t.last_loss.is_some() => (t.last_loss, t.last_loss_step, Some(name.clone())),
             _ => (None, None, None),
         };
@@ -943,6 +949,16 @@ impl StatusJson {
                 total_bytes: p.ckpts.disk.as_ref().map(|d| d.total_bytes),
             }),
         }
+    }
+}
+
+/// The step a dict line's loss belongs to, from the bar's last redraw before it. tqdm redraws at most
+/// every 0.1 s, so a fast trainer's bar may show 197 when the Trainer logs at step 200: the loss is
+/// logged at a multiple of `logging_steps`, so the next one up is the step (the bar never runs ahead).
+pub fn logged_step(bar_step: u64, logging_steps: Option<u64>) -> u64 {
+    match logging_steps.filter(|n| *n > 1) {
+        Some(n) if !bar_step.is_multiple_of(n) => bar_step.div_ceil(n) * n,
+        _ => bar_step,
     }
 }
 
@@ -1042,6 +1058,14 @@ impl CheckJson {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_loss_belongs_to_the_logging_step_the_lagging_bar_had_not_drawn_yet() {
+        assert_eq!(logged_step(197, Some(100)), 200);
+        assert_eq!(logged_step(200, Some(100)), 200);
+        assert_eq!(logged_step(197, None), 197);
+        assert_eq!(logged_step(7, Some(1)), 7);
+    }
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
