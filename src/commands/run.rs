@@ -226,7 +226,38 @@ async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool
             expect_sha256: Some(run::sha256_hex(text.as_bytes())),
         }));
     }
-    let ResumeFrom::Path(path) = from else { return Ok(None) };
+    let hint = "rtrain up --resume (newest complete checkpoint) or rtrain up --fresh (train from scratch)";
+    let path = match from {
+        ResumeFrom::Nothing => return Ok(None),
+        ResumeFrom::Path(path) => path,
+        ResumeFrom::Last => {
+            // `true`: the Trainer takes the highest checkpoint-N in output_dir, complete or not.
+            let listing = probe::probe_ckpts(session, target).await?;
+            let last = listing
+                .checkpoints
+                .iter()
+                .filter(|c| c.layout == crate::train::checkpoints::Layout::HuggingFace)
+                .max_by_key(|c| c.step);
+            match last {
+                None => anyhow::bail!(
+                    "{file} resumes from the last checkpoint (true), but there is none in {} on {}: rtrain up --fresh (train from scratch)",
+                    listing.dir_display(),
+                    target.name
+                ),
+                Some(c) if !c.complete => anyhow::bail!(
+                    "{file} resumes from the last checkpoint (true), and the last one, {}, is incomplete on {} (no trainer_state.json: cut off mid-save): {hint}",
+                    c.name,
+                    target.name
+                ),
+                Some(c) => {
+                    if !ctx.quiet {
+                        println!("resuming from {} (the last checkpoint), as {file} says", c.name);
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    };
     let name = path
         .trim_end_matches('/')
         .rsplit('/')
@@ -236,7 +267,6 @@ async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool
     let script = run::checkpoint_state_script(&target.settings.workdir, &path);
     let state = run::parse_checkpoint_state(&run_script(session, &script, SCRIPT_TIMEOUT).await?)
         .map_err(|e| run_error(target, e))?;
-    let hint = "rtrain up --resume (newest complete checkpoint) or rtrain up --fresh (train from scratch)";
     match state {
         run::CheckpointState::Complete => {
             if !ctx.quiet {

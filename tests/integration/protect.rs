@@ -437,6 +437,27 @@ fn regression_up_never_launches_from_a_checkpoint_that_is_gone_or_incomplete() {
         "{ran}"
     );
     assert_eq!(run_count(&p), runs);
+
+    // `true`: the Trainer takes the highest checkpoint-N, complete or not.
+    set_resume(&p, "true");
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stdout_str()
+            .contains("resuming from checkpoint-30 (the last checkpoint)"),
+        "{ran}"
+    );
+    p.wait_status("finished", T, |v| {
+        v["run"]["state"] == "finished" && run_count(&p) == runs + 1
+    });
+    std::fs::remove_file(p.dir.join("outputs/checkpoint-30/trainer_state.json")).unwrap();
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr.contains("the last one, checkpoint-30, is incomplete on box"),
+        "{ran}"
+    );
+    assert_eq!(run_count(&p), runs + 1);
 }
 
 /// Regression (issue 11 §3): a run that failed at once was shown next to the previous run's loss
