@@ -1354,18 +1354,50 @@ mod tests {
     }
 
     #[test]
-    fn script_caps_match_the_published_constants() {
-        let s = status_script(&inputs());
-        for needle in [
-            format!("tail -c {LOG_TAIL_BYTES} \"$l\""),
-            format!("-le {TRAINER_STATE_WHOLE_MAX} ]"),
-            format!("head -c {TRAINER_STATE_WHOLE_MAX} \"$f\""),
-            format!("head -c {TRAINER_STATE_HEAD} \"$f\""),
-            format!("tail -c {TRAINER_STATE_TAIL} \"$f\""),
-            format!("head -c {TRAIN_CONFIG_MAX} \"$C\""),
-        ] {
-            assert!(s.contains(&needle), "{needle}");
-        }
+    fn script_caps_are_the_published_constants_when_run() {
+        // The caps are written into the script text by hand; what counts is what a real shell sends back
+        // for files one byte past each cap (and, for trainer_state.json, exactly at it).
+        let patterned = |n: usize| -> Vec<u8> { (0..n).map(|i| b'a' + (i % 26) as u8).collect() };
+        let same = |got: Option<&[u8]>, want: &[u8], what: &str| {
+            let got = got.unwrap_or_else(|| panic!("{what}: no section"));
+            assert_eq!(got.len(), want.len(), "{what}: bytes sent");
+            assert!(got == want, "{what}: not the expected bytes");
+        };
+        let b = TestBox::new();
+        let proj = b.home.join("proj");
+        let log = patterned(LOG_TAIL_BYTES + 1);
+        write(proj.join("logs/a.log"), &log);
+        let config = patterned(TRAIN_CONFIG_MAX + 1);
+        write(proj.join("config/training_config.yaml"), &config);
+        let whole = patterned(TRAINER_STATE_WHOLE_MAX);
+        write(proj.join("outputs/checkpoint-1/trainer_state.json"), &whole);
+        let s = parse_sections(&b.run(&status_script(&inputs()))).unwrap();
+        same(s.get("log_tail"), &log[1..], "log tail");
+        same(s.get("train_config"), &config[..TRAIN_CONFIG_MAX], "training config");
+        same(
+            s.get("trainer_state"),
+            &whole,
+            "trainer_state.json at the cap, sent whole",
+        );
+        assert!(s.get("trainer_state_head").is_none());
+
+        let big = patterned(TRAINER_STATE_WHOLE_MAX + 1);
+        write(proj.join("outputs/checkpoint-2/trainer_state.json"), &big);
+        let s = parse_sections(&b.run(&status_script(&inputs()))).unwrap();
+        assert!(
+            s.get("trainer_state").is_none(),
+            "one byte past the cap: not sent whole"
+        );
+        same(
+            s.get("trainer_state_head"),
+            &big[..TRAINER_STATE_HEAD],
+            "trainer_state.json head",
+        );
+        same(
+            s.get("trainer_state_tail"),
+            &big[big.len() - TRAINER_STATE_TAIL..],
+            "trainer_state.json tail",
+        );
     }
 
     // -- status --------------------------------------------------------------------------------
