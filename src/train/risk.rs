@@ -401,7 +401,9 @@ mod tests {
     fn interval_disk_and_rotation_from_measured_numbers() {
         let r = assess(&measured());
         let p = r.current.clone().unwrap();
-        assert_eq!(p.interval_minutes, Some(500.0 * 4.0 / 60.0));
+        let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-9);
+        // 500 steps × 4 s = 2000 s = 33 min 20 s.
+        assert!(close(p.interval_minutes, 33.0 + 1.0 / 3.0), "{:?}", p.interval_minutes);
         assert_eq!(p.checkpoints_to_write, Some(6));
         assert_eq!(
             p.peak_checkpoints,
@@ -412,7 +414,12 @@ mod tests {
         assert_eq!(p.fits, Some(true));
         assert_eq!(r.level, RiskLevel::Ok);
         assert!(r.unknown.is_empty());
-        assert!((r.minutes_to_next_checkpoint.unwrap() - 480.0 * 4.0 / 60.0).abs() < 1e-9);
+        // Step 1520 of a 500-step interval: 480 steps to 2000, × 4 s = 1920 s = 32 min.
+        assert!(
+            close(r.minutes_to_next_checkpoint, 32.0),
+            "{:?}",
+            r.minutes_to_next_checkpoint
+        );
     }
 
     #[test]
@@ -441,7 +448,13 @@ mod tests {
             "900 s / 4 s per step = 225, two significant digits"
         );
         let t = alts.iter().find(|a| a.targets_15_minutes).unwrap();
-        assert_eq!(t.interval_minutes, Some(230.0 * 4.0 / 60.0));
+        // 230 steps × 4 s = 920 s = 15 min 20 s.
+        assert!(
+            t.interval_minutes
+                .is_some_and(|m| (m - (15.0 + 1.0 / 3.0)).abs() < 1e-9),
+            "{:?}",
+            t.interval_minutes
+        );
         assert!(alts.iter().find(|a| a.save_steps == 500).unwrap().is_current);
         let slow = assess(&RiskInputs {
             seconds_per_step: Some(30.0),
