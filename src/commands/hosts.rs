@@ -59,7 +59,7 @@ fn host_json(t: &Target) -> serde_json::Value {
 
 pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
     if let Some(name) = &args.host {
-        let t = ctx.target(name)?;
+        let t = ctx.resolve(name)?;
         let hops = t.hops();
         let known = KnownHostsFiles::for_target(&t);
         // How the first connection of the route is made: a ProxyCommand, or plain TCP.
@@ -145,7 +145,7 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
         if rows.iter().any(|r| r.name == name) {
             return Ok(());
         }
-        match ctx.target(&name) {
+        match ctx.resolve(&name) {
             Ok(t) => rows.push(HostRow {
                 via: t.hops().iter().map(|h| h.name.clone()).collect(),
                 name,

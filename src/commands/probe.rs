@@ -222,8 +222,31 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
         };
         return Err(CommandError::Usage(why).into());
     }
-    let targets = names.iter().map(|n| ctx.target(n)).collect::<Result<Vec<_>, _>>()?;
-    let several = targets.len() > 1 || args.all;
+    let several = names.len() > 1 || args.all;
+    // A name that cannot be resolved (e.g. unknown to every config and to DNS) is a usage error:
+    // alone, it is the command's error; among several hosts, it is said once on stderr, that host
+    // gets no row (and a JSON entry with its `error`), and the others are still asked.
+    let mut targets = Vec::new();
+    let mut bad: Vec<(String, String)> = Vec::new();
+    for n in &names {
+        match ctx.target(n) {
+            Ok(t) => targets.push(t),
+            Err(e) if several => {
+                if !args.json {
+                    eprintln!("rtrain: {e}");
+                }
+                bad.push((n.clone(), e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let unresolved = || {
+        bad.iter().map(|(name, why)| HostStatus {
+            json: StatusJson::unreachable(name, &ctx.config.settings_for(name).session),
+            probe: None,
+            error: Some(CommandError::Usage(why.clone()).into()),
+        })
+    };
 
     // --watch keeps one connection per host open and re-probes over it.
     let mut sessions: Vec<Option<Session>> = Vec::new();
@@ -250,7 +273,19 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
         let mut out = String::new();
         let mut panel: Vec<Segment> = Vec::new();
         if args.json {
-            let vals: Vec<serde_json::Value> = results.iter().map(json_with_error).collect();
+            // In the order the hosts were named.
+            let mut all: Vec<&HostStatus> = Vec::new();
+            let unresolved: Vec<HostStatus> = unresolved().collect();
+            let (mut ok, mut no) = (results.iter(), unresolved.iter());
+            for n in &names {
+                let next = if bad.iter().any(|(b, _)| b == n) {
+                    no.next()
+                } else {
+                    ok.next()
+                };
+                all.extend(next);
+            }
+            let vals: Vec<serde_json::Value> = all.into_iter().map(json_with_error).collect();
             let v = if several {
                 serde_json::Value::Array(vals)
             } else {
@@ -265,7 +300,7 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             out.push('\n');
         } else {
             for st in &results {
-                panel.extend(render_status(st));
+                panel.extend(render_status(st, several));
             }
         }
         if args.watch && ctx.env.fancy && !args.json {
@@ -282,6 +317,7 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
         if !args.watch {
             let code = results
                 .iter()
+                .chain(&unresolved().collect::<Vec<_>>())
                 .filter_map(|r| r.error.as_ref())
                 .map(super::exit_code_for)
                 .max()
@@ -308,18 +344,17 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
     }
 }
 
-fn render_status(st: &HostStatus) -> Vec<Segment> {
+fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
     let j = &st.json;
     let mut segs = Vec::new();
     let mut s = String::new();
-    if !j.reachable {
-        let why = st.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-        let _ = writeln!(s, "{}: unreachable — {why}", j.host);
-        return vec![Segment::Text(s)];
-    }
+    // Why a host could not be asked is said once, on stderr; among several hosts its row says
+    // only that, so the others line up.
     let Some(p) = &st.probe else {
-        let why = st.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-        let _ = writeln!(s, "{}: {why}", j.host);
+        if several {
+            let what = if j.reachable { "no answer" } else { "unreachable" };
+            let _ = writeln!(s, "{}: {what} (see below)", j.host);
+        }
         return vec![Segment::Text(s)];
     };
     let session = match (j.session.tmux_installed, j.session.exists) {
