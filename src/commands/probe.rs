@@ -7,7 +7,7 @@ use crate::config::Target;
 use crate::remote::probe::{self, CkptsJson, CkptsProbe, DirState, StatusInputs, StatusJson, StatusProbe};
 use crate::remote::run::{sh_command, RunState};
 use crate::ssh::Session;
-use crate::train::human::{fmt_age, fmt_bytes, fmt_duration};
+use crate::train::human::{fmt_age, fmt_bytes, fmt_duration, fmt_rate};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -387,12 +387,8 @@ fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
     let pr = &j.progress;
     if let (Some(step), Some(total)) = (pr.step, pr.total) {
         let mut line = String::new();
-        if let Some(sps) = pr.seconds_per_step {
-            if sps >= 1.0 {
-                let _ = write!(line, "  {sps:.2} s/step");
-            } else if sps > 0.0 {
-                let _ = write!(line, "  {:.2} steps/s", 1.0 / sps);
-            }
+        if let Some(sps) = pr.seconds_per_step.filter(|s| *s > 0.0) {
+            let _ = write!(line, "  {}", fmt_rate(sps));
         }
         if let Some(eta) = pr.eta_seconds {
             let _ = write!(line, "  ETA {}", fmt_duration(eta));
@@ -518,4 +514,110 @@ fn print_segments(segments: &[Segment], fancy: bool) {
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::probe::{CheckJson, RunRecord};
+    use crate::train::gpu::GpuReport;
+    use crate::train::progress::pace_tests::{resume_log, swinging_log, up_to};
+    use crate::train::progress::summarize_log;
+
+    /// A status probe of a running run whose log tail is `log`.
+    fn probe(log: &str) -> StatusProbe {
+        StatusProbe {
+            ckpts: CkptsProbe {
+                now: Some(100_000),
+                workdir_exists: true,
+                workdir_abs: Some(b"/w".to_vec()),
+                dir_state: DirState::Present,
+                dir_arg: b"outputs".to_vec(),
+                dir_abs: Some(b"/w/outputs".to_vec()),
+                entries: Vec::new(),
+                checkpoints: Vec::new(),
+                disk: None,
+                disk_of: None,
+            },
+            tmux_installed: true,
+            session_exists: Some(true),
+            run: Some(RunRecord {
+                id: "r1".into(),
+                command: Some("make train".into()),
+                started_at: Some("2026-11-29T01:53:00Z".into()),
+                pid: Some(42),
+                log: Some("/w/logs/a.log".into()),
+                exit_present: false,
+                exit_code: None,
+                stopped: false,
+                alive: Some(true),
+                is_wrapper: Some(true),
+                group_alive: None,
+                state: RunState::Running,
+            }),
+            log: None,
+            log_summary: summarize_log(log.as_bytes(), false),
+            trainer_state: None,
+            gpus: GpuReport::default(),
+            train_config: None,
+        }
+    }
+
+    fn status_text(p: &StatusProbe) -> String {
+        let st = HostStatus {
+            json: StatusJson::build("box", "training", p),
+            probe: Some(p.clone()),
+            error: None,
+        };
+        render_status(&st, false)
+            .into_iter()
+            .map(|s| match s {
+                Segment::Text(t) => t,
+                Segment::Bar { msg, .. } => msg + "\n",
+            })
+            .collect()
+    }
+
+    /// `status` and `check` showed 0.31 and 0.17 s/step on the same run: they must read one pace
+    /// from the same facts, in the same words.
+    #[test]
+    fn status_and_check_agree_on_the_pace() {
+        let resume = resume_log();
+        let logs = [
+            swinging_log(199),
+            swinging_log(200),
+            resume.clone(),
+            up_to(&resume, "1501/4500"),
+            up_to(&resume, "1520/4500"),
+        ];
+        for log in &logs {
+            let p = probe(log);
+            let status = StatusJson::build("box", "training", &p).progress.seconds_per_step;
+            let check = CheckJson::build("box", &p).report;
+            assert_eq!(status, check.inputs.seconds_per_step);
+            let (s, c) = (status_text(&p), crate::train::risk::render_report("box", &check));
+            match status {
+                Some(sps) => {
+                    let words = fmt_rate(sps);
+                    assert!(s.contains(&words) && c.contains(&words), "{words}\n{s}\n{c}");
+                }
+                None => {
+                    assert!(!s.contains("it/s") && !s.contains("s/it"), "{s}");
+                    assert!(c.contains("pace:              unknown"), "{c}");
+                }
+            }
+        }
+    }
+
+    /// Regression: the first `status` after a resume showed `3842110.53 steps/s  ETA 0 s`.
+    #[test]
+    fn regression_status_right_after_a_resume_shows_no_rate_and_no_eta() {
+        let resume = resume_log();
+        for needle in ["1501/4500", "1502/4500", "1503/4500"] {
+            let text = status_text(&probe(&up_to(&resume, needle)));
+            assert!(!text.contains("it/s") && !text.contains("ETA"), "{needle}: {text}");
+        }
+        let later = status_text(&probe(&resume));
+        assert!(later.contains("4.00 s/it"), "{later}");
+    }
 }

@@ -837,9 +837,7 @@ impl StatusJson {
             .map(|b| b.total)
             .or(ts.and_then(|t| t.max_steps))
             .or(p.train_config.as_ref().and_then(|c| c.max_steps));
-        let seconds_per_step = sum
-            .seconds_per_step
-            .or_else(|| risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints));
+        let seconds_per_step = pace(p).map(|p| p.seconds_per_step);
         let eta_seconds = if !running {
             None
         } else if bar.is_some() && sum.eta_seconds.is_some() {
@@ -899,6 +897,18 @@ impl StatusJson {
     }
 }
 
+/// The pace `status` and `check` both use (one estimator, so they cannot disagree).
+pub fn pace(p: &StatusProbe) -> Option<risk::Pace> {
+    let started = p
+        .run
+        .as_ref()
+        .and_then(|r| r.started_at.as_deref())
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    risk::pace(&p.log_summary, &p.ckpts.checkpoints, started)
+}
+
 /// The inputs of the `check` model, from what the status probe measured. Precedence: the running
 /// trainer's own numbers (progress bar, trainer_state.json) over the training config file, which
 /// may have been edited since the run started.
@@ -913,13 +923,8 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
     let save_steps = ts
         .and_then(|t| t.save_steps)
         .or(cfg.and_then(|c| c.effective_save_steps(max_steps)));
-    let (seconds_per_step, source) = match p.log_summary.seconds_per_step {
-        Some(s) => (Some(s), Some("the progress bar")),
-        None => match risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints) {
-            Some(s) => (Some(s), Some("checkpoint times")),
-            None => (None, None),
-        },
-    };
+    let pace = pace(p);
+    let (seconds_per_step, source) = (pace.map(|p| p.seconds_per_step), pace.map(|p| p.source));
     let newest = p.ckpts.newest_complete();
     let hf = p
         .ckpts
@@ -949,6 +954,7 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
             _ => None,
         },
         running: p.run.as_ref().is_some_and(|r| r.state == RunState::Running),
+        finished: p.run.as_ref().is_some_and(|r| r.state == RunState::Finished),
     }
 }
 
