@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often `status --watch` refreshes (its help and the README say so).
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Run a probe script over one exec and return its stdout; a remote failure is an error with the
 /// remote's own words.
@@ -251,24 +253,24 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
     // --watch keeps one connection per host open and re-probes over it.
     let mut sessions: Vec<Option<Session>> = Vec::new();
     if args.watch {
-        let conns = futures::future::join_all(targets.iter().map(|t| ctx.connect(t))).await;
+        let conns = tokio::select! {
+            c = futures::future::join_all(targets.iter().map(|t| ctx.connect(t))) => c,
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        };
         sessions = conns.into_iter().map(|r| r.ok()).collect();
     }
     let mut first = true;
     loop {
-        let results: Vec<HostStatus> = if args.watch {
-            futures::future::join_all(
-                targets
-                    .iter()
-                    .zip(&sessions)
-                    .map(|(t, s)| status_of(ctx, t, s.as_ref())),
-            )
-            .await
-        } else {
-            tokio::select! {
-                r = futures::future::join_all(targets.iter().map(|t| status_of(ctx, t, None))) => r,
-                _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
-            }
+        let asked = futures::future::join_all(
+            targets
+                .iter()
+                .zip(sessions.iter().map(Option::as_ref).chain(std::iter::repeat(None)))
+                .map(|(t, s)| status_of(ctx, t, s)),
+        );
+        // Ctrl-C is an interruption (exit 130), also between refreshes of --watch.
+        let results: Vec<HostStatus> = tokio::select! {
+            r = asked => r,
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
         };
         let mut out = String::new();
         let mut panel: Vec<Segment> = Vec::new();
@@ -332,13 +334,17 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             return Ok(code);
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {},
-            _ = ctx.shutdown.cancelled() => return Ok(0),
+            _ = tokio::time::sleep(WATCH_INTERVAL) => {},
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
         }
         // Reconnect any host whose connection dropped, for the next round.
         for (t, s) in targets.iter().zip(sessions.iter_mut()) {
             if s.as_ref().is_none_or(|s| s.is_closed()) {
-                *s = ctx.connect(t).await.ok();
+                *s = match ctx.connect(t).await {
+                    Ok(s) => Some(s),
+                    Err(e) if super::exit_code_for(&e) == 130 => return Err(e),
+                    Err(_) => None,
+                };
             }
         }
     }

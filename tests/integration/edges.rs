@@ -80,3 +80,108 @@ fn regression_hosts_json_spells_strict_host_key_checking_as_openssh() {
     assert_eq!(policy("plain")["strict_host_key_checking"], "ask");
     assert_eq!(policy("bastion")["strict_host_key_checking"], "yes");
 }
+
+/// The real binary running in the background, its stdout collected as it comes.
+struct Background {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(cmd: &mut std::process::Command) -> Background {
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = out.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Background {
+            child,
+            out,
+            reader: Some(reader),
+        }
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    fn wait_for_output(&self, needle: &str, limit: Duration) {
+        let start = std::time::Instant::now();
+        while !self.stdout().contains(needle) {
+            assert!(start.elapsed() < limit, "never printed {needle:?}: {}", self.stdout());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Ctrl-C as a terminal sends it, then the exit code (within `limit`).
+    fn interrupt(mut self, limit: Duration) -> (i32, String) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("still running {limit:?} after SIGINT: {}", self.stdout());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        (status.code().unwrap_or(-1), err)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Regression: Ctrl-C ended `status --watch` with exit 0 (and `logs -f` with 130): both 130.
+#[test]
+fn regression_ctrl_c_ends_status_watch_and_logs_follow_with_130() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: \"~\"\n  command: \"while :; do echo tick; sleep 0.2; done\"\n");
+    let watch = Background::start(c.rtrain().args(["status", "box", "--watch"]));
+    watch.wait_for_output("box  ", LIMIT);
+    let (code, err) = watch.interrupt(LIMIT);
+    assert_eq!(code, 130, "status --watch: {err}");
+
+    let up = run_with_timeout(c.rtrain().args(["up", "box"]), LIMIT);
+    assert_eq!(up.code, 0, "{up}");
+    let follow = Background::start(c.rtrain().args(["logs", "box", "-f"]));
+    follow.wait_for_output("tick\n", LIMIT);
+    let (code, err) = follow.interrupt(LIMIT);
+    assert_eq!(code, 130, "logs -f: {err}");
+    let stop = run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), LIMIT);
+    assert_eq!(stop.code, 0, "{stop}");
+}
