@@ -277,35 +277,11 @@ pub fn status_script(inputs: &StatusInputs) -> String {
 // ---------------------------------------------------------------------------------------------
 // Section parsing
 
+/// coreutils' `base64` output: the standard alphabet, padded, wrapped at 76 columns.
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits, mut padded) = (0u32, 0u32, false);
-    for &c in text {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padded = true;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            _ => return None,
-        };
-        if padded {
-            return None;
-        }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    let joined: Vec<u8> = text.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(joined).ok()
 }
 
 /// The decoded sections of one probe's output, by name.
@@ -683,7 +659,8 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
 // JSON contracts (DESIGN.md): field names are stable; unknown values are null.
 
 fn rfc3339(epoch: i64) -> Option<String> {
-    jiff::Timestamp::from_second(epoch).ok().map(|t| t.to_string())
+    let t = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(u64::try_from(epoch).ok()?))?;
+    Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
 /// `ckpts --json`.
