@@ -626,4 +626,141 @@ mod tests {
         let later = status_text(&probe(&resume));
         assert!(later.contains("4.00 s/it"), "{later}");
     }
+
+    /// Every key of a JSON document, nested ones included (array elements are walked).
+    fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    out.insert(k.clone());
+                    keys(v, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
+            _ => {}
+        }
+    }
+
+    /// The README's section of one command: from its `### \`rtrain NAME` heading to the next.
+    fn readme_section(name: &str) -> String {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = readme
+            .find(&format!("### `rtrain {name}"))
+            .unwrap_or_else(|| panic!("no README section for {name}"));
+        let rest = &readme[start + 4..];
+        rest[..rest.find("\n### ").unwrap_or(rest.len())].to_string()
+    }
+
+    fn undocumented(name: &str, doc: &serde_json::Value) -> Vec<String> {
+        let section = readme_section(name);
+        let mut all = std::collections::BTreeSet::new();
+        keys(doc, &mut all);
+        all.into_iter()
+            .filter(|k| !section.contains(&format!("\"{k}\"")))
+            .collect()
+    }
+
+    /// Regression: the README's "stable" field lists lacked fields the program prints
+    /// (`progress.epoch`, `progress.resumed_at_step`, `session.tmux_installed`). Every field of
+    /// every JSON view, with every optional part present, is named in its command's section.
+    #[test]
+    fn regression_every_json_field_the_program_prints_is_in_the_readme() {
+        use crate::remote::probe::{CkptJson, DiskJson, LatestCheckpointJson, ProgressJson, RunJson, SessionJson};
+        use crate::train::checkpoints::Layout;
+        use crate::train::gpu::Gpu;
+        let status = HostStatus {
+            json: StatusJson {
+                host: "box".into(),
+                reachable: true,
+                session: SessionJson {
+                    name: "training".into(),
+                    exists: Some(true),
+                    tmux_installed: Some(true),
+                },
+                run: Some(RunJson {
+                    id: "r1".into(),
+                    state: RunState::Running,
+                    pid: Some(1),
+                    started_at: Some("2026-11-29T01:53:00Z".into()),
+                    exit_code: Some(0),
+                    log: Some("l".into()),
+                    command: Some("c".into()),
+                }),
+                progress: ProgressJson {
+                    step: Some(1),
+                    total: Some(2),
+                    seconds_per_step: Some(1.0),
+                    eta_seconds: Some(1.0),
+                    loss: Some(1.0),
+                    epoch: Some(0.5),
+                    resumed_at_step: Some(1),
+                },
+                latest_checkpoint: Some(LatestCheckpointJson {
+                    name: "checkpoint-1".into(),
+                    step: Some(1),
+                    age_seconds: Some(1),
+                }),
+                gpus: Some(vec![Gpu {
+                    index: Some(0),
+                    name: Some("A100".into()),
+                    util_percent: Some(1),
+                    mem_used_mib: Some(1),
+                    mem_total_mib: Some(2),
+                }]),
+                disk: Some(DiskJson {
+                    path: "/".into(),
+                    free_bytes: Some(1),
+                    total_bytes: Some(2),
+                }),
+            },
+            probe: None,
+            error: Some(anyhow::anyhow!("why")),
+        };
+        let ckpts = CkptsJson {
+            host: "box".into(),
+            dir: "/w/outputs".into(),
+            dir_state: DirState::Present,
+            checkpoints: vec![CkptJson {
+                name: "checkpoint_1".into(),
+                path: "/w/outputs/checkpoints/checkpoint_1".into(),
+                step: Some(1),
+                bytes: Some(1),
+                mtime: Some("2026-11-29T01:53:00Z".into()),
+                complete: true,
+                latest: true,
+                layout: Layout::Accelerate,
+                save_index: Some(1),
+            }],
+            total_bytes: Some(1),
+            free_bytes: Some(1),
+        };
+        let inputs = crate::train::risk::RiskInputs {
+            save_steps: Some(500),
+            save_total_limit: Some(3),
+            max_steps: Some(4500),
+            current_step: Some(1520),
+            seconds_per_step: Some(4.0),
+            seconds_per_step_source: Some("the progress bar".into()),
+            checkpoint_bytes: Some(1 << 30),
+            free_bytes: Some(1 << 40),
+            existing_checkpoints: 3,
+            since_last_checkpoint_seconds: Some(80),
+            running: true,
+            finished: false,
+        };
+        let check = CheckJson {
+            host: "box".into(),
+            report: crate::train::risk::assess(&inputs),
+        };
+        assert!(check.report.current.is_some() && !check.report.alternatives.is_empty());
+        let mut missing = Vec::new();
+        for (name, doc) in [
+            ("status", json_with_error(&status)),
+            ("ckpts", serde_json::to_value(&ckpts).unwrap()),
+            ("check", serde_json::to_value(&check).unwrap()),
+        ] {
+            missing.extend(undocumented(name, &doc).into_iter().map(|k| format!("{name}: {k}")));
+        }
+        assert!(missing.is_empty(), "JSON fields the README does not name: {missing:?}");
+    }
 }

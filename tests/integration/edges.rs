@@ -185,3 +185,48 @@ fn regression_ctrl_c_ends_status_watch_and_logs_follow_with_130() {
     let stop = run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), LIMIT);
     assert_eq!(stop.code, 0, "{stop}");
 }
+
+/// Every key of a JSON document, nested ones included.
+fn json_keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.insert(k.clone());
+                json_keys(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_keys(v, out)),
+        _ => {}
+    }
+}
+
+/// `hosts --json` builds its documents inline, so its fields are checked against the README
+/// through the binary (the other commands' views are checked in the unit tests).
+#[test]
+fn every_field_of_hosts_json_is_in_the_readme() {
+    let c = Client::bare();
+    c.write_ssh_config(
+        "Host gpu\n  HostName 10.0.0.7\n  ProxyJump bastion\n  IdentityFile ~/.ssh/id_gpu\n\
+         Host bastion\n  HostName 10.0.0.1\n  ProxyJump none\n\
+         Host loop\n  ProxyJump loop2\nHost loop2\n  ProxyJump loop\n",
+    );
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let at = readme.find("### `rtrain hosts").unwrap();
+    let section = &readme[at + 4..];
+    let section = &section[..section.find("\n## ").unwrap()];
+    let mut keys = std::collections::BTreeSet::new();
+    for args in [&["hosts", "--json"][..], &["hosts", "--json", "gpu"]] {
+        let ran = run_with_timeout(c.rtrain().args(args), LIMIT);
+        assert_eq!(ran.code, 0, "{ran}");
+        json_keys(&serde_json::from_slice(&ran.stdout).unwrap(), &mut keys);
+    }
+    assert!(
+        keys.contains("route_error") && keys.contains("global_known_hosts_files"),
+        "{keys:?}"
+    );
+    let missing: Vec<_> = keys.iter().filter(|k| !section.contains(&format!("\"{k}\""))).collect();
+    assert!(
+        missing.is_empty(),
+        "hosts --json fields the README does not name: {missing:?}"
+    );
+}
