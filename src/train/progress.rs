@@ -244,6 +244,19 @@ pub struct LogSummary {
     pub train_loss: Option<f64>,
 }
 
+/// Whether tqdm's smoothed rate `now` (seconds per step) can stand for the pace while too little
+/// time has passed to measure it (`average`, from whole seconds, is coarse). A jump too small to
+/// prove from whole seconds (40 steps restored at 20 it/s) still inflates tqdm's rate for dozens
+/// of steps; it shows as a first update past step 1 claiming a far faster pace than tqdm claims
+/// now. A genuine fast run's first update (tqdm redraws at most ten times a second, so it may
+/// show step 10) claims about the pace it keeps.
+fn tqdm_rate_holds(now: Option<f64>, average: f64, first_after_zero: bool, n0: u64, first: Option<f64>) -> bool {
+    let Some(now) = now else { return false };
+    let near_average = now * 3.0 >= average && now <= 3.0 * average;
+    let started_like_a_jump = first_after_zero && n0 > 1 && first.is_none_or(|f| now > 2.0 * f);
+    near_average && !started_like_a_jump
+}
+
 /// A measured average needs this much elapsed time since the jump before it beats tqdm's rate.
 const MIN_AVERAGE_SECONDS: u64 = 10;
 
@@ -266,6 +279,8 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
     let mut saw_zero = false;
     let mut first: Option<(u64, u64)> = None;
     let mut first_after_zero = false;
+    // tqdm's rate at that first update.
+    let mut first_rate: Option<f64> = None;
     for seg in segments {
         // Nested bars (eval, "Writing model shards") move the cursor with ESC [A.
         if seg.contains('\x1b') {
@@ -281,9 +296,11 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
                 saw_zero = false;
                 first = u.elapsed_seconds.map(|e| (u.step, e));
                 first_after_zero = false;
+                first_rate = u.seconds_per_step;
             } else if first.is_none() {
                 first = u.elapsed_seconds.map(|e| (u.step, e));
                 first_after_zero = saw_zero;
+                first_rate = u.seconds_per_step;
             }
             bar_total = Some(u.total);
             sum.progress = Some(u);
@@ -328,15 +345,17 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
                 // which swings from one redraw to the next (and stays inflated after a jump).
                 sum.seconds_per_step = Some(average);
                 sum.eta_seconds = Some(p.total.saturating_sub(p.step) as f64 * average);
-            } else if jumped {
+            } else if jumped || !tqdm_rate_holds(p.seconds_per_step, average, first_after_zero, n0, first_rate) {
                 // Too soon after the jump to measure the pace, and tqdm's figure is inflated
                 // by it: unknown for now, rather than a rate thousands of times too fast.
                 unknown(&mut sum);
             }
         }
-        // Nothing of this bar is measured yet (one update, or all within one second). A first
-        // update past step 1 may be a resume's jump, whose tqdm rate is the jump itself.
-        (Some((n0, _)), _) if first_after_zero && n0 > 1 => unknown(&mut sum),
+        // Nothing of this bar is measured yet (one update, or all within one second). tqdm's
+        // rate is trusted only at the very start of a bar seen from 0: a first update past step
+        // 1 may be a resume's jump, whose tqdm rate is the jump itself, and a lone update of a
+        // bar whose start is cut off may carry a rate still inflated by one.
+        (Some((n0, _)), _) if !first_after_zero || n0 > 1 => unknown(&mut sum),
         _ => {}
     }
     if sum.eta_seconds.is_none() {
@@ -652,6 +671,56 @@ pub(crate) mod pace_tests {
         let short = up_to(tail, "1507/4500");
         let s = summarize_log(short.as_bytes(), true);
         assert_eq!(s.progress.as_ref().unwrap().step, 1507);
+        assert_eq!((s.seconds_per_step, s.eta_seconds), (None, None));
+    }
+
+    /// Whatever part of a resumed run's log the 64 KiB tail holds, the pace is the run's real
+    /// one (4 s per step after the jump) or unknown: never tqdm's inflated figure.
+    #[test]
+    fn no_part_of_a_resumed_log_gives_an_inflated_pace() {
+        let text = resume_log();
+        let log = text.as_bytes();
+        let cuts: Vec<usize> = (0..log.len()).filter(|&i| log[i] == b'\r' || log[i] == b'\n').collect();
+        let mut measured = 0;
+        for (i, &start) in std::iter::once(&0).chain(&cuts).enumerate() {
+            for &end in cuts.iter().filter(|&&e| e > start).chain([log.len()].iter()) {
+                let s = summarize_log(&log[start..end], i > 0);
+                let Some(bar) = &s.progress else { continue };
+                if let Some(sps) = s.seconds_per_step {
+                    measured += 1;
+                    assert!((3.5..=4.5).contains(&sps), "{sps} s/step for bytes {start}..{end}");
+                    let eta = s.eta_seconds.unwrap();
+                    assert!(
+                        eta >= (4500 - bar.step) as f64 * 3.5,
+                        "ETA {eta} for bytes {start}..{end}"
+                    );
+                } else {
+                    assert_eq!(s.eta_seconds, None, "bytes {start}..{end}");
+                }
+            }
+        }
+        assert!(measured > 100, "the pace is measured in most windows ({measured})");
+    }
+
+    /// Regression: a resume from step 40 of a 20 it/s run: the jump (40 steps "in" a millisecond)
+    /// is too small to prove from whole seconds, and tqdm's smoothed rate, inflated by the jump,
+    /// was still 58.88 it/s after 30 steps (seen with the stand-in trainer), shown as the pace.
+    #[test]
+    fn regression_a_small_jump_inflates_no_pace() {
+        let mut log = String::from("  0%|          | 0/400 [00:00<?, ?it/s]");
+        let mut rate = 1_000_000.0f64;
+        log += &format!("\r 10%|█         | 40/400 [00:00<00:00, {rate:.2}it/s]");
+        for n in 41..=70u64 {
+            rate = 0.3 * 20.0 + 0.7 * rate;
+            let e = (n - 40) / 20;
+            log += &format!("\r 15%|█▌        | {n}/400 [00:{e:02}<00:18, {rate:.2}it/s]");
+        }
+        let s = summarize_log(log.as_bytes(), false);
+        assert_eq!(s.progress.as_ref().unwrap().step, 70);
+        assert!(
+            1.0 / s.progress.as_ref().unwrap().seconds_per_step.unwrap() > 30.0,
+            "tqdm still claims more"
+        );
         assert_eq!((s.seconds_per_step, s.eta_seconds), (None, None));
     }
 

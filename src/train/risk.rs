@@ -172,7 +172,9 @@ pub fn pace(log: &LogSummary, checkpoints: &[Checkpoint], run_started: Option<i6
     }
     let this_run: Vec<Checkpoint> = checkpoints
         .iter()
-        .filter(|c| run_started.is_none_or(|t| c.mtime.is_some_and(|m| m >= t)))
+        // Strictly after: times are whole seconds, and the checkpoint a resume starts from may
+        // have been written in the second the new run started.
+        .filter(|c| run_started.is_none_or(|t| c.mtime.is_some_and(|m| m > t)))
         .cloned()
         .collect();
     seconds_per_step_from_checkpoints(&this_run).map(|s| Pace {

@@ -230,3 +230,90 @@ fn every_field_of_hosts_json_is_in_the_readme() {
         "hosts --json fields the README does not name: {missing:?}"
     );
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn status_json(c: &Client) -> serde_json::Value {
+    let ran = run_with_timeout(c.rtrain().args(["status", "box", "--json"]), LIMIT);
+    assert_eq!(ran.code, 0, "{ran}");
+    serde_json::from_slice(&ran.stdout).unwrap()
+}
+
+/// The highest `N.NN it/s` a human status panel shows, if any.
+fn shown_rate(text: &str) -> Option<f64> {
+    let at = text.find(" it/s")?;
+    text[..at].rsplit(' ').next()?.parse().ok()
+}
+
+/// Regression: the first `status` right after `resume` showed `3842110.53 steps/s  ETA 0 s`. With
+/// the stand-in trainer (whose bar jumps to the restored step as the Trainer's does), every
+/// `status` from the relaunch on shows the real pace or none, until it is measured.
+#[test]
+fn regression_status_right_after_resume_never_shows_the_jump_as_a_pace() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let dir = sshd.remote_home.join("p");
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
+        &dir,
+    );
+    // 0.05 s a step: 20 it/s, 360 steps to go after the resume from checkpoint-40.
+    let cmd = "python3 train.py config/training_config.yaml --seconds-per-step 0.05 --save-steps 20 --max-steps 400";
+    c.write_rtrain_config(&format!("defaults:\n  workdir: \"~/p\"\n  command: \"{cmd}\"\n"));
+    let crash = format!("{cmd} --crash-at-step 45");
+    let up = run_with_timeout(c.rtrain().args(["up", "box", "--", &crash]), LIMIT);
+    assert_eq!(up.code, 0, "{up}");
+    let start = std::time::Instant::now();
+    while status_json(&c)["run"]["state"] != "failed" {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the first run never crashed: {}",
+            status_json(&c)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let resumed = run_with_timeout(c.rtrain().args(["resume", "box"]), LIMIT);
+    assert_eq!(resumed.code, 0, "{resumed}");
+    assert!(resumed.stdout_str().contains("checkpoint-40"), "{resumed}");
+
+    let start = std::time::Instant::now();
+    let mut samples = 0;
+    let measured = loop {
+        let v = status_json(&c);
+        let p = &v["progress"];
+        if let (Some(step), Some(sps)) = (p["step"].as_u64(), p["seconds_per_step"].as_f64()) {
+            assert!(sps >= 0.025, "{sps} s/step (real: 0.05) at step {step}: {v:#}");
+            let eta = p["eta_seconds"].as_f64().unwrap();
+            assert!(eta >= (400 - step) as f64 * 0.025, "ETA {eta} s at step {step}: {v:#}");
+            if step > 40 && p["resumed_at_step"].as_u64().is_some() {
+                break sps;
+            }
+        }
+        let human = run_with_timeout(c.rtrain().args(["status", "box"]), LIMIT);
+        if let Some(rate) = shown_rate(&human.stdout_str()) {
+            assert!(rate <= 40.0, "status showed {rate} it/s (real: 20): {human}");
+        }
+        samples += 1;
+        assert!(
+            start.elapsed() < LIMIT,
+            "the pace was never measured after the resume ({samples} samples): {v:#}"
+        );
+        if v["run"]["state"] != "running" && start.elapsed() > Duration::from_secs(5) {
+            panic!("the resumed run ended before its pace was measured: {v:#}");
+        }
+    };
+    assert!((0.04..0.25).contains(&measured), "{measured}");
+    let stop = run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), LIMIT);
+    assert_eq!(stop.code, 0, "{stop}");
+}
