@@ -317,3 +317,58 @@ fn regression_status_right_after_resume_never_shows_the_jump_as_a_pace() {
     let stop = run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), LIMIT);
     assert_eq!(stop.code, 0, "{stop}");
 }
+
+/// Regression: `check` proposed save_steps 1700 for a 600-step run, and on a finished run still
+/// printed "checkpoint safety OK" over a table of alternatives.
+#[test]
+fn regression_check_clips_proposals_and_a_finished_run_is_one_line() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let dir = sshd.remote_home.join("p");
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
+        &dir,
+    );
+    let cmd = "python3 train.py config/training_config.yaml --seconds-per-step 0.05 --save-steps 10 --max-steps 150";
+    c.write_rtrain_config(&format!("defaults:\n  workdir: \"~/p\"\n  command: \"{cmd}\"\n"));
+    let up = run_with_timeout(c.rtrain().args(["up", "box"]), LIMIT);
+    assert_eq!(up.code, 0, "{up}");
+    let start = std::time::Instant::now();
+    while !dir.join("outputs/checkpoint-20/trainer_state.json").exists() {
+        assert!(start.elapsed() < LIMIT, "no checkpoint-20");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ran = run_with_timeout(c.rtrain().args(["check", "box", "--json"]), LIMIT);
+    assert_eq!(ran.code, 0, "{ran}");
+    let v: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    // About 6 s of the run are left: it is still going.
+    assert_eq!(v["finished"], false, "{v:#}");
+    let from = v["current"]["from_step"].as_u64().unwrap();
+    for a in v["alternatives"].as_array().unwrap() {
+        let s = a["save_steps"].as_u64().unwrap();
+        assert!(
+            s == 10 || s <= 150 - from,
+            "save_steps {s} with {} steps left: {v:#}",
+            150 - from
+        );
+    }
+    while status_json(&c)["run"]["state"] != "finished" {
+        assert!(start.elapsed() < LIMIT * 2, "the run never finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let human = run_with_timeout(c.rtrain().args(["check", "box"]), LIMIT);
+    assert_eq!(human.code, 0, "{human}");
+    assert_eq!(
+        human.stdout_str(),
+        "box: the run is over at step 150 of 150: nothing is at risk\n",
+        "{human}"
+    );
+    let ran = run_with_timeout(c.rtrain().args(["check", "box", "--json"]), LIMIT);
+    let v: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!(
+        (v["finished"].as_bool(), v["level"].as_str()),
+        (Some(true), Some("ok")),
+        "{v:#}"
+    );
+    assert_eq!(v["alternatives"].as_array().map(Vec::len), Some(0), "{v:#}");
+}
