@@ -408,9 +408,15 @@ pub fn render_report(host: &str, r: &RiskReport) -> String {
         "save_steps", "interval", "checkpoints", "disk needed", "fits"
     );
     for a in &r.alternatives {
+        // A proposal clipped to the steps that remain: no checkpoint before the end but the last.
+        let rest = match (i.max_steps, i.current_step) {
+            (Some(m), Some(c)) => Some(m.saturating_sub(c)),
+            _ => None,
+        };
         let note = match (a.is_current, a.targets_15_minutes) {
             (true, _) => "  (current)",
             (false, true) => "  (~15 min)",
+            _ if rest == Some(a.save_steps) => "  (the rest of the run)",
             _ => "",
         };
         let fits = match a.fits {
@@ -641,6 +647,10 @@ mod edge_tests {
         );
         let text = render_report("demo-box", &r);
         assert!(!text.contains("1700") && !text.contains("(~15 min)"), "{text}");
+        assert!(
+            text.contains("  500  ") && text.contains("(the rest of the run)"),
+            "{text}"
+        );
         // With plenty of steps left nothing is clipped.
         let long = assess(&RiskInputs {
             max_steps: Some(100_000),
