@@ -72,6 +72,7 @@ pub struct JsonHostArgs {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Attach to the session after launching
     #[arg(long)]
@@ -86,20 +87,22 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Hosts to query (concurrently)
+    /// Hosts to ask (concurrently): from rtrain's config, ~/.ssh/config aliases, or [user@]host[:port]
     pub hosts: Vec<String>,
     /// Every host in rtrain's config
     #[arg(long, conflicts_with = "hosts")]
     pub all: bool,
+    /// Machine-readable output with stable field names (an array for several hosts)
     #[arg(long)]
     pub json: bool,
-    /// Refresh every few seconds over one kept-open connection
+    /// Refresh every 5 s over one kept-open connection per host, until Ctrl-C
     #[arg(long)]
     pub watch: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Follow the log across reconnects until Ctrl-C or the run ends
     #[arg(short, long)]
@@ -117,6 +120,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Seconds to wait after SIGINT (and again after SIGTERM) before escalating
     #[arg(long, default_value_t = 30, value_name = "SECS")]
@@ -128,6 +132,7 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// A checkpoint name or path (default: the newest complete one)
     #[arg(long, value_name = "CKPT")]
@@ -142,6 +147,7 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// LOCAL[:REMOTE] port, e.g. 6006 or 8080:6006
     #[arg(value_name = "PORT[:REMOTE]")]
@@ -150,6 +156,7 @@ pub struct ForwardArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Pass one string to the remote shell as is (for pipes and redirections)
     #[arg(long, value_name = "STRING", conflicts_with = "args")]
@@ -164,6 +171,7 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct HostsArgs {
+    /// Machine-readable output
     #[arg(long)]
     pub json: bool,
     /// Only this host, resolved (like `ssh -G`)
@@ -172,6 +180,7 @@ pub struct HostsArgs {
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// The shell to write the script for
     pub shell: Shell,
 }
 
@@ -201,6 +210,38 @@ mod tests {
             Command::Exec(a) => assert_eq!(a.args, vec!["echo", "--flag", "a b"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Regression: `rtrain status --help` showed `--json` without a word. Every argument of every
+    /// command says what it is for.
+    #[test]
+    fn every_argument_of_every_command_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "rtrain", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn watch_help_names_the_real_interval() {
+        let cmd = Cli::command();
+        let status = cmd.find_subcommand("status").unwrap();
+        let watch = status.get_arguments().find(|a| a.get_id() == "watch").unwrap();
+        let secs = crate::commands::probe::WATCH_INTERVAL.as_secs();
+        let help = watch.get_help().unwrap().to_string();
+        assert!(help.contains(&format!("every {secs} s")), "{help}");
     }
 
     #[test]

@@ -277,35 +277,11 @@ pub fn status_script(inputs: &StatusInputs) -> String {
 // ---------------------------------------------------------------------------------------------
 // Section parsing
 
+/// coreutils' `base64` output: the standard alphabet, padded, wrapped at 76 columns.
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits, mut padded) = (0u32, 0u32, false);
-    for &c in text {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padded = true;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            _ => return None,
-        };
-        if padded {
-            return None;
-        }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    let joined: Vec<u8> = text.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(joined).ok()
 }
 
 /// The decoded sections of one probe's output, by name.
@@ -683,7 +659,8 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
 // JSON contracts (DESIGN.md): field names are stable; unknown values are null.
 
 fn rfc3339(epoch: i64) -> Option<String> {
-    jiff::Timestamp::from_second(epoch).ok().map(|t| t.to_string())
+    let t = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(u64::try_from(epoch).ok()?))?;
+    Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
 /// `ckpts --json`.
@@ -837,9 +814,7 @@ impl StatusJson {
             .map(|b| b.total)
             .or(ts.and_then(|t| t.max_steps))
             .or(p.train_config.as_ref().and_then(|c| c.max_steps));
-        let seconds_per_step = sum
-            .seconds_per_step
-            .or_else(|| risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints));
+        let seconds_per_step = pace(p).map(|p| p.seconds_per_step);
         let eta_seconds = if !running {
             None
         } else if bar.is_some() && sum.eta_seconds.is_some() {
@@ -899,6 +874,18 @@ impl StatusJson {
     }
 }
 
+/// The pace `status` and `check` both use (one estimator, so they cannot disagree).
+pub fn pace(p: &StatusProbe) -> Option<risk::Pace> {
+    let started = p
+        .run
+        .as_ref()
+        .and_then(|r| r.started_at.as_deref())
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    risk::pace(&p.log_summary, &p.ckpts.checkpoints, started)
+}
+
 /// The inputs of the `check` model, from what the status probe measured. Precedence: the running
 /// trainer's own numbers (progress bar, trainer_state.json) over the training config file, which
 /// may have been edited since the run started.
@@ -913,13 +900,8 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
     let save_steps = ts
         .and_then(|t| t.save_steps)
         .or(cfg.and_then(|c| c.effective_save_steps(max_steps)));
-    let (seconds_per_step, source) = match p.log_summary.seconds_per_step {
-        Some(s) => (Some(s), Some("the progress bar")),
-        None => match risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints) {
-            Some(s) => (Some(s), Some("checkpoint times")),
-            None => (None, None),
-        },
-    };
+    let pace = pace(p);
+    let (seconds_per_step, source) = (pace.map(|p| p.seconds_per_step), pace.map(|p| p.source));
     let newest = p.ckpts.newest_complete();
     let hf = p
         .ckpts
@@ -949,6 +931,7 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
             _ => None,
         },
         running: p.run.as_ref().is_some_and(|r| r.state == RunState::Running),
+        finished: p.run.as_ref().is_some_and(|r| r.state == RunState::Finished),
     }
 }
 

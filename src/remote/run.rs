@@ -1432,7 +1432,7 @@ mod tests {
         assert_eq!(fs::read_to_string(wd.join(".rtrain/current")).unwrap().trim(), run.id);
         assert_eq!(record(&wd, &run.id, "pid").trim(), run.pid.to_string());
         assert_eq!(record(&wd, &run.id, "command"), FAST);
-        assert!(jiff::Timestamp::from_str(record(&wd, &run.id, "started_at").trim()).is_ok());
+        assert!(humantime::parse_rfc3339(record(&wd, &run.id, "started_at").trim()).is_ok());
         assert!(run.log.starts_with(wd.join("logs/training_").to_str().unwrap()) && run.log.ends_with(".log"));
         assert_eq!(sb.state(&wd, &run.id), "running");
         sb.wait_state(&wd, &run.id, "finished");

@@ -244,6 +244,19 @@ pub struct LogSummary {
     pub train_loss: Option<f64>,
 }
 
+/// Whether tqdm's smoothed rate `now` (seconds per step) can stand for the pace while too little
+/// time has passed to measure it (`average`, from whole seconds, is coarse). A jump too small to
+/// prove from whole seconds (40 steps restored at 20 it/s) still inflates tqdm's rate for dozens
+/// of steps; it shows as a first update past step 1 claiming a far faster pace than tqdm claims
+/// now. A genuine fast run's first update (tqdm redraws at most ten times a second, so it may
+/// show step 10) claims about the pace it keeps.
+fn tqdm_rate_holds(now: Option<f64>, average: f64, first_after_zero: bool, n0: u64, first: Option<f64>) -> bool {
+    let Some(now) = now else { return false };
+    let near_average = now * 3.0 >= average && now <= 3.0 * average;
+    let started_like_a_jump = first_after_zero && n0 > 1 && first.is_none_or(|f| now > 2.0 * f);
+    near_average && !started_like_a_jump
+}
+
 /// A measured average needs this much elapsed time since the jump before it beats tqdm's rate.
 const MIN_AVERAGE_SECONDS: u64 = 10;
 
@@ -260,10 +273,14 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
         segments.next();
     }
     let mut sum = LogSummary::default();
-    // The current bar instance: its total, whether its 0/total redraw was seen, its first update.
+    // The current bar instance: its total, whether its 0/total redraw was seen, its first update
+    // past 0 with its elapsed time, and whether that update came right after the 0 redraw.
     let mut bar_total: Option<u64> = None;
     let mut saw_zero = false;
     let mut first: Option<(u64, u64)> = None;
+    let mut first_after_zero = false;
+    // tqdm's rate at that first update.
+    let mut first_rate: Option<f64> = None;
     for seg in segments {
         // Nested bars (eval, "Writing model shards") move the cursor with ESC [A.
         if seg.contains('\x1b') {
@@ -275,10 +292,15 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
                 saw_zero = true;
                 first = None;
             } else if bar_total != Some(u.total) || restarted {
+                // A new bar (or the first one the tail shows) whose 0 redraw is not in view.
                 saw_zero = false;
-                first = None;
-            } else if saw_zero && first.is_none() {
                 first = u.elapsed_seconds.map(|e| (u.step, e));
+                first_after_zero = false;
+                first_rate = u.seconds_per_step;
+            } else if first.is_none() {
+                first = u.elapsed_seconds.map(|e| (u.step, e));
+                first_after_zero = saw_zero;
+                first_rate = u.seconds_per_step;
             }
             bar_total = Some(u.total);
             sum.progress = Some(u);
@@ -305,23 +327,36 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
     let Some(p) = sum.progress.clone() else { return sum };
     sum.seconds_per_step = p.seconds_per_step;
     sum.eta_seconds = p.remaining_seconds.map(|r| r as f64);
-    if let (Some((n0, e0)), Some(e)) = (first, p.elapsed_seconds) {
-        if n0 > 1 && p.step > n0 && e > e0 {
+    let unknown = |sum: &mut LogSummary| {
+        sum.seconds_per_step = None;
+        sum.eta_seconds = None;
+    };
+    match (first, p.elapsed_seconds) {
+        (Some((n0, e0)), Some(e)) if p.step > n0 && e > e0 => {
             let average = (e - e0) as f64 / (p.step - n0) as f64;
             // A jump: at the measured pace, the first n0 steps could not have fit in e0 seconds.
-            if n0 as f64 * average > 2.0 * (e0 + 1) as f64 {
+            // It also catches a tail that starts after the jump (its 0 redraw cut off).
+            let jumped = n0 as f64 * average > 2.0 * (e0 + 1) as f64;
+            if jumped && first_after_zero {
                 sum.resumed_at_step = Some(n0);
-                if e >= e0 + MIN_AVERAGE_SECONDS {
-                    sum.seconds_per_step = Some(average);
-                    sum.eta_seconds = Some(p.total.saturating_sub(p.step) as f64 * average);
-                } else {
-                    // Too soon after the jump to measure the pace, and tqdm's figure is inflated
-                    // by it: unknown for now, rather than a rate thousands of times too fast.
-                    sum.seconds_per_step = None;
-                    sum.eta_seconds = None;
-                }
+            }
+            if e >= e0 + MIN_AVERAGE_SECONDS {
+                // The pace over every update the tail shows: steadier than tqdm's smoothed rate,
+                // which swings from one redraw to the next (and stays inflated after a jump).
+                sum.seconds_per_step = Some(average);
+                sum.eta_seconds = Some(p.total.saturating_sub(p.step) as f64 * average);
+            } else if jumped || !tqdm_rate_holds(p.seconds_per_step, average, first_after_zero, n0, first_rate) {
+                // Too soon after the jump to measure the pace, and tqdm's figure is inflated
+                // by it: unknown for now, rather than a rate thousands of times too fast.
+                unknown(&mut sum);
             }
         }
+        // Nothing of this bar is measured yet (one update, or all within one second). tqdm's
+        // rate is trusted only at the very start of a bar seen from 0: a first update past step
+        // 1 may be a resume's jump, whose tqdm rate is the jump itself, and a lone update of a
+        // bar whose start is cut off may carry a rate still inflated by one.
+        (Some((n0, _)), _) if !first_after_zero || n0 > 1 => unknown(&mut sum),
+        _ => {}
     }
     if sum.eta_seconds.is_none() {
         sum.eta_seconds = sum
@@ -582,5 +617,137 @@ mod tests {
             prop_assert_eq!(streamed, out);
             let _ = summarize_log(&bytes, true);
         }
+    }
+}
+
+/// The pace after a resume and its steadiness (issue 10): tests apart from the fixture tests above.
+#[cfg(test)]
+pub(crate) mod pace_tests {
+    use super::*;
+
+    pub(crate) fn resume_log() -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/hf-transformers-4.x/resume.log"
+        );
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// The log up to the end of the bar redraw that shows `needle`.
+    pub(crate) fn up_to(text: &str, needle: &str) -> String {
+        let at = text.find(needle).unwrap();
+        let end = at + text[at..].find(['\r', '\n']).unwrap();
+        text[..end].to_string()
+    }
+
+    /// Regression: the first `status` right after `resume` showed `3842110.53 steps/s  ETA 0 s`:
+    /// the only update since the jump carries tqdm's rate of the jump itself.
+    #[test]
+    fn regression_one_update_after_a_resume_jump_gives_no_rate() {
+        let log = up_to(&resume_log(), "1501/4500");
+        let s = summarize_log(log.as_bytes(), false);
+        let bar = s.progress.as_ref().unwrap();
+        assert_eq!(bar.step, 1501);
+        assert!(bar.seconds_per_step.unwrap() < 0.01, "tqdm claims {bar:?}");
+        assert_eq!((s.seconds_per_step, s.eta_seconds), (None, None));
+    }
+
+    /// A 64 KiB tail can start after the jump: its 0 redraw and the jump are cut off, yet tqdm's
+    /// rate is still inflated by them. The pace comes from this run's own steps in view.
+    #[test]
+    fn a_tail_starting_after_the_jump_is_measured_on_the_steps_it_shows() {
+        let text = resume_log();
+        let from = text.find("1505/4500").unwrap();
+        let tail = &text[from..];
+        let s = summarize_log(tail.as_bytes(), true);
+        let bar = s.progress.as_ref().unwrap();
+        assert_eq!(bar.step, 1560);
+        assert!(bar.seconds_per_step.unwrap() < 1.0, "tqdm still claims {bar:?}");
+        assert_eq!(s.seconds_per_step, Some(4.0));
+        assert_eq!(s.eta_seconds, Some((4500 - 1560) as f64 * 4.0));
+        assert_eq!(s.resumed_at_step, None, "where it jumped from is not in view");
+
+        // Only 8 s of it in view: too little to measure, and tqdm's figure is the jump's.
+        let short = up_to(tail, "1507/4500");
+        let s = summarize_log(short.as_bytes(), true);
+        assert_eq!(s.progress.as_ref().unwrap().step, 1507);
+        assert_eq!((s.seconds_per_step, s.eta_seconds), (None, None));
+    }
+
+    /// Whatever part of a resumed run's log the 64 KiB tail holds, the pace is the run's real
+    /// one (4 s per step after the jump) or unknown: never tqdm's inflated figure.
+    #[test]
+    fn no_part_of_a_resumed_log_gives_an_inflated_pace() {
+        let text = resume_log();
+        let log = text.as_bytes();
+        let cuts: Vec<usize> = (0..log.len()).filter(|&i| log[i] == b'\r' || log[i] == b'\n').collect();
+        let mut measured = 0;
+        for (i, &start) in std::iter::once(&0).chain(&cuts).enumerate() {
+            for &end in cuts.iter().filter(|&&e| e > start).chain([log.len()].iter()) {
+                let s = summarize_log(&log[start..end], i > 0);
+                let Some(bar) = &s.progress else { continue };
+                if let Some(sps) = s.seconds_per_step {
+                    measured += 1;
+                    assert!((3.5..=4.5).contains(&sps), "{sps} s/step for bytes {start}..{end}");
+                    let eta = s.eta_seconds.unwrap();
+                    assert!(
+                        eta >= (4500 - bar.step) as f64 * 3.5,
+                        "ETA {eta} for bytes {start}..{end}"
+                    );
+                } else {
+                    assert_eq!(s.eta_seconds, None, "bytes {start}..{end}");
+                }
+            }
+        }
+        assert!(measured > 100, "the pace is measured in most windows ({measured})");
+    }
+
+    /// Regression: a resume from step 40 of a 20 it/s run: the jump (40 steps "in" a millisecond)
+    /// is too small to prove from whole seconds, and tqdm's smoothed rate, inflated by the jump,
+    /// was still 58.88 it/s after 30 steps (seen with the stand-in trainer), shown as the pace.
+    #[test]
+    fn regression_a_small_jump_inflates_no_pace() {
+        let mut log = String::from("  0%|          | 0/400 [00:00<?, ?it/s]");
+        let mut rate = 1_000_000.0f64;
+        log += &format!("\r 10%|█         | 40/400 [00:00<00:00, {rate:.2}it/s]");
+        for n in 41..=70u64 {
+            rate = 0.3 * 20.0 + 0.7 * rate;
+            let e = (n - 40) / 20;
+            log += &format!("\r 15%|█▌        | {n}/400 [00:{e:02}<00:18, {rate:.2}it/s]");
+        }
+        let s = summarize_log(log.as_bytes(), false);
+        assert_eq!(s.progress.as_ref().unwrap().step, 70);
+        assert!(
+            1.0 / s.progress.as_ref().unwrap().seconds_per_step.unwrap() > 30.0,
+            "tqdm still claims more"
+        );
+        assert_eq!((s.seconds_per_step, s.eta_seconds), (None, None));
+    }
+
+    /// A bar redrawn every step at 0.3 s/step whose tqdm rate swings between redraws.
+    pub(crate) fn swinging_log(steps: u64) -> String {
+        let mut log = String::from("  0%|          | 0/600 [00:00<?, ?it/s]");
+        for n in 1..=steps {
+            let e = (n as f64 * 0.3) as u64;
+            let rate = if n % 2 == 0 { "5.80it/s" } else { "3.10it/s" };
+            log += &format!("\r  1%|          | {n}/600 [{:02}:{:02}<01:00, {rate}]", e / 60, e % 60);
+        }
+        log
+    }
+
+    /// `status` and `check` a few seconds apart reported 0.31 and 0.17 s/step on the same run:
+    /// tqdm's smoothed rate of the last redraw. The measured pace barely moves between redraws.
+    #[test]
+    fn the_pace_is_steady_where_tqdms_rate_swings() {
+        let a = summarize_log(swinging_log(199).as_bytes(), false);
+        let b = summarize_log(swinging_log(200).as_bytes(), false);
+        let (ta, tb) = (
+            a.progress.unwrap().seconds_per_step.unwrap(),
+            b.progress.unwrap().seconds_per_step.unwrap(),
+        );
+        assert!(ta / tb > 1.8, "tqdm's own figures swing: {ta} vs {tb}");
+        let (pa, pb) = (a.seconds_per_step.unwrap(), b.seconds_per_step.unwrap());
+        assert!((pa - 0.3).abs() < 0.01 && (pb - 0.3).abs() < 0.01, "{pa} {pb}");
+        assert!((pa - pb).abs() < 0.005, "{pa} vs {pb}");
     }
 }
