@@ -40,8 +40,9 @@ for arg in "$@"; do
   esac
 done
 [ -n "$venv" ] || die "usage: scripts/capture-fixtures.sh [--create-venv] VENV"
-mkdir -p "$(dirname "$venv")"
-venv="$(cd "$(dirname "$venv")" && pwd)/$(basename "$venv")"
+[ -n "$create" ] && mkdir -p "$(dirname "$venv")"
+parent="$(cd "$(dirname "$venv")" 2>/dev/null && pwd)" || die "no venv at $venv (pass --create-venv to make one)"
+venv="$parent/$(basename "$venv")"
 case "$venv/" in "$repo"/*) die "the venv must be outside the repository: $venv" ;; esac
 
 if [ -n "$create" ] && [ ! -x "$venv/bin/python" ]; then
