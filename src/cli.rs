@@ -1,13 +1,14 @@
 //! The command-line contract of DESIGN.md as clap derive types; parsing only, no I/O.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(name = "rtrain", version, about = "Run and watch a training job on a remote GPU box over SSH", long_about = None)]
 pub struct Cli {
-    /// rtrain's config file (default: $XDG_CONFIG_HOME/rtrain/config.yaml)
-    #[arg(long, global = true, env = "RTRAIN_CONFIG", value_name = "FILE")]
+    /// rtrain's config file (default: $RTRAIN_CONFIG, else $XDG_CONFIG_HOME/rtrain/config.yaml)
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// More detail (-v: notes such as ignored ssh_config keywords; -vv: connection steps)
@@ -193,10 +194,49 @@ pub enum Shell {
     Powershell,
 }
 
+impl Cli {
+    /// The process's command line, with `RTRAIN_CONFIG` standing in for an absent `--config`.
+    /// Not clap's `env`: clap counts a value from the environment as given on the command line and
+    /// then prints `--config <FILE>` in every usage line, as if it were required.
+    pub fn parse_with_env() -> Cli {
+        Cli::parse().with_config_env(std::env::var_os("RTRAIN_CONFIG"))
+    }
+
+    /// `--config` when given, else `rtrain_config` (the value of `RTRAIN_CONFIG`) unless empty.
+    pub fn with_config_env(mut self, rtrain_config: Option<OsString>) -> Cli {
+        if self.config.is_none() {
+            self.config = rtrain_config.filter(|v| !v.is_empty()).map(PathBuf::from);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn rtrain_config_stands_in_for_config_and_the_flag_wins() {
+        let parse = |args: &[&str], env: Option<&str>| {
+            Cli::try_parse_from(args)
+                .unwrap()
+                .with_config_env(env.map(OsString::from))
+                .config
+        };
+        let env = Some("/env.yaml");
+        assert_eq!(parse(&["rtrain", "hosts"], env), Some(PathBuf::from("/env.yaml")));
+        assert_eq!(
+            parse(&["rtrain", "--config", "/flag.yaml", "hosts"], env),
+            Some(PathBuf::from("/flag.yaml"))
+        );
+        assert_eq!(
+            parse(&["rtrain", "hosts"], Some("")),
+            None,
+            "an empty RTRAIN_CONFIG is unset"
+        );
+        assert_eq!(parse(&["rtrain", "hosts"], None), None);
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

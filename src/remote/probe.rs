@@ -955,22 +955,13 @@ impl CheckJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::fixtures;
     use proptest::prelude::*;
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command};
-
-    fn shared_fixture(rel: &str) -> Vec<u8> {
-        let p = format!("{}/../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
-
-    fn own_fixture(rel: &str) -> Vec<u8> {
-        let p = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
 
     fn write(path: impl AsRef<Path>, bytes: &[u8]) {
         let path = path.as_ref();
@@ -1072,10 +1063,7 @@ mod tests {
         for step in [50, 100, 1500] {
             let c = dir.join(format!("checkpoint-{step}"));
             write(c.join("model.safetensors"), &vec![7u8; 5000]);
-            write(
-                c.join("trainer_state.json"),
-                &shared_fixture("hf-transformers-5.24/trainer_state.json"),
-            );
+            write(c.join("trainer_state.json"), &fixtures::hf("trainer_state.json"));
         }
         write(dir.join("checkpoint-2000/model.safetensors"), &vec![7u8; 5000]);
         write(dir.join("tmp-checkpoint-2500/trainer_state.json"), b"{}");
@@ -1188,7 +1176,7 @@ mod tests {
             ("layouts/deepspeed.txt", Some("global_step1000")),
             ("layouts/accelerate.txt", None),
         ] {
-            let text = String::from_utf8(own_fixture(fixture)).unwrap();
+            let text = String::from_utf8(fixtures::own(fixture)).unwrap();
             for line in text.lines() {
                 let (path, size) = line.rsplit_once(' ').unwrap();
                 let size: usize = size.parse().unwrap();
@@ -1453,7 +1441,7 @@ mod tests {
         build_outputs(&proj.join("outputs"));
         write(proj.join("config/training_config.yaml"), TRAIN_CONFIG);
         let log = proj.join("logs/training_20261129_015300.log");
-        write(&log, &own_fixture("hf-transformers-4.x/train.log"));
+        write(&log, &fixtures::own("hf-transformers-4.x/train.log"));
         let run = Run::new(&proj, "20261129-015300-ab12");
         run.file("log", &format!("{}\n", log.display()));
         let mut child = run.start_wrapper();
@@ -1476,7 +1464,7 @@ mod tests {
         assert_eq!(r.log.as_deref(), Some(log.display().to_string().as_str()));
         let l = p.log.clone().unwrap();
         assert_eq!(l.source, LogSource::Record);
-        assert_eq!(l.tail, own_fixture("hf-transformers-4.x/train.log"));
+        assert_eq!(l.tail, fixtures::own("hf-transformers-4.x/train.log"));
         assert_eq!(l.size, Some(l.tail.len() as u64));
         let bar = p.log_summary.progress.clone().unwrap();
         assert_eq!((bar.step, bar.total), (1520, 4500));
@@ -2007,10 +1995,7 @@ exec {real} "$@""#,
         let b = TestBox::new();
         let proj = b.home.join("proj");
         write(proj.join("logs/training_a.log"), b"old\n");
-        write(
-            proj.join("logs/training b.log"),
-            &shared_fixture("hf-transformers-5.24/train.log"),
-        );
+        write(proj.join("logs/training b.log"), &fixtures::hf("train.log"));
         write(proj.join("logs/notes.txt"), b"not a log\n");
         touch_at(proj.join("logs/training_a.log"), 1_600_000_000);
         touch_at(proj.join("logs/training b.log"), 1_700_000_000);
@@ -2020,7 +2005,7 @@ exec {real} "$@""#,
         assert!(l.path.ends_with(b"logs/training b.log"));
         assert_eq!(l.mtime, Some(1_700_000_000));
         assert_eq!(p.log_summary.progress.unwrap().step, 120);
-        assert_eq!(p.log_summary.loss, Some(5.383));
+        assert_eq!(p.log_summary.loss, Some(5.376));
     }
 
     #[test]
