@@ -70,7 +70,7 @@ async fn run(full: bool, trials: usize) -> bool {
     for trial in 1..=trials {
         works(&link.session().await.expect("connect")).await;
         // Lose the network at a random point of the keepalive cycle, as real losses do.
-        let phase = opts.keepalive_interval.mul_f64(rand::random::<f64>());
+        let phase = opts.keepalive_interval.mul_f64(rtrain::ssh::link::random_unit());
         tokio::time::sleep(phase).await;
 
         set_mode(&proxy, Mode::BlackHole);

@@ -1,13 +1,14 @@
 //! The command-line contract of DESIGN.md as clap derive types; parsing only, no I/O.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(name = "rtrain", version, about = "Run and watch a training job on a remote GPU box over SSH", long_about = None)]
 pub struct Cli {
-    /// rtrain's config file (default: $XDG_CONFIG_HOME/rtrain/config.yaml)
-    #[arg(long, global = true, env = "RTRAIN_CONFIG", value_name = "FILE")]
+    /// rtrain's config file (default: $RTRAIN_CONFIG, else $XDG_CONFIG_HOME/rtrain/config.yaml)
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// More detail (-v: notes such as ignored ssh_config keywords; -vv: connection steps)
@@ -72,6 +73,7 @@ pub struct JsonHostArgs {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Attach to the session after launching
     #[arg(long)]
@@ -89,20 +91,22 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Hosts to query (concurrently)
+    /// Hosts to ask (concurrently): from rtrain's config, ~/.ssh/config aliases, or [user@]host[:port]
     pub hosts: Vec<String>,
     /// Every host in rtrain's config
     #[arg(long, conflicts_with = "hosts")]
     pub all: bool,
+    /// Machine-readable output with stable field names (an array for several hosts)
     #[arg(long)]
     pub json: bool,
-    /// Refresh every few seconds over one kept-open connection
+    /// Refresh every 5 s over one kept-open connection per host, until Ctrl-C
     #[arg(long)]
     pub watch: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Follow the log across reconnects until Ctrl-C or the run ends
     #[arg(short, long)]
@@ -120,6 +124,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Seconds to wait after SIGINT (and again after SIGTERM) before escalating
     #[arg(long, default_value_t = 30, value_name = "SECS")]
@@ -144,6 +149,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// A checkpoint name or path (default: the newest complete one)
     #[arg(long, value_name = "CKPT")]
@@ -158,6 +164,7 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// LOCAL[:REMOTE] port, e.g. 6006 or 8080:6006
     #[arg(value_name = "PORT[:REMOTE]")]
@@ -166,6 +173,7 @@ pub struct ForwardArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// Pass one string to the remote shell as is (for pipes and redirections)
     #[arg(long, value_name = "STRING", conflicts_with = "args")]
@@ -180,6 +188,7 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct HostsArgs {
+    /// Machine-readable output
     #[arg(long)]
     pub json: bool,
     /// Only this host, resolved (like `ssh -G`)
@@ -188,6 +197,7 @@ pub struct HostsArgs {
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// The shell to write the script for
     pub shell: Shell,
 }
 
@@ -200,10 +210,49 @@ pub enum Shell {
     Powershell,
 }
 
+impl Cli {
+    /// The process's command line, with `RTRAIN_CONFIG` standing in for an absent `--config`.
+    /// Not clap's `env`: clap counts a value from the environment as given on the command line and
+    /// then prints `--config <FILE>` in every usage line, as if it were required.
+    pub fn parse_with_env() -> Cli {
+        Cli::parse().with_config_env(std::env::var_os("RTRAIN_CONFIG"))
+    }
+
+    /// `--config` when given, else `rtrain_config` (the value of `RTRAIN_CONFIG`) unless empty.
+    pub fn with_config_env(mut self, rtrain_config: Option<OsString>) -> Cli {
+        if self.config.is_none() {
+            self.config = rtrain_config.filter(|v| !v.is_empty()).map(PathBuf::from);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn rtrain_config_stands_in_for_config_and_the_flag_wins() {
+        let parse = |args: &[&str], env: Option<&str>| {
+            Cli::try_parse_from(args)
+                .unwrap()
+                .with_config_env(env.map(OsString::from))
+                .config
+        };
+        let env = Some("/env.yaml");
+        assert_eq!(parse(&["rtrain", "hosts"], env), Some(PathBuf::from("/env.yaml")));
+        assert_eq!(
+            parse(&["rtrain", "--config", "/flag.yaml", "hosts"], env),
+            Some(PathBuf::from("/flag.yaml"))
+        );
+        assert_eq!(
+            parse(&["rtrain", "hosts"], Some("")),
+            None,
+            "an empty RTRAIN_CONFIG is unset"
+        );
+        assert_eq!(parse(&["rtrain", "hosts"], None), None);
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -217,6 +266,38 @@ mod tests {
             Command::Exec(a) => assert_eq!(a.args, vec!["echo", "--flag", "a b"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Regression: `rtrain status --help` showed `--json` without a word. Every argument of every
+    /// command says what it is for.
+    #[test]
+    fn every_argument_of_every_command_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "rtrain", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn watch_help_names_the_real_interval() {
+        let cmd = Cli::command();
+        let status = cmd.find_subcommand("status").unwrap();
+        let watch = status.get_arguments().find(|a| a.get_id() == "watch").unwrap();
+        let secs = crate::commands::probe::WATCH_INTERVAL.as_secs();
+        let help = watch.get_help().unwrap().to_string();
+        assert!(help.contains(&format!("every {secs} s")), "{help}");
     }
 
     #[test]

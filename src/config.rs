@@ -27,6 +27,10 @@ pub enum ConfigError {
     /// ProxyJump/ProxyCommand that cannot be followed: a loop, a bad hop, a bad token.
     #[error("cannot work out how to reach {host}: {msg}")]
     Route { host: String, msg: String },
+    /// A name no config knows and DNS does not have: most likely a typo, so a usage error rather
+    /// than an outage.
+    #[error("unknown host {0}: not in ~/.ssh/config or rtrain's config, and DNS has no such name")]
+    UnknownHost(String),
 }
 
 /// Settings that may appear under `defaults:` and under each host; every key is optional so a
@@ -498,6 +502,68 @@ pub fn resolve_target(
     resolver.resolve(name, &spec, None, &mut vec![name.to_string()], &mut Vec::new())
 }
 
+/// What the system resolver (getaddrinfo, as OpenSSH uses) says about a host name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Found,
+    /// The resolver answered that the name does not exist (EAI_NONAME).
+    NoSuchName,
+    /// Anything else (no network, a DNS timeout): not evidence of a typo.
+    Failed,
+}
+
+pub fn dns_lookup(host: &str) -> Lookup {
+    let Ok(name) = std::ffi::CString::new(host) else {
+        return Lookup::NoSuchName;
+    };
+    // SAFETY: a zeroed addrinfo is the documented "no hints" value; getaddrinfo writes a list to
+    // `res` only on success, which is freed once, right here.
+    unsafe {
+        let mut hints: libc::addrinfo = std::mem::zeroed();
+        hints.ai_socktype = libc::SOCK_STREAM;
+        let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+        match libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut res) {
+            0 => {
+                libc::freeaddrinfo(res);
+                Lookup::Found
+            }
+            libc::EAI_NONAME => Lookup::NoSuchName,
+            _ => Lookup::Failed,
+        }
+    }
+}
+
+/// Refuses a HOST that nothing knows: not a host of rtrain's config, not a `Host` of
+/// `~/.ssh/config` (by alias or by a pattern that gives it a HostName), reached directly (a jump
+/// host or ProxyCommand may know names the laptop's DNS does not), and a name the resolver says
+/// does not exist. Without this a typo would read as an outage (exit 3) after a connect attempt.
+pub fn check_known(
+    target: &Target,
+    cfg: &ConfigFile,
+    paths: &Paths,
+    lookup: impl Fn(&str) -> Lookup,
+) -> Result<(), ConfigError> {
+    let spec = HostSpec::parse(&target.name)?;
+    if cfg.hosts.contains_key(&target.name)
+        || cfg.hosts.contains_key(&spec.host)
+        || !matches!(target.via, Via::Direct)
+        || target.ssh.host_name != spec.host
+    {
+        return Ok(());
+    }
+    let ctx = ResolveContext {
+        home: &paths.home,
+        local_user: &paths.local_user,
+    };
+    if ssh_config::list_hosts(&paths.ssh_config, &ctx)?.contains(&spec.host) {
+        return Ok(());
+    }
+    match lookup(&target.ssh.host_name) {
+        Lookup::NoSuchName => Err(ConfigError::UnknownHost(spec.host)),
+        Lookup::Found | Lookup::Failed => Ok(()),
+    }
+}
+
 struct RouteResolver<'a> {
     goal: &'a str,
     cfg: &'a ConfigFile,
@@ -933,5 +999,65 @@ mod tests {
             Via::Command(c) => assert_eq!(c, "nc b 22"),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod unknown_host_tests {
+    use super::*;
+
+    /// `check_known` for `host` with this ~/.ssh/config and rtrain config, DNS answering `dns`.
+    fn check(ssh_config: &str, rtrain: &str, host: &str, dns: Lookup) -> Result<(), ConfigError> {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/config"), ssh_config).unwrap();
+        let paths = Paths::resolve(home.path().to_path_buf(), None, None, "me".into());
+        let cfg = ConfigFile::parse(rtrain, Path::new("config.yaml")).unwrap();
+        let t = resolve_target(host, &cfg, &paths, false).unwrap();
+        check_known(&t, &cfg, &paths, |_| dns)
+    }
+
+    #[test]
+    fn a_name_no_config_knows_and_dns_lacks_is_unknown_and_said_so() {
+        let err = check("", "", "nosuchhost", Lookup::NoSuchName).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown host nosuchhost: not in ~/.ssh/config or rtrain's config, and DNS has no such name"
+        );
+        let err = check("", "", "alice@nosuchhost:2222", Lookup::NoSuchName).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::UnknownHost(h) if h == "nosuchhost"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn known_names_and_other_dns_failures_are_left_to_the_connection() {
+        let none = Lookup::NoSuchName;
+        // An alias of ~/.ssh/config, even one without HostName (DNS then fails at connect: exit 3).
+        assert!(check("Host nosuchhost\n  User a\n", "", "nosuchhost", none).is_ok());
+        // A pattern that gives it a HostName.
+        assert!(check("Host *.lab\n  HostName 10.0.0.1\n", "", "gpu.lab", none).is_ok());
+        // rtrain's own host entry.
+        assert!(check("", "hosts:\n  nosuchhost: {}\n", "nosuchhost", none).is_ok());
+        // Reached through a jump host or a ProxyCommand, which may know names the laptop does not.
+        assert!(check(
+            "Host bastion\n  ProxyJump none\nHost *\n  ProxyJump bastion\n",
+            "",
+            "inner",
+            none
+        )
+        .is_ok());
+        assert!(check("Host *\n  ProxyCommand nc %h %p\n", "", "inner", none).is_ok());
+        // No network is not a typo.
+        assert!(check("", "", "nosuchhost", Lookup::Failed).is_ok());
+        assert!(check("", "", "nosuchhost", Lookup::Found).is_ok());
+    }
+
+    #[test]
+    fn the_system_resolver_knows_ip_literals_and_localhost() {
+        assert_eq!(dns_lookup("127.0.0.1"), Lookup::Found);
+        assert_eq!(dns_lookup("localhost"), Lookup::Found);
+        assert_eq!(dns_lookup("bad\0name"), Lookup::NoSuchName);
     }
 }

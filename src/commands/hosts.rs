@@ -59,7 +59,7 @@ fn host_json(t: &Target) -> serde_json::Value {
 
 pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
     if let Some(name) = &args.host {
-        let t = ctx.target(name)?;
+        let t = ctx.resolve(name)?;
         let hops = t.hops();
         let known = KnownHostsFiles::for_target(&t);
         // How the first connection of the route is made: a ProxyCommand, or plain TCP.
@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
                 "name": t.name, "hostname": t.ssh.host_name, "user": t.user, "port": t.port,
                 "identity_files": t.ssh.identity_files, "proxy_jump": t.ssh.proxy_jump, "proxy_command": t.ssh.proxy_command,
                 "user_known_hosts_files": t.ssh.user_known_hosts_files,
-                "strict_host_key_checking": format!("{:?}", t.strict_host_key_checking()),
+                "strict_host_key_checking": strict_name(&t),
                 "connect_timeout_secs": t.connect_timeout().as_secs(),
                 "keepalive_secs": t.keepalive().0.as_secs_f64(), "keepalive_max": t.keepalive().1,
                 "session": t.settings.session, "workdir": t.settings.workdir, "command": t.settings.command,
@@ -145,7 +145,7 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
         if rows.iter().any(|r| r.name == name) {
             return Ok(());
         }
-        match ctx.target(&name) {
+        match ctx.resolve(&name) {
             Ok(t) => rows.push(HostRow {
                 via: t.hops().iter().map(|h| h.name.clone()).collect(),
                 name,

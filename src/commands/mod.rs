@@ -58,7 +58,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// HOST resolved for connecting to it; a name that nothing knows is a usage error here.
     pub fn target(&self, host: &str) -> Result<Target, ConfigError> {
+        let t = self.resolve(host)?;
+        config::check_known(&t, &self.config, &self.paths, config::dns_lookup)?;
+        Ok(t)
+    }
+
+    /// HOST resolved as `ssh -G` would, without asking DNS (for `rtrain hosts`).
+    pub fn resolve(&self, host: &str) -> Result<Target, ConfigError> {
         config::resolve_target(host, &self.config, &self.paths, self.accept_new_host_key)
     }
 

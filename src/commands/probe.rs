@@ -7,11 +7,13 @@ use crate::config::Target;
 use crate::remote::probe::{self, CkptsJson, CkptsProbe, DirState, StatusInputs, StatusJson, StatusProbe};
 use crate::remote::run::{sh_command, RunState};
 use crate::ssh::Session;
-use crate::train::human::{fmt_age, fmt_bytes, fmt_duration};
+use crate::train::human::{fmt_age, fmt_bytes, fmt_duration, fmt_rate};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often `status --watch` refreshes (its help and the README say so).
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Run a probe script over one exec and return its stdout; a remote failure is an error with the
 /// remote's own words.
@@ -226,35 +228,70 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
         };
         return Err(CommandError::Usage(why).into());
     }
-    let targets = names.iter().map(|n| ctx.target(n)).collect::<Result<Vec<_>, _>>()?;
-    let several = targets.len() > 1 || args.all;
+    let several = names.len() > 1 || args.all;
+    // A name that cannot be resolved (e.g. unknown to every config and to DNS) is a usage error:
+    // alone, it is the command's error; among several hosts, it is said once on stderr, that host
+    // gets no row (and a JSON entry with its `error`), and the others are still asked.
+    let mut targets = Vec::new();
+    let mut bad: Vec<(String, String)> = Vec::new();
+    for n in &names {
+        match ctx.target(n) {
+            Ok(t) => targets.push(t),
+            Err(e) if several => {
+                if !args.json {
+                    eprintln!("rtrain: {e}");
+                }
+                bad.push((n.clone(), e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let unresolved = || {
+        bad.iter().map(|(name, why)| HostStatus {
+            json: StatusJson::unreachable(name, &ctx.config.settings_for(name).session),
+            probe: None,
+            error: Some(CommandError::Usage(why.clone()).into()),
+        })
+    };
 
     // --watch keeps one connection per host open and re-probes over it.
     let mut sessions: Vec<Option<Session>> = Vec::new();
     if args.watch {
-        let conns = futures::future::join_all(targets.iter().map(|t| ctx.connect(t))).await;
+        let conns = tokio::select! {
+            c = futures::future::join_all(targets.iter().map(|t| ctx.connect(t))) => c,
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        };
         sessions = conns.into_iter().map(|r| r.ok()).collect();
     }
     let mut first = true;
     loop {
-        let results: Vec<HostStatus> = if args.watch {
-            futures::future::join_all(
-                targets
-                    .iter()
-                    .zip(&sessions)
-                    .map(|(t, s)| status_of(ctx, t, s.as_ref())),
-            )
-            .await
-        } else {
-            tokio::select! {
-                r = futures::future::join_all(targets.iter().map(|t| status_of(ctx, t, None))) => r,
-                _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
-            }
+        let asked = futures::future::join_all(
+            targets
+                .iter()
+                .zip(sessions.iter().map(Option::as_ref).chain(std::iter::repeat(None)))
+                .map(|(t, s)| status_of(ctx, t, s)),
+        );
+        // Ctrl-C is an interruption (exit 130), also between refreshes of --watch.
+        let results: Vec<HostStatus> = tokio::select! {
+            r = asked => r,
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
         };
         let mut out = String::new();
         let mut panel: Vec<Segment> = Vec::new();
         if args.json {
-            let vals: Vec<serde_json::Value> = results.iter().map(json_with_error).collect();
+            // In the order the hosts were named.
+            let mut all: Vec<&HostStatus> = Vec::new();
+            let unresolved: Vec<HostStatus> = unresolved().collect();
+            let (mut ok, mut no) = (results.iter(), unresolved.iter());
+            for n in &names {
+                let next = if bad.iter().any(|(b, _)| b == n) {
+                    no.next()
+                } else {
+                    ok.next()
+                };
+                all.extend(next);
+            }
+            let vals: Vec<serde_json::Value> = all.into_iter().map(json_with_error).collect();
             let v = if several {
                 serde_json::Value::Array(vals)
             } else {
@@ -269,7 +306,7 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             out.push('\n');
         } else {
             for st in &results {
-                panel.extend(render_status(st));
+                panel.extend(render_status(st, several));
             }
         }
         if args.watch && ctx.env.fancy && !args.json {
@@ -286,6 +323,7 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
         if !args.watch {
             let code = results
                 .iter()
+                .chain(&unresolved().collect::<Vec<_>>())
                 .filter_map(|r| r.error.as_ref())
                 .map(super::exit_code_for)
                 .max()
@@ -300,30 +338,33 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             return Ok(code);
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {},
-            _ = ctx.shutdown.cancelled() => return Ok(0),
+            _ = tokio::time::sleep(WATCH_INTERVAL) => {},
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
         }
         // Reconnect any host whose connection dropped, for the next round.
         for (t, s) in targets.iter().zip(sessions.iter_mut()) {
             if s.as_ref().is_none_or(|s| s.is_closed()) {
-                *s = ctx.connect(t).await.ok();
+                *s = match ctx.connect(t).await {
+                    Ok(s) => Some(s),
+                    Err(e) if super::exit_code_for(&e) == 130 => return Err(e),
+                    Err(_) => None,
+                };
             }
         }
     }
 }
 
-fn render_status(st: &HostStatus) -> Vec<Segment> {
+fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
     let j = &st.json;
     let mut segs = Vec::new();
     let mut s = String::new();
-    if !j.reachable {
-        let why = st.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-        let _ = writeln!(s, "{}: unreachable — {why}", j.host);
-        return vec![Segment::Text(s)];
-    }
+    // Why a host could not be asked is said once, on stderr; among several hosts its row says
+    // only that, so the others line up.
     let Some(p) = &st.probe else {
-        let why = st.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
-        let _ = writeln!(s, "{}: {why}", j.host);
+        if several {
+            let what = if j.reachable { "no answer" } else { "unreachable" };
+            let _ = writeln!(s, "{}: {what} (see below)", j.host);
+        }
         return vec![Segment::Text(s)];
     };
     let session = match (j.session.tmux_installed, j.session.exists) {
@@ -362,12 +403,8 @@ fn render_status(st: &HostStatus) -> Vec<Segment> {
     let pr = &j.progress;
     if let (Some(step), Some(total)) = (pr.step, pr.total) {
         let mut line = String::new();
-        if let Some(sps) = pr.seconds_per_step {
-            if sps >= 1.0 {
-                let _ = write!(line, "  {sps:.2} s/step");
-            } else if sps > 0.0 {
-                let _ = write!(line, "  {:.2} steps/s", 1.0 / sps);
-            }
+        if let Some(sps) = pr.seconds_per_step.filter(|s| *s > 0.0) {
+            let _ = write!(line, "  {}", fmt_rate(sps));
         }
         if let Some(eta) = pr.eta_seconds {
             let _ = write!(line, "  ETA {}", fmt_duration(eta));
@@ -529,4 +566,252 @@ fn print_segments(segments: &[Segment], fancy: bool) {
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::probe::{CheckJson, RunRecord};
+    use crate::train::gpu::GpuReport;
+    use crate::train::progress::pace_tests::{resume_log, swinging_log, up_to};
+    use crate::train::progress::summarize_log;
+
+    /// A status probe of a running run whose log tail is `log`.
+    fn probe(log: &str) -> StatusProbe {
+        StatusProbe {
+            ckpts: CkptsProbe {
+                now: Some(100_000),
+                workdir_exists: true,
+                workdir_abs: Some(b"/w".to_vec()),
+                dir_state: DirState::Present,
+                dir_arg: b"outputs".to_vec(),
+                dir_abs: Some(b"/w/outputs".to_vec()),
+                entries: Vec::new(),
+                checkpoints: Vec::new(),
+                disk: None,
+                disk_of: None,
+            },
+            tmux_installed: true,
+            session_exists: Some(true),
+            run: Some(RunRecord {
+                id: "r1".into(),
+                command: Some("make train".into()),
+                started_at: Some("2026-11-29T01:53:00Z".into()),
+                pid: Some(42),
+                log: Some("/w/logs/a.log".into()),
+                exit_present: false,
+                exit_code: None,
+                stopped: false,
+                alive: Some(true),
+                is_wrapper: Some(true),
+                group_alive: None,
+                state: RunState::Running,
+            }),
+            log: None,
+            log_summary: summarize_log(log.as_bytes(), false),
+            trainer_state: None,
+            gpus: GpuReport::default(),
+            train_config: None,
+        }
+    }
+
+    fn status_text(p: &StatusProbe) -> String {
+        let st = HostStatus {
+            json: StatusJson::build("box", "training", p),
+            probe: Some(p.clone()),
+            error: None,
+        };
+        render_status(&st, false)
+            .into_iter()
+            .map(|s| match s {
+                Segment::Text(t) => t,
+                Segment::Bar { msg, .. } => msg + "\n",
+            })
+            .collect()
+    }
+
+    /// `status` and `check` showed 0.31 and 0.17 s/step on the same run: they must read one pace
+    /// from the same facts, in the same words.
+    #[test]
+    fn status_and_check_agree_on_the_pace() {
+        let resume = resume_log();
+        let logs = [
+            swinging_log(199),
+            swinging_log(200),
+            resume.clone(),
+            up_to(&resume, "1501/4500"),
+            up_to(&resume, "1520/4500"),
+        ];
+        for log in &logs {
+            let p = probe(log);
+            let status = StatusJson::build("box", "training", &p).progress.seconds_per_step;
+            let check = CheckJson::build("box", &p).report;
+            assert_eq!(status, check.inputs.seconds_per_step);
+            let (s, c) = (status_text(&p), crate::train::risk::render_report("box", &check));
+            match status {
+                Some(sps) => {
+                    let words = fmt_rate(sps);
+                    assert!(s.contains(&words) && c.contains(&words), "{words}\n{s}\n{c}");
+                }
+                None => {
+                    assert!(!s.contains("it/s") && !s.contains("s/it"), "{s}");
+                    assert!(c.contains("pace:              unknown"), "{c}");
+                }
+            }
+        }
+    }
+
+    /// Regression: the first `status` after a resume showed `3842110.53 steps/s  ETA 0 s`.
+    #[test]
+    fn regression_status_right_after_a_resume_shows_no_rate_and_no_eta() {
+        let resume = resume_log();
+        for needle in ["1501/4500", "1502/4500", "1503/4500"] {
+            let text = status_text(&probe(&up_to(&resume, needle)));
+            assert!(!text.contains("it/s") && !text.contains("ETA"), "{needle}: {text}");
+        }
+        let later = status_text(&probe(&resume));
+        assert!(later.contains("4.00 s/it"), "{later}");
+    }
+
+    /// Every key of a JSON document, nested ones included (array elements are walked).
+    fn keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    out.insert(k.clone());
+                    keys(v, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
+            _ => {}
+        }
+    }
+
+    /// The README's section of one command: from its `### \`rtrain NAME` heading to the next.
+    fn readme_section(name: &str) -> String {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = readme
+            .find(&format!("### `rtrain {name}"))
+            .unwrap_or_else(|| panic!("no README section for {name}"));
+        let rest = &readme[start + 4..];
+        rest[..rest.find("\n### ").unwrap_or(rest.len())].to_string()
+    }
+
+    fn undocumented(name: &str, doc: &serde_json::Value) -> Vec<String> {
+        let section = readme_section(name);
+        let mut all = std::collections::BTreeSet::new();
+        keys(doc, &mut all);
+        all.into_iter()
+            .filter(|k| !section.contains(&format!("\"{k}\"")))
+            .collect()
+    }
+
+    /// Regression: the README's "stable" field lists lacked fields the program prints
+    /// (`progress.epoch`, `progress.resumed_at_step`, `session.tmux_installed`). Every field of
+    /// every JSON view, with every optional part present, is named in its command's section.
+    #[test]
+    fn regression_every_json_field_the_program_prints_is_in_the_readme() {
+        use crate::remote::probe::{CkptJson, DiskJson, LatestCheckpointJson, ProgressJson, RunJson, SessionJson};
+        use crate::train::checkpoints::Layout;
+        use crate::train::gpu::Gpu;
+        let status = HostStatus {
+            json: StatusJson {
+                host: "box".into(),
+                reachable: true,
+                session: SessionJson {
+                    name: "training".into(),
+                    exists: Some(true),
+                    tmux_installed: Some(true),
+                },
+                run: Some(RunJson {
+                    id: "r1".into(),
+                    state: RunState::Running,
+                    pid: Some(1),
+                    started_at: Some("2026-11-29T01:53:00Z".into()),
+                    exit_code: Some(0),
+                    log: Some("l".into()),
+                    command: Some("c".into()),
+                    silent_seconds: Some(1),
+                    stalled: false,
+                }),
+                progress: ProgressJson {
+                    step: Some(1),
+                    total: Some(2),
+                    seconds_per_step: Some(1.0),
+                    eta_seconds: Some(1.0),
+                    loss: Some(1.0),
+                    loss_step: Some(1),
+                    loss_from: Some("log".into()),
+                    epoch: Some(0.5),
+                    resumed_at_step: Some(1),
+                },
+                latest_checkpoint: Some(LatestCheckpointJson {
+                    name: "checkpoint-1".into(),
+                    step: Some(1),
+                    age_seconds: Some(1),
+                    of_current_run: Some(true),
+                }),
+                gpus: Some(vec![Gpu {
+                    index: Some(0),
+                    name: Some("A100".into()),
+                    util_percent: Some(1),
+                    mem_used_mib: Some(1),
+                    mem_total_mib: Some(2),
+                }]),
+                disk: Some(DiskJson {
+                    path: "/".into(),
+                    free_bytes: Some(1),
+                    total_bytes: Some(2),
+                }),
+            },
+            probe: None,
+            error: Some(anyhow::anyhow!("why")),
+        };
+        let ckpts = CkptsJson {
+            host: "box".into(),
+            dir: "/w/outputs".into(),
+            dir_state: DirState::Present,
+            checkpoints: vec![CkptJson {
+                name: "checkpoint_1".into(),
+                path: "/w/outputs/checkpoints/checkpoint_1".into(),
+                step: Some(1),
+                bytes: Some(1),
+                mtime: Some("2026-11-29T01:53:00Z".into()),
+                complete: true,
+                latest: true,
+                layout: Layout::Accelerate,
+                save_index: Some(1),
+            }],
+            total_bytes: Some(1),
+            free_bytes: Some(1),
+        };
+        let inputs = crate::train::risk::RiskInputs {
+            save_steps: Some(500),
+            save_total_limit: Some(3),
+            max_steps: Some(4500),
+            current_step: Some(1520),
+            seconds_per_step: Some(4.0),
+            seconds_per_step_source: Some("the progress bar".into()),
+            checkpoint_bytes: Some(1 << 30),
+            free_bytes: Some(1 << 40),
+            existing_checkpoints: 3,
+            since_last_checkpoint_seconds: Some(80),
+            running: true,
+            finished: false,
+        };
+        let check = CheckJson {
+            host: "box".into(),
+            report: crate::train::risk::assess(&inputs),
+        };
+        assert!(check.report.current.is_some() && !check.report.alternatives.is_empty());
+        let mut missing = Vec::new();
+        for (name, doc) in [
+            ("status", json_with_error(&status)),
+            ("ckpts", serde_json::to_value(&ckpts).unwrap()),
+            ("check", serde_json::to_value(&check).unwrap()),
+        ] {
+            missing.extend(undocumented(name, &doc).into_iter().map(|k| format!("{name}: {k}")));
+        }
+        assert!(missing.is_empty(), "JSON fields the README does not name: {missing:?}");
+    }
 }

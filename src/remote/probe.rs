@@ -279,35 +279,11 @@ pub fn status_script(inputs: &StatusInputs) -> String {
 // ---------------------------------------------------------------------------------------------
 // Section parsing
 
+/// coreutils' `base64` output: the standard alphabet, padded, wrapped at 76 columns.
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits, mut padded) = (0u32, 0u32, false);
-    for &c in text {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padded = true;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            _ => return None,
-        };
-        if padded {
-            return None;
-        }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    let joined: Vec<u8> = text.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(joined).ok()
 }
 
 /// The decoded sections of one probe's output, by name.
@@ -685,7 +661,8 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
 // JSON contracts (DESIGN.md): field names are stable; unknown values are null.
 
 fn rfc3339(epoch: i64) -> Option<String> {
-    jiff::Timestamp::from_second(epoch).ok().map(|t| t.to_string())
+    let t = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(u64::try_from(epoch).ok()?))?;
+    Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
 /// `ckpts --json`.
@@ -864,9 +841,7 @@ impl StatusJson {
             .map(|b| b.total)
             .or(ts.and_then(|t| t.max_steps))
             .or(p.train_config.as_ref().and_then(|c| c.max_steps));
-        let seconds_per_step = sum
-            .seconds_per_step
-            .or_else(|| risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints));
+        let seconds_per_step = pace(p).map(|p| p.seconds_per_step);
         let eta_seconds = if !running {
             None
         } else if bar.is_some() && sum.eta_seconds.is_some() {
@@ -984,6 +959,18 @@ pub fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
     resumed_from || ckpt.and_then(|c| c.mtime).is_some_and(|m| m >= started)
 }
 
+/// The pace `status` and `check` both use (one estimator, so they cannot disagree).
+pub fn pace(p: &StatusProbe) -> Option<risk::Pace> {
+    let started = p
+        .run
+        .as_ref()
+        .and_then(|r| r.started_at.as_deref())
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    risk::pace(&p.log_summary, &p.ckpts.checkpoints, started)
+}
+
 /// The inputs of the `check` model, from what the status probe measured. Precedence: the running
 /// trainer's own numbers (progress bar, trainer_state.json) over the training config file, which
 /// may have been edited since the run started.
@@ -998,13 +985,8 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
     let save_steps = ts
         .and_then(|t| t.save_steps)
         .or(cfg.and_then(|c| c.effective_save_steps(max_steps)));
-    let (seconds_per_step, source) = match p.log_summary.seconds_per_step {
-        Some(s) => (Some(s), Some("the progress bar")),
-        None => match risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints) {
-            Some(s) => (Some(s), Some("checkpoint times")),
-            None => (None, None),
-        },
-    };
+    let pace = pace(p);
+    let (seconds_per_step, source) = (pace.map(|p| p.seconds_per_step), pace.map(|p| p.source));
     let newest = p.ckpts.newest_complete();
     let hf = p
         .ckpts
@@ -1034,6 +1016,7 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
             _ => None,
         },
         running: p.run.as_ref().is_some_and(|r| r.state == RunState::Running),
+        finished: p.run.as_ref().is_some_and(|r| r.state == RunState::Finished),
     }
 }
 
@@ -1057,6 +1040,7 @@ impl CheckJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::fixtures;
     use proptest::prelude::*;
 
     #[test]
@@ -1071,16 +1055,6 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command};
-
-    fn shared_fixture(rel: &str) -> Vec<u8> {
-        let p = format!("{}/../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
-
-    fn own_fixture(rel: &str) -> Vec<u8> {
-        let p = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
 
     fn write(path: impl AsRef<Path>, bytes: &[u8]) {
         let path = path.as_ref();
@@ -1182,10 +1156,7 @@ mod tests {
         for step in [50, 100, 1500] {
             let c = dir.join(format!("checkpoint-{step}"));
             write(c.join("model.safetensors"), &vec![7u8; 5000]);
-            write(
-                c.join("trainer_state.json"),
-                &shared_fixture("hf-transformers-5.24/trainer_state.json"),
-            );
+            write(c.join("trainer_state.json"), &fixtures::hf("trainer_state.json"));
         }
         write(dir.join("checkpoint-2000/model.safetensors"), &vec![7u8; 5000]);
         write(dir.join("tmp-checkpoint-2500/trainer_state.json"), b"{}");
@@ -1298,7 +1269,7 @@ mod tests {
             ("layouts/deepspeed.txt", Some("global_step1000")),
             ("layouts/accelerate.txt", None),
         ] {
-            let text = String::from_utf8(own_fixture(fixture)).unwrap();
+            let text = String::from_utf8(fixtures::own(fixture)).unwrap();
             for line in text.lines() {
                 let (path, size) = line.rsplit_once(' ').unwrap();
                 let size: usize = size.parse().unwrap();
@@ -1447,18 +1418,50 @@ mod tests {
     }
 
     #[test]
-    fn script_caps_match_the_published_constants() {
-        let s = status_script(&inputs());
-        for needle in [
-            format!("tail -c {LOG_TAIL_BYTES} \"$l\""),
-            format!("-le {TRAINER_STATE_WHOLE_MAX} ]"),
-            format!("head -c {TRAINER_STATE_WHOLE_MAX} \"$f\""),
-            format!("head -c {TRAINER_STATE_HEAD} \"$f\""),
-            format!("tail -c {TRAINER_STATE_TAIL} \"$f\""),
-            format!("head -c {TRAIN_CONFIG_MAX} \"$C\""),
-        ] {
-            assert!(s.contains(&needle), "{needle}");
-        }
+    fn script_caps_are_the_published_constants_when_run() {
+        // The caps are written into the script text by hand; what counts is what a real shell sends back
+        // for files one byte past each cap (and, for trainer_state.json, exactly at it).
+        let patterned = |n: usize| -> Vec<u8> { (0..n).map(|i| b'a' + (i % 26) as u8).collect() };
+        let same = |got: Option<&[u8]>, want: &[u8], what: &str| {
+            let got = got.unwrap_or_else(|| panic!("{what}: no section"));
+            assert_eq!(got.len(), want.len(), "{what}: bytes sent");
+            assert!(got == want, "{what}: not the expected bytes");
+        };
+        let b = TestBox::new();
+        let proj = b.home.join("proj");
+        let log = patterned(LOG_TAIL_BYTES + 1);
+        write(proj.join("logs/a.log"), &log);
+        let config = patterned(TRAIN_CONFIG_MAX + 1);
+        write(proj.join("config/training_config.yaml"), &config);
+        let whole = patterned(TRAINER_STATE_WHOLE_MAX);
+        write(proj.join("outputs/checkpoint-1/trainer_state.json"), &whole);
+        let s = parse_sections(&b.run(&status_script(&inputs()))).unwrap();
+        same(s.get("log_tail"), &log[1..], "log tail");
+        same(s.get("train_config"), &config[..TRAIN_CONFIG_MAX], "training config");
+        same(
+            s.get("trainer_state"),
+            &whole,
+            "trainer_state.json at the cap, sent whole",
+        );
+        assert!(s.get("trainer_state_head").is_none());
+
+        let big = patterned(TRAINER_STATE_WHOLE_MAX + 1);
+        write(proj.join("outputs/checkpoint-2/trainer_state.json"), &big);
+        let s = parse_sections(&b.run(&status_script(&inputs()))).unwrap();
+        assert!(
+            s.get("trainer_state").is_none(),
+            "one byte past the cap: not sent whole"
+        );
+        same(
+            s.get("trainer_state_head"),
+            &big[..TRAINER_STATE_HEAD],
+            "trainer_state.json head",
+        );
+        same(
+            s.get("trainer_state_tail"),
+            &big[big.len() - TRAINER_STATE_TAIL..],
+            "trainer_state.json tail",
+        );
     }
 
     // -- status --------------------------------------------------------------------------------
@@ -1531,7 +1534,7 @@ mod tests {
         build_outputs(&proj.join("outputs"));
         write(proj.join("config/training_config.yaml"), TRAIN_CONFIG);
         let log = proj.join("logs/training_20261129_015300.log");
-        write(&log, &own_fixture("hf-transformers-4.x/train.log"));
+        write(&log, &fixtures::own("hf-transformers-4.x/train.log"));
         let run = Run::new(&proj, "20261129-015300-ab12");
         run.file("log", &format!("{}\n", log.display()));
         let mut child = run.start_wrapper();
@@ -1554,7 +1557,7 @@ mod tests {
         assert_eq!(r.log.as_deref(), Some(log.display().to_string().as_str()));
         let l = p.log.clone().unwrap();
         assert_eq!(l.source, LogSource::Record);
-        assert_eq!(l.tail, own_fixture("hf-transformers-4.x/train.log"));
+        assert_eq!(l.tail, fixtures::own("hf-transformers-4.x/train.log"));
         assert_eq!(l.size, Some(l.tail.len() as u64));
         let bar = p.log_summary.progress.clone().unwrap();
         assert_eq!((bar.step, bar.total), (1520, 4500));
@@ -2085,10 +2088,7 @@ exec {real} "$@""#,
         let b = TestBox::new();
         let proj = b.home.join("proj");
         write(proj.join("logs/training_a.log"), b"old\n");
-        write(
-            proj.join("logs/training b.log"),
-            &shared_fixture("hf-transformers-5.24/train.log"),
-        );
+        write(proj.join("logs/training b.log"), &fixtures::hf("train.log"));
         write(proj.join("logs/notes.txt"), b"not a log\n");
         touch_at(proj.join("logs/training_a.log"), 1_600_000_000);
         touch_at(proj.join("logs/training b.log"), 1_700_000_000);
@@ -2098,7 +2098,7 @@ exec {real} "$@""#,
         assert!(l.path.ends_with(b"logs/training b.log"));
         assert_eq!(l.mtime, Some(1_700_000_000));
         assert_eq!(p.log_summary.progress.unwrap().step, 120);
-        assert_eq!(p.log_summary.loss, Some(5.383));
+        assert_eq!(p.log_summary.loss, Some(5.376));
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Backoff {
 
     /// The next pause, jittered.
     pub fn next_delay(&mut self) -> Duration {
-        jittered(self.next_base(), self.jitter, rand::random::<f64>())
+        jittered(self.next_base(), self.jitter, random_unit())
     }
 
     pub fn reset(&mut self) {
@@ -579,6 +579,22 @@ async fn ping(session: &Session, limit: Duration) -> Result<(), String> {
     }
 }
 
+/// A number in [0, 1) that differs between calls and between processes: all jitter needs (it
+/// only keeps many clients from retrying in step), without a random-number crate. std's
+/// `RandomState` is seeded from the OS once per process and advanced for every instance.
+pub fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    // The top 53 bits, as an f64 mantissa.
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -732,5 +748,20 @@ mod tests {
             hint: String::new(),
         });
         assert_eq!(auth.exit_code(), 4);
+    }
+}
+
+#[cfg(test)]
+mod jitter_tests {
+    #[test]
+    fn random_unit_stays_in_range_and_varies() {
+        let xs: Vec<f64> = (0..1000).map(|_| super::random_unit()).collect();
+        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)), "{xs:?}");
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((0.4..0.6).contains(&mean), "not spread over [0, 1): mean {mean}");
+        let mut distinct = xs.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        assert!(distinct.len() > 990, "{} distinct of 1000", distinct.len());
     }
 }

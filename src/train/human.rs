@@ -1,5 +1,5 @@
 //! Human wording of sizes, ages and durations, shared by every table so `ckpts`, `status` and
-//! `check` say "2.3 GiB" and "17 min ago" the same way.
+//! `check` say "2.3 GiB", "17 min ago" and "2.00 it/s" the same way.
 
 /// Binary units, one decimal from KiB up: disks and `du` count in powers of two.
 pub fn fmt_bytes(bytes: u64) -> String {
@@ -43,9 +43,35 @@ pub fn fmt_age(age_seconds: i64) -> String {
     format!("{} ago", fmt_duration(age_seconds as f64))
 }
 
+/// A training pace as tqdm shows it, so rtrain's figures read like the bar in the log: items per
+/// second when at least one a second (`2.00 it/s`), else seconds per item (`1.92 s/it`).
+pub fn fmt_rate(seconds_per_step: f64) -> String {
+    if !(seconds_per_step.is_finite() && seconds_per_step > 0.0) {
+        return "unknown".to_string();
+    }
+    let per_second = 1.0 / seconds_per_step;
+    if per_second >= 1.0 {
+        format!("{per_second:.2} it/s")
+    } else {
+        format!("{seconds_per_step:.2} s/it")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_follow_tqdm_it_per_s_from_one_a_second_else_s_per_it() {
+        assert_eq!(fmt_rate(0.5), "2.00 it/s");
+        assert_eq!(fmt_rate(1.0), "1.00 it/s");
+        assert_eq!(fmt_rate(1.92), "1.92 s/it");
+        assert_eq!(fmt_rate(0.52), "1.92 it/s");
+        assert_eq!(fmt_rate(4.0), "4.00 s/it");
+        assert_eq!(fmt_rate(1.0 / 111.99), "111.99 it/s");
+        assert_eq!(fmt_rate(0.0), "unknown");
+        assert_eq!(fmt_rate(f64::NAN), "unknown");
+    }
 
     #[test]
     fn bytes_use_binary_units_with_one_decimal() {

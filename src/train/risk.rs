@@ -4,7 +4,8 @@
 //! and are reported as such; nothing is filled in from constants.
 
 use crate::train::checkpoints::{Checkpoint, Layout};
-use crate::train::human::{fmt_bytes, fmt_duration};
+use crate::train::human::{fmt_bytes, fmt_duration, fmt_rate};
+use crate::train::progress::LogSummary;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -33,6 +34,8 @@ pub struct RiskInputs {
     pub since_last_checkpoint_seconds: Option<i64>,
     /// The run is going on (a stale last checkpoint only matters then).
     pub running: bool,
+    /// The run ended with exit 0: nothing more to save, so nothing at risk.
+    pub finished: bool,
 }
 
 /// The outlook for one save_steps value.
@@ -76,6 +79,9 @@ pub struct RiskReport {
     pub findings: Vec<String>,
     /// Inputs that were not available, in words.
     pub unknown: Vec<String>,
+    /// The run is over (finished, or no steps left and not running): nothing is at risk, and
+    /// there is nothing to propose.
+    pub finished: bool,
 }
 
 /// Saves still to come from `from` to `max`: every multiple of `save_steps`, plus the final save
@@ -144,6 +150,39 @@ pub fn seconds_per_step_from_checkpoints(checkpoints: &[Checkpoint]) -> Option<f
     (s2 > s1 && t2 > t1).then(|| (t2 - t1) as f64 / (s2 - s1) as f64)
 }
 
+/// The run's pace: the one estimate `status` and `check` both show.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    pub seconds_per_step: f64,
+    /// In words, for `check`: "the progress bar" or "checkpoint times".
+    pub source: &'static str,
+}
+
+/// The pace from what a probe saw: measured on the progress bar's updates in the log (see
+/// [`crate::train::progress::summarize_log`], which also refuses a rate it cannot trust after a
+/// resume); failing that, from the times of the two newest complete checkpoints written by this
+/// run (`run_started`, epoch seconds on the box's clock, when known), since an older one's time
+/// would count the pause before a resume as training.
+pub fn pace(log: &LogSummary, checkpoints: &[Checkpoint], run_started: Option<i64>) -> Option<Pace> {
+    if let Some(s) = log.seconds_per_step.filter(|s| s.is_finite() && *s > 0.0) {
+        return Some(Pace {
+            seconds_per_step: s,
+            source: "the progress bar",
+        });
+    }
+    let this_run: Vec<Checkpoint> = checkpoints
+        .iter()
+        // Strictly after: times are whole seconds, and the checkpoint a resume starts from may
+        // have been written in the second the new run started.
+        .filter(|c| run_started.is_none_or(|t| c.mtime.is_some_and(|m| m > t)))
+        .cloned()
+        .collect();
+    seconds_per_step_from_checkpoints(&this_run).map(|s| Pace {
+        seconds_per_step: s,
+        source: "checkpoint times",
+    })
+}
+
 /// Assesses the run.
 pub fn assess(inputs: &RiskInputs) -> RiskReport {
     let mut unknown = Vec::new();
@@ -174,13 +213,36 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
     );
     say_unknown(inputs.free_bytes.is_some(), "free disk space (df gave nothing)");
 
+    let remaining = match (inputs.max_steps, inputs.current_step) {
+        (Some(m), Some(c)) => Some(m.saturating_sub(c)),
+        _ => None,
+    };
+    if inputs.finished || (remaining == Some(0) && !inputs.running) {
+        return RiskReport {
+            level: RiskLevel::Ok,
+            inputs: inputs.clone(),
+            current: None,
+            minutes_since_last_checkpoint: inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0),
+            minutes_to_next_checkpoint: None,
+            alternatives: Vec::new(),
+            findings: Vec::new(),
+            unknown: Vec::new(),
+            finished: true,
+        };
+    }
     let current = inputs.save_steps.map(|s| project(inputs, s));
-    let mut candidates: Vec<u64> = STANDARD_SAVE_STEPS.to_vec();
+    // A proposal past the last step is no checkpoint at all before the end: clip proposals to the
+    // steps that remain (the configured value is a fact and stays as it is).
+    let clip = |s: u64| remaining.filter(|r| *r > 0).map_or(s, |r| s.min(r));
+    let mut candidates: Vec<u64> = STANDARD_SAVE_STEPS.iter().map(|s| clip(*s)).collect();
     candidates.extend(inputs.save_steps);
     let target = inputs
         .seconds_per_step
         .and_then(|sps| save_steps_for_minutes(sps, TARGET_MINUTES));
-    candidates.extend(target);
+    // Clipped, the target no longer gives 15 minutes: it is then just "to the end".
+    let clipped_target = target.map(clip);
+    let target = target.filter(|t| clipped_target == Some(*t));
+    candidates.extend(clipped_target);
     candidates.sort_unstable();
     candidates.dedup();
     let alternatives: Vec<Projection> = candidates
@@ -255,6 +317,7 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
         alternatives,
         findings: danger,
         unknown,
+        finished: false,
     }
 }
 
@@ -266,6 +329,15 @@ fn or_unknown<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
 pub fn render_report(host: &str, r: &RiskReport) -> String {
     let i = &r.inputs;
     let mut s = String::new();
+    if r.finished {
+        let at = match (i.current_step, i.max_steps) {
+            (Some(c), Some(m)) => format!(" at step {c} of {m}"),
+            (Some(c), None) => format!(" at step {c}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "{host}: the run is over{at}: nothing is at risk");
+        return s;
+    }
     let level = match r.level {
         RiskLevel::Ok => "OK",
         RiskLevel::Warn => "WARNING",
@@ -279,7 +351,7 @@ pub fn render_report(host: &str, r: &RiskReport) -> String {
             .as_deref()
             .map(|s| format!(", from {s}"))
             .unwrap_or_default();
-        format!("{x:.2} s/step{src}")
+        format!("{}{src}", fmt_rate(x))
     });
     let _ = writeln!(s, "  pace:              {pace}");
     let interval = match &r.current {
@@ -336,9 +408,15 @@ pub fn render_report(host: &str, r: &RiskReport) -> String {
         "save_steps", "interval", "checkpoints", "disk needed", "fits"
     );
     for a in &r.alternatives {
+        // A proposal clipped to the steps that remain: no checkpoint before the end but the last.
+        let rest = match (i.max_steps, i.current_step) {
+            (Some(m), Some(c)) => Some(m.saturating_sub(c)),
+            _ => None,
+        };
         let note = match (a.is_current, a.targets_15_minutes) {
             (true, _) => "  (current)",
             (false, true) => "  (~15 min)",
+            _ if rest == Some(a.save_steps) => "  (the rest of the run)",
             _ => "",
         };
         let fits = match a.fits {
@@ -378,6 +456,7 @@ mod tests {
             existing_checkpoints: 3,
             since_last_checkpoint_seconds: Some(80),
             running: true,
+            finished: false,
         }
     }
 
@@ -401,7 +480,9 @@ mod tests {
     fn interval_disk_and_rotation_from_measured_numbers() {
         let r = assess(&measured());
         let p = r.current.clone().unwrap();
-        assert_eq!(p.interval_minutes, Some(500.0 * 4.0 / 60.0));
+        let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-9);
+        // 500 steps × 4 s = 2000 s = 33 min 20 s.
+        assert!(close(p.interval_minutes, 33.0 + 1.0 / 3.0), "{:?}", p.interval_minutes);
         assert_eq!(p.checkpoints_to_write, Some(6));
         assert_eq!(
             p.peak_checkpoints,
@@ -412,7 +493,12 @@ mod tests {
         assert_eq!(p.fits, Some(true));
         assert_eq!(r.level, RiskLevel::Ok);
         assert!(r.unknown.is_empty());
-        assert!((r.minutes_to_next_checkpoint.unwrap() - 480.0 * 4.0 / 60.0).abs() < 1e-9);
+        // Step 1520 of a 500-step interval: 480 steps to 2000, × 4 s = 1920 s = 32 min.
+        assert!(
+            close(r.minutes_to_next_checkpoint, 32.0),
+            "{:?}",
+            r.minutes_to_next_checkpoint
+        );
     }
 
     #[test]
@@ -441,7 +527,13 @@ mod tests {
             "900 s / 4 s per step = 225, two significant digits"
         );
         let t = alts.iter().find(|a| a.targets_15_minutes).unwrap();
-        assert_eq!(t.interval_minutes, Some(230.0 * 4.0 / 60.0));
+        // 230 steps × 4 s = 920 s = 15 min 20 s.
+        assert!(
+            t.interval_minutes
+                .is_some_and(|m| (m - (15.0 + 1.0 / 3.0)).abs() < 1e-9),
+            "{:?}",
+            t.interval_minutes
+        );
         assert!(alts.iter().find(|a| a.save_steps == 500).unwrap().is_current);
         let slow = assess(&RiskInputs {
             seconds_per_step: Some(30.0),
@@ -528,5 +620,131 @@ mod tests {
         assert!(text.contains("every 500 steps = 33 min"), "{text}");
         assert!(text.contains("(~15 min)") && text.contains("(current)"), "{text}");
         assert!(text.contains("3.0 GiB more, fits"), "{text}");
+    }
+}
+
+/// `check`'s proposals and the shared pace (issue 10): tests apart from the model tests above.
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+    use crate::train::checkpoints::{recognise, Entry, EntryKind};
+
+    /// The demo's run: 600 steps at 0.52 s per step, saving every 20.
+    fn demo(current_step: u64) -> RiskInputs {
+        RiskInputs {
+            save_steps: Some(20),
+            save_total_limit: None,
+            max_steps: Some(600),
+            current_step: Some(current_step),
+            seconds_per_step: Some(0.52),
+            seconds_per_step_source: Some("the progress bar".into()),
+            checkpoint_bytes: Some(1 << 20),
+            free_bytes: Some(1 << 40),
+            existing_checkpoints: 5,
+            since_last_checkpoint_seconds: Some(3),
+            running: true,
+            finished: false,
+        }
+    }
+
+    /// Regression: `check` proposed save_steps 1700 (15 minutes at 0.52 s per step) for a
+    /// 600-step run.
+    #[test]
+    fn regression_proposals_never_exceed_the_steps_that_remain() {
+        let r = assess(&demo(100));
+        let steps: Vec<u64> = r.alternatives.iter().map(|a| a.save_steps).collect();
+        assert_eq!(steps, [20, 100, 250, 500], "500 steps remain");
+        assert!(
+            r.alternatives.iter().all(|a| !a.targets_15_minutes),
+            "clipped to the end, no value gives 15 minutes"
+        );
+        let text = render_report("demo-box", &r);
+        assert!(!text.contains("1700") && !text.contains("(~15 min)"), "{text}");
+        assert!(
+            text.contains("  500  ") && text.contains("(the rest of the run)"),
+            "{text}"
+        );
+        // With plenty of steps left nothing is clipped.
+        let long = assess(&RiskInputs {
+            max_steps: Some(100_000),
+            ..demo(100)
+        });
+        let t = long.alternatives.iter().find(|a| a.targets_15_minutes).unwrap();
+        assert_eq!(t.save_steps, 1700);
+    }
+
+    /// Regression: on a finished run `check` still said "checkpoint safety OK" over a table of
+    /// alternatives.
+    #[test]
+    fn regression_a_finished_run_is_one_line_with_nothing_at_risk() {
+        for inputs in [
+            RiskInputs {
+                running: false,
+                finished: true,
+                ..demo(600)
+            },
+            // Over without an exit record saying so: no steps left and not running.
+            RiskInputs {
+                running: false,
+                ..demo(600)
+            },
+        ] {
+            let r = assess(&inputs);
+            assert!(r.finished);
+            assert_eq!(r.level, RiskLevel::Ok);
+            assert!(r.alternatives.is_empty() && r.findings.is_empty() && r.current.is_none());
+            assert_eq!(
+                render_report("demo-box", &r),
+                "demo-box: the run is over at step 600 of 600: nothing is at risk\n"
+            );
+        }
+        // Still writing its final checkpoint: not over yet.
+        assert!(!assess(&demo(600)).finished);
+    }
+
+    #[test]
+    fn the_pace_is_the_logs_else_this_runs_own_checkpoint_times() {
+        let mk = |name: &str, mtime: i64| {
+            let mut e = Entry::new(name, EntryKind::Dir);
+            e.has_trainer_state = true;
+            e.mtime = Some(mtime);
+            e
+        };
+        // Two checkpoints from before a stop, a day of pause, one from the resumed run.
+        let c = recognise(&[
+            mk("checkpoint-1000", 1000),
+            mk("checkpoint-1500", 3000),
+            mk("checkpoint-1520", 90_000),
+        ]);
+        let no_rate = LogSummary::default();
+        assert_eq!(pace(&no_rate, &c, Some(89_900)), None, "one checkpoint of this run");
+        let c2 = recognise(&[
+            mk("checkpoint-1500", 3000),
+            mk("checkpoint-1520", 90_000),
+            mk("checkpoint-1540", 90_080),
+        ]);
+        assert_eq!(
+            pace(&no_rate, &c2, Some(89_900)),
+            Some(Pace {
+                seconds_per_step: 4.0,
+                source: "checkpoint times"
+            })
+        );
+        // Without a run record every checkpoint counts, as before.
+        assert_eq!(
+            pace(&no_rate, &c, None).map(|p| p.seconds_per_step),
+            Some(87_000.0 / 20.0)
+        );
+        let bar = LogSummary {
+            seconds_per_step: Some(0.5),
+            ..LogSummary::default()
+        };
+        assert_eq!(
+            pace(&bar, &c2, Some(89_900)),
+            Some(Pace {
+                seconds_per_step: 0.5,
+                source: "the progress bar"
+            })
+        );
     }
 }

@@ -380,17 +380,25 @@ async fn link_gives_up_after_the_policy_limit_with_exit_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_probe_now_finds_a_dead_link_without_waiting_for_keepalives() {
     let rig = Rig::new();
+    let probe_timeout = Duration::from_secs(1);
     let policy = ReconnectPolicy {
-        probe_timeout: Duration::from_secs(1),
+        probe_timeout,
         ..ReconnectPolicy::default()
     };
     // Keepalives so slow they cannot be what notices: only the probe (as after a wake-up) can.
     let mut link = rig.link(Duration::from_secs(60), policy);
     works(&link.session().await.unwrap(), &rig.sshd).await;
 
+    // Judged only after the probe's own timeout has passed, twice over: a probe that wrongly kills
+    // a healthy link does so at the latest when its ping times out.
     link.probe_now();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(link.current().is_some(), "a probe of a healthy link must not kill it");
+    assert!(
+        tokio::time::timeout(probe_timeout * 2 + Duration::from_millis(500), link.wait_dead())
+            .await
+            .is_err(),
+        "a probe of a healthy link must not kill it"
+    );
+    assert!(link.current().is_some());
 
     rig.proxy.set_mode(Mode::BlackHole);
     link.probe_now();

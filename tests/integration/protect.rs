@@ -213,7 +213,7 @@ fn regression_the_loss_is_in_status_long_before_the_run_ends() {
 #[test]
 fn without_a_loss_line_status_takes_the_loss_from_the_newest_checkpoint_and_says_so() {
     let p = Project::new(
-        &format!("{TRAIN} --max-steps 2000 --seconds-per-step 0.02 --logging-steps 5 --save-steps 20"),
+        &format!("{TRAIN} --max-steps 4000 --seconds-per-step 0.02 --logging-steps 20 --save-steps 20"),
         "  env:\n    PYTHONUNBUFFERED: ''\n",
     );
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
@@ -228,8 +228,12 @@ fn without_a_loss_line_status_takes_the_loss_from_the_newest_checkpoint_and_says
     );
     let ckpt_step: u64 = from["checkpoint-".len()..].parse().unwrap();
     assert_eq!(v["progress"]["loss_step"].as_u64(), Some(ckpt_step), "{v:#}");
+    // Another checkpoint may have come meanwhile: the form, not the number.
     let human = p.rtrain(&["status", "box"]).stdout_str();
-    assert!(human.contains(&format!("from {from})")), "{human}");
+    assert!(
+        human.contains(" (step ") && human.contains(", from checkpoint-"),
+        "{human}"
+    );
     assert!(
         !p.log_text().contains("{'loss'"),
         "with PYTHONUNBUFFERED='' no dict line may have reached the log yet"
@@ -358,13 +362,16 @@ fn plain_stop_prints_what_it_costs_and_the_trainer_saves_nothing_on_sigint() {
     assert!(ran.stdout_str().contains("after SIGINT, exit 130"), "{ran}");
     let log = p.log_text();
     assert!(log.contains("KeyboardInterrupt"), "{log}");
-    let saves = log.matches("Writing model shards: 100%").count();
-    let v = p.status();
-    assert_eq!(
-        Some(saves as u64 * 50),
-        checkpoint_step(&v),
-        "a save on the way out: {v:#}"
-    );
+    // Nothing saved on the way out: every checkpoint is a regular one (a multiple of save_steps).
+    let names: Vec<String> = std::fs::read_dir(p.dir.join("outputs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.is_empty());
+    for n in &names {
+        let step: u64 = n.strip_prefix("checkpoint-").unwrap().parse().unwrap();
+        assert!(step.is_multiple_of(50), "a save on SIGINT: {names:?}");
+    }
 }
 
 fn set_resume(p: &Project, value: &str) {

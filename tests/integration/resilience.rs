@@ -106,6 +106,19 @@ impl Bg {
         }
     }
 
+    /// Wait until stdout has grown past `len` bytes (output is flowing).
+    pub fn wait_stdout_past(&self, len: usize, limit: Duration) {
+        let start = Instant::now();
+        while self.stdout().len() <= len {
+            assert!(
+                start.elapsed() < limit,
+                "stdout did not grow past {len} bytes within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn wait_stderr(&self, needle: &str, limit: Duration) {
         let start = Instant::now();
         while !self.stderr().contains(needle) {
@@ -118,7 +131,7 @@ impl Bg {
         }
     }
 
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let st = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.child.id().to_string())
@@ -162,7 +175,7 @@ fn logs_follow_is_byte_exact_through_five_ten_second_black_holes() {
     let mut cmd = rig.c.rtrain();
     cmd.args(["logs", "box", "-f", "-n", "all", "--raw"]);
     let mut bg = Bg::spawn(cmd);
-    std::thread::sleep(Duration::from_secs(2));
+    bg.wait_stdout_past(0, T); // following
     for round in 1..=5 {
         rig.proxy.set_mode(Mode::BlackHole);
         std::thread::sleep(Duration::from_secs(10));
@@ -191,12 +204,12 @@ fn logs_follow_survives_resets_and_an_sshd_restart() {
     let mut cmd = rig.c.rtrain();
     cmd.args(["logs", "box", "-f", "-n", "all", "--raw"]);
     let mut bg = Bg::spawn(cmd);
-    std::thread::sleep(Duration::from_secs(2));
+    bg.wait_stdout_past(0, T); // following
     rig.proxy.set_mode(Mode::Reset);
     std::thread::sleep(Duration::from_secs(1));
     rig.proxy.set_mode(Mode::Pass);
     bg.wait_stderr("reconnected", T);
-    std::thread::sleep(Duration::from_secs(1));
+    bg.wait_stdout_past(bg.stdout().len(), T); // following again
     rig.sshd.restart();
     assert_eq!(bg.wait(T), 0, "{}", bg.stderr());
     assert!(bg.stderr().matches("reconnected").count() >= 2, "{}", bg.stderr());
@@ -211,8 +224,8 @@ fn a_suspended_client_recovers_after_a_long_black_hole() {
     let mut cmd = rig.c.rtrain();
     cmd.args(["logs", "box", "-f", "-n", "all", "--raw"]);
     let mut bg = Bg::spawn(cmd);
-    std::thread::sleep(Duration::from_secs(2));
-    // What a laptop lid does: the client stops, the network goes away, both come back.
+    bg.wait_stdout_past(0, T); // following
+                               // What a laptop lid does: the client stops, the network goes away, both come back.
     bg.signal("STOP");
     rig.proxy.set_mode(Mode::BlackHole);
     std::thread::sleep(Duration::from_secs(30));
@@ -239,7 +252,7 @@ fn a_host_key_changed_while_away_stops_with_exit_5_instead_of_retrying() {
     let mut cmd = rig.c.rtrain();
     cmd.args(["logs", "box", "-f"]);
     let mut bg = Bg::spawn(cmd);
-    std::thread::sleep(Duration::from_secs(2));
+    bg.wait_stdout_past(0, T); // following
     let accepted = rig.proxy.accepted();
     rig.sshd.change_host_key();
     assert_eq!(bg.wait(Duration::from_secs(20)), 5, "{}", bg.stderr());
@@ -258,6 +271,30 @@ fn attach_term(rig: &Rig, script: &str) -> LocalTerm {
     LocalTerm::start(&["sh".to_string(), "-c".to_string(), script.to_string()], &env)
 }
 
+/// The retry count the attach status line shows ("attempt N"), if it shows one.
+fn attempt_shown(screen: &str) -> Option<u32> {
+    let at = screen.rfind("attempt ")? + "attempt ".len();
+    let digits: String = screen[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// What every pane of the box's tmux session holds, scrollback included, wrapped lines joined.
+fn every_pane(rig: &Rig) -> String {
+    let panes = rig.sshd.sh("tmux list-panes -s -t '=training' -F '#{pane_id}'");
+    let ids = String::from_utf8_lossy(&panes.stdout).into_owned();
+    assert!(
+        !ids.trim().is_empty(),
+        "no panes: {:?}",
+        String::from_utf8_lossy(&panes.stderr)
+    );
+    let mut all = String::new();
+    for id in ids.split_whitespace() {
+        let pane = rig.sshd.sh(&format!("tmux capture-pane -p -J -S -5000 -t '{id}'"));
+        all += &format!("---- pane {id}\n{}", String::from_utf8_lossy(&pane.stdout));
+    }
+    all
+}
+
 #[test]
 fn attach_reconnects_after_a_black_hole_and_the_run_never_notices() {
     let rig = Rig::new();
@@ -266,30 +303,57 @@ fn attach_reconnects_after_a_black_hole_and_the_run_never_notices() {
     let term = attach_term(&rig, "\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
     term.wait_for("[training", T);
     rig.proxy.set_mode(Mode::BlackHole);
-    term.wait_for("reconnecting", Duration::from_secs(15));
-    // Typed while disconnected: must never reach the pane.
+    let screen = term.wait_for("reconnecting", Duration::from_secs(15));
+    // Typed while disconnected: must never reach a pane. The outage lasts until rtrain has been
+    // through two more retries since, so the keys were read (and dropped) while it was reconnecting.
+    let before = attempt_shown(&screen).unwrap_or(0);
     term.type_text("echo typed-while-away");
     term.send_keys(&["Enter"]);
-    std::thread::sleep(Duration::from_secs(2));
+    let start = Instant::now();
+    while attempt_shown(&term.capture()).unwrap_or(0) < before + 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no retry after attempt {before}:\n{}",
+            term.capture()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     rig.proxy.set_mode(Mode::Pass);
-    // rtrain says it is back, then tmux's full redraw of the re-attached session replaces that line
-    // (keys typed before tmux has the terminal may be flushed by it, as on any attach).
-    term.wait_for("reconnected", Duration::from_secs(15));
+    // rtrain says it is back, then tmux's full redraw of the re-attached session replaces that
+    // line within milliseconds: so the message is looked for in what the terminal was sent, not on
+    // a screen sampled every 50 ms, which can miss it under load (keys typed before tmux has the
+    // terminal may be flushed by it, as on any attach).
+    term.wait_output("reconnected", Duration::from_secs(15));
     term.wait_gone("reconnected", Duration::from_secs(15));
     term.wait_for("[training", Duration::from_secs(15));
     // Re-attached: tmux redrew the screen, and input reaches the remote shell again.
+    let windows = || {
+        rig.sshd
+            .sh("tmux list-windows -t '=training'")
+            .stdout
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+    let had = windows();
     term.send_keys(&["C-b", "c"]); // a new window with a shell
-    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    while windows() <= had {
+        assert!(start.elapsed() < T, "no new window:\n{}", term.capture());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     term.type_text("echo back-$((20+22))");
     term.send_keys(&["Enter"]);
     term.wait_for("back-42", T);
     let st = rig.status();
     assert_eq!(st["run"]["pid"], pid, "the run was restarted");
     assert_eq!(st["run"]["state"], "running");
-    let pane = rig.sshd.sh("tmux capture-pane -p -S -1000 -t '=training:0'");
+    // Replayed keys would land in the pane that was active on re-attach (the run's own window);
+    // every pane is looked at, the shell's window 0 too.
+    let panes = every_pane(&rig);
     assert!(
-        !String::from_utf8_lossy(&pane.stdout).contains("typed-while-away"),
-        "keystrokes from the outage were replayed"
+        !panes.contains("typed-while-away"),
+        "keystrokes from the outage were replayed:\n{panes}"
     );
     term.send_keys(&["C-b", "d"]);
     term.wait_for("EXIT=0", T);

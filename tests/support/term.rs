@@ -11,9 +11,16 @@ pub struct LocalTerm {
 
 impl LocalTerm {
     /// Start `argv` in a 120x40 pane with the given environment (nothing else inherited but PATH).
+    /// Everything the pane prints is also recorded (see [`LocalTerm::output`]) from its first byte.
     pub fn start(argv: &[String], env: &[(String, String)]) -> LocalTerm {
         let dir = tempfile::Builder::new().prefix("rtrain-term-").tempdir().unwrap();
         let t = LocalTerm { dir };
+        let envs: Vec<String> = env
+            .iter()
+            .flat_map(|(k, v)| ["-e".to_string(), format!("{k}={v}")])
+            .collect();
+        // The pane starts idle so that the recording and remain-on-exit are in place before the
+        // command runs: nothing it prints, however early or brief, can be missed.
         let mut cmd = t.tmux();
         cmd.args([
             "-f",
@@ -26,23 +33,59 @@ impl LocalTerm {
             "120",
             "-y",
             "40",
-        ]);
-        for (k, v) in env {
-            cmd.arg("-e").arg(format!("{k}={v}"));
-        }
+        ])
+        .args(&envs)
+        .args(["sleep", "100000"]);
+        t.ok(&mut cmd, "new-session");
         // Keep the pane after the command exits so its last words and status can be read.
-        cmd.args(argv);
+        t.ok(
+            t.tmux().args(["set-option", "-t", "t", "remain-on-exit", "on"]),
+            "set-option",
+        );
+        let log = t.output_path().display().to_string();
+        t.ok(
+            t.tmux().args(["pipe-pane", "-t", "t", &format!("exec cat >> '{log}'")]),
+            "pipe-pane",
+        );
+        t.ok(
+            t.tmux().args(["respawn-pane", "-k", "-t", "t"]).args(&envs).args(argv),
+            "respawn-pane",
+        );
+        t
+    }
+
+    fn ok(&self, cmd: &mut Command, what: &str) {
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
-            "local tmux failed: {}",
+            "local tmux {what} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        t.tmux()
-            .args(["set-option", "-t", "t", "remain-on-exit", "on"])
-            .output()
-            .unwrap();
-        t
+    }
+
+    fn output_path(&self) -> PathBuf {
+        self.dir.path().join("output")
+    }
+
+    /// Every byte the pane's command printed so far, escape sequences included: unlike the
+    /// screen, it keeps what a redraw replaced a moment later.
+    pub fn output(&self) -> Vec<u8> {
+        std::fs::read(self.output_path()).unwrap_or_default()
+    }
+
+    /// Wait until the pane's command has printed `needle` (at any time since it started, even if
+    /// the screen no longer shows it); panics with the screen on timeout.
+    pub fn wait_output(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&self.output()).contains(needle) {
+            if start.elapsed() > limit {
+                panic!(
+                    "the terminal was never sent {needle:?} within {limit:?}; the screen shows:\n{}",
+                    self.capture()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn socket_dir(&self) -> PathBuf {
