@@ -205,8 +205,17 @@ async fn read_train_config(session: &Session, target: &Target) -> anyhow::Result
 /// with a `.bak`, as `resume` edits it).
 async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool) -> anyhow::Result<Option<FileEdit>> {
     use crate::train::train_config::{parse_train_config, ResumeFrom};
-    let Some(text) = read_train_config(session, target).await? else {
-        return Ok(None);
+    let text = match read_train_config(session, target).await {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(None),
+        // A config rtrain cannot read does not stop a plain launch (the trainer may not even use it).
+        Err(e) if !fresh && e.downcast_ref::<crate::ssh::SshError>().is_none() => {
+            if !ctx.quiet {
+                eprintln!("rtrain: note: {e}; resume_from_checkpoint not checked");
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
     };
     let file = &target.settings.train_config;
     let from = parse_train_config(text.as_bytes()).resume_from();

@@ -641,3 +641,18 @@ fn regression_stop_at_checkpoint_ignores_an_earlier_runs_checkpoints() {
         "{ran}"
     );
 }
+
+/// A training config rtrain cannot read (here: not UTF-8) does not stop a plain `up`: the check
+/// is skipped with a note; `--fresh`, which must edit it, refuses.
+#[test]
+fn an_unreadable_training_config_is_noted_not_fatal_for_a_plain_up() {
+    let p = Project::new("true", "");
+    std::fs::write(p.dir.join("config/training_config.yaml"), b"training:\n  x: \xff\xfe\n").unwrap();
+    let ran = p.rtrain(&["up", "box", "--fresh"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(ran.stderr.contains("is not UTF-8"), "{ran}");
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("resume_from_checkpoint not checked"), "{ran}");
+    assert!(ran.stdout_str().contains("launched run"), "{ran}");
+}
