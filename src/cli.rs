@@ -40,7 +40,7 @@ pub enum Command {
     Ckpts(JsonHostArgs),
     /// The run's log
     Logs(LogsArgs),
-    /// Stop the run: SIGINT, then SIGTERM, then SIGKILL to its process group
+    /// Stop the run (stop_signal, default SIGINT, then SIGTERM, then SIGKILL), optionally right after its next checkpoint
     Stop(StopArgs),
     /// Pick the newest complete checkpoint, set it in the training config, relaunch
     Resume(ResumeArgs),
@@ -81,6 +81,9 @@ pub struct UpArgs {
     /// Resume from the newest complete checkpoint (as `rtrain resume`), then launch
     #[arg(long)]
     pub resume: bool,
+    /// Train from scratch: set the training config's resume_from_checkpoint to null, then launch
+    #[arg(long, conflicts_with = "resume")]
+    pub fresh: bool,
     /// The training command (default: `command` from the config)
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
@@ -129,6 +132,19 @@ pub struct StopArgs {
     /// Straight to SIGKILL
     #[arg(long)]
     pub force: bool,
+    /// Wait until a complete checkpoint newer than the current newest appears, then stop
+    #[arg(long)]
+    pub at_checkpoint: bool,
+    /// With --at-checkpoint: give up waiting after this long (e.g. 20m), leaving the run alone
+    #[arg(long, value_name = "DURATION", requires = "at_checkpoint", value_parser = parse_duration)]
+    pub wait_timeout: Option<std::time::Duration>,
+    /// Do not ask for confirmation when stopping now loses work
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try `20m` or `90s`)"))
 }
 
 #[derive(Debug, Args)]

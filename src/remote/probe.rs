@@ -170,7 +170,9 @@ fi
 l=
 lsrc=
 if [ -n "$r" ] && [ -f "$r/log" ]; then l=$(head -c 4096 "$r/log"); lsrc=record; fi
-if [ -z "$l" ] && [ -n "$L" ] && [ -d "$L" ]; then
+# The log_dir's newest log only when there is no run record: a run's progress, loss and last lines come from its own
+# log, never from another run's.
+if [ -z "$r" ] && [ -n "$L" ] && [ -d "$L" ]; then
   for f in "$L"/*.log; do
     [ -f "$f" ] || continue
     if [ -z "$l" ] || [ "$f" -nt "$l" ]; then l=$f; fi
@@ -750,6 +752,10 @@ pub struct RunJson {
     pub exit_code: Option<i32>,
     pub log: Option<String>,
     pub command: Option<String>,
+    /// Added: seconds since the run's log last grew (its mtime against the remote clock).
+    pub silent_seconds: Option<i64>,
+    /// Added: running, and silent for `stall_after` or longer (a hang: NCCL, a dataloader deadlock, a full disk).
+    pub stalled: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -759,6 +765,10 @@ pub struct ProgressJson {
     pub seconds_per_step: Option<f64>,
     pub eta_seconds: Option<f64>,
     pub loss: Option<f64>,
+    /// Added: the step `loss` belongs to (from the log, or from a checkpoint's log_history).
+    pub loss_step: Option<u64>,
+    /// Added: where `loss` came from: `log`, or the checkpoint's name whose trainer_state.json had it.
+    pub loss_from: Option<String>,
     /// Added.
     pub epoch: Option<f64>,
     /// Added: the bar jumped here from 0 (a resume); the rate is measured after the jump.
@@ -770,6 +780,9 @@ pub struct LatestCheckpointJson {
     pub name: String,
     pub step: Option<u64>,
     pub age_seconds: Option<i64>,
+    /// Added: saved by the current run (or the one it resumed from); `false`: an earlier run's, found in the
+    /// checkpoint directory; `null` without a run record.
+    pub of_current_run: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -804,9 +817,23 @@ impl StatusJson {
         }
     }
 
+    /// Re-decide `run.stalled` with the host's `stall_after` ([`StatusJson::build`] uses the default).
+    pub fn apply_stall_after(&mut self, stall_after: std::time::Duration) {
+        if let Some(r) = &mut self.run {
+            r.stalled =
+                r.state == RunState::Running && r.silent_seconds.is_some_and(|s| s >= stall_after.as_secs() as i64);
+        }
+    }
+
     pub fn build(host: &str, session: &str, p: &StatusProbe) -> StatusJson {
         let sum = &p.log_summary;
-        let ts = p.trainer_state.as_ref().map(|(_, t)| t);
+        // A checkpoint of an earlier run (the current one failed at once, or has not saved yet) says nothing
+        // about this run: its loss is never shown next to this run's state.
+        let ts_entry = p
+            .trainer_state
+            .as_ref()
+            .filter(|(name, _)| checkpoint_is_of_current_run(p, name));
+        let ts = ts_entry.map(|(_, t)| t);
         let bar = sum.progress.as_ref();
         let running = p.run.as_ref().is_some_and(|r| r.state == RunState::Running);
         let step = bar.map(|b| b.step);
@@ -825,6 +852,19 @@ impl StatusJson {
                 _ => None,
             }
         };
+        // The log's own dict lines first; until one arrives (or when the trainer's stdout is buffered), the newest
+        // loss the newest complete checkpoint of this run recorded.
+        // The trainer's own number only: the config file may be overridden on the command line.
+        let logging_steps = ts.and_then(|t| t.logging_steps);
+        let (loss, loss_step, loss_from) = match (sum.loss, ts_entry) {
+            (Some(l), _) => (
+                Some(l),
+                sum.loss_step.map(|s| logged_step(s, logging_steps)),
+                Some("log".to_string()),
+            ),
+            (None, Some((name, t))) if t.last_loss.is_some() => (t.last_loss, t.last_loss_step, Some(name.clone())),
+            _ => (None, None, None),
+        };
         let latest_checkpoint = p.ckpts.newest_complete().map(|c| LatestCheckpointJson {
             name: c.name.clone(),
             step: c.step,
@@ -832,7 +872,15 @@ impl StatusJson {
                 (Some(now), Some(m)) => Some(now - m),
                 _ => None,
             },
+            of_current_run: p.run.as_ref().map(|_| checkpoint_is_of_current_run(p, &c.name)),
         });
+        // Only the run's own log counts (see the probe script), so another run's output never hides a hang.
+        let silent_seconds = match (p.ckpts.now, p.log.as_ref().and_then(|l| l.mtime)) {
+            (Some(now), Some(m)) if p.log.as_ref().is_some_and(|l| l.source == LogSource::Record) => {
+                Some((now - m).max(0))
+            }
+            _ => None,
+        };
         StatusJson {
             host: host.to_string(),
             reachable: true,
@@ -853,13 +901,18 @@ impl StatusJson {
                 exit_code: r.exit_code,
                 log: r.log.clone(),
                 command: r.command.clone(),
+                silent_seconds,
+                stalled: r.state == RunState::Running
+                    && silent_seconds.is_some_and(|s| s >= crate::config::DEFAULT_STALL_AFTER.as_secs() as i64),
             }),
             progress: ProgressJson {
                 step,
                 total,
                 seconds_per_step: finite(seconds_per_step),
                 eta_seconds: finite(eta_seconds),
-                loss: finite(sum.loss.or(ts.and_then(|t| t.last_loss))),
+                loss: finite(loss),
+                loss_step,
+                loss_from,
                 epoch: finite(sum.epoch.or(ts.and_then(|t| t.epoch))),
                 resumed_at_step: sum.resumed_at_step,
             },
@@ -872,6 +925,38 @@ impl StatusJson {
             }),
         }
     }
+}
+
+/// The step a dict line's loss belongs to, from the bar's last redraw before it. tqdm redraws at most
+/// every 0.1 s, so a fast trainer's bar may show 197 when the Trainer logs at step 200: the loss is
+/// logged at a multiple of `logging_steps`, so the next one up is the step (the bar never runs ahead).
+pub fn logged_step(bar_step: u64, logging_steps: Option<u64>) -> u64 {
+    match logging_steps.filter(|n| *n > 1) {
+        Some(n) if !bar_step.is_multiple_of(n) => bar_step.div_ceil(n) * n,
+        _ => bar_step,
+    }
+}
+
+/// `2026-11-29T01:53:00Z` (as the run record has it) in seconds since the epoch.
+pub fn rfc3339_epoch(t: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(t.trim()).ok()?;
+    i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok()
+}
+
+/// Whether the checkpoint `name` was written by the current run (or is the one it resumed from): saved at or
+/// after the run's start. Without a run record there is nothing to mix up.
+pub fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
+    let Some(run) = &p.run else { return true };
+    let Some(started) = run.started_at.as_deref().and_then(rfc3339_epoch) else {
+        return true;
+    };
+    let ckpt = p.ckpts.checkpoints.iter().find(|c| c.name == name);
+    let resumed_from = p
+        .log_summary
+        .resumed_at_step
+        .zip(ckpt.and_then(|c| c.step))
+        .is_some_and(|(r, s)| r.abs_diff(s) <= 1);
+    resumed_from || ckpt.and_then(|c| c.mtime).is_some_and(|m| m >= started)
 }
 
 /// The pace `status` and `check` both use (one estimator, so they cannot disagree).
@@ -957,6 +1042,14 @@ mod tests {
     use super::*;
     use crate::train::fixtures;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_loss_belongs_to_the_logging_step_the_lagging_bar_had_not_drawn_yet() {
+        assert_eq!(logged_step(197, Some(100)), 200);
+        assert_eq!(logged_step(200, Some(100)), 200);
+        assert_eq!(logged_step(197, None), 197);
+        assert_eq!(logged_step(7, Some(1)), 7);
+    }
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;

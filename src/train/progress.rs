@@ -248,6 +248,8 @@ pub struct LogSummary {
     /// The bar jumped from 0 to about this step in one update: the run resumed from a checkpoint.
     pub resumed_at_step: Option<u64>,
     pub loss: Option<f64>,
+    /// The bar's step when the last loss was logged (tqdm.write prints it right after that step's redraw).
+    pub loss_step: Option<u64>,
     pub learning_rate: Option<f64>,
     pub grad_norm: Option<f64>,
     pub epoch: Option<f64>,
@@ -327,6 +329,9 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
                     }
                 };
                 set(&mut sum.loss, "loss");
+                if d.contains_key("loss") {
+                    sum.loss_step = sum.progress.as_ref().map(|p| p.step);
+                }
                 set(&mut sum.learning_rate, "learning_rate");
                 set(&mut sum.grad_norm, "grad_norm");
                 set(&mut sum.epoch, "epoch");
@@ -598,6 +603,15 @@ mod tests {
         );
         assert_eq!(split_glued_dict("{'loss': '2.1'}"), ("{'loss': '2.1'}", None));
         assert_eq!(split_glued_dict("note {'cut"), ("note {'cut", None));
+    }
+
+    #[test]
+    fn the_loss_step_is_the_bar_step_the_dict_line_follows() {
+        let log = b"\r  5%|\xe2\x96\x8c         | 20/400 [00:01<00:19, 19.5it/s]\r   \r{'loss': '2.104', 'epoch': '0.04'}\n\r  5%|\xe2\x96\x8c         | 21/400 [00:01<00:19, 19.5it/s]";
+        let s = summarize_log(log, false);
+        assert_eq!((s.loss, s.loss_step), (Some(2.104), Some(20)));
+        assert_eq!(s.progress.unwrap().step, 21);
+        assert_eq!(summarize_log(b"{'grad_norm': '1.0'}\n", false).loss_step, None);
     }
 
     #[test]
