@@ -45,6 +45,8 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Checkpoint-safety report: interval, size, disk projection, risk
     Check(JsonHostArgs),
+    /// Download a checkpoint: resumable, several files at once, verified by SHA-256
+    Pull(PullArgs),
     /// Forward a local port to the remote box over the same SSH link (e.g. TensorBoard)
     Forward(ForwardArgs),
     /// Run one command remotely and exit with its status
@@ -138,6 +140,35 @@ pub struct ResumeArgs {
     /// Accept an incomplete checkpoint given with --from
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    pub host: String,
+    /// `latest` (the newest complete checkpoint), `best` (trainer_state's best_model_checkpoint),
+    /// a checkpoint name, or a path relative to the workdir or absolute
+    #[arg(default_value = "latest")]
+    pub what: String,
+    /// Where to put it (default: ./HOST/NAME/)
+    pub dest: Option<PathBuf>,
+    /// Skip optimizer, scheduler, scaler and RNG state (often two thirds of the bytes)
+    #[arg(long)]
+    pub weights_only: bool,
+    /// Skip files matching GLOB (a path relative to the checkpoint, or a file name); repeatable
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Accept an incomplete checkpoint named explicitly
+    #[arg(long)]
+    pub force: bool,
+    /// Files sent at the same time, each over its own channel of the one connection
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// At most this many bytes per second in total (e.g. 500K, 20M)
+    #[arg(long, value_name = "RATE")]
+    pub limit_rate: Option<String>,
+    /// A summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod exec;
 mod forward;
 mod hosts;
 pub mod probe;
+mod pull;
 mod resilient;
 pub mod run;
 
@@ -141,5 +142,6 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Resume(a) => run::resume(&ctx, a).await,
         Command::Check(a) => probe::check(&ctx, a).await,
         Command::Forward(a) => forward::run(&ctx, a).await,
+        Command::Pull(a) => pull::run(&ctx, a).await,
     }
 }
