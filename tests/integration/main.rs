@@ -13,3 +13,4 @@ mod observe;
 mod proxy;
 mod resilience;
 mod ssh_compat;
+mod transfer;
