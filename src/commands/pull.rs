@@ -399,11 +399,14 @@ async fn pull_file(
                     continue;
                 }
                 if rc != 0 || got != it.size {
-                    return Err(Cut(format!(
-                        "{rel_text}: {got} of {} bytes arrived (tail exit {rc})",
-                        it.size
-                    ))
-                    .into());
+                    // The box said it was done, so the link is fine: counted like a mismatch,
+                    // never retried forever.
+                    restart(
+                        size,
+                        mtime,
+                        &format!("arrived short ({got} of {size} bytes, tail exit {rc})"),
+                    )?;
+                    continue;
                 }
                 let local = format!("{:x}", sink.hasher.clone().finalize());
                 if hash != HashTool::None && local != sha256 {
