@@ -47,6 +47,8 @@ pub enum Command {
     Check(JsonHostArgs),
     /// Download a checkpoint: resumable, several files at once, verified by SHA-256
     Pull(PullArgs),
+    /// Send the local project to the host's workdir: only what changed, .gitignore respected
+    Push(PushArgs),
     /// Forward a local port to the remote box over the same SSH link (e.g. TensorBoard)
     Forward(ForwardArgs),
     /// Run one command remotely and exit with its status
@@ -81,6 +83,9 @@ pub struct UpArgs {
     /// Resume from the newest complete checkpoint (as `rtrain resume`), then launch
     #[arg(long)]
     pub resume: bool,
+    /// Push the current directory to the workdir first (as `rtrain push HOST`)
+    #[arg(long)]
+    pub sync: bool,
     /// The training command (default: `command` from the config)
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
@@ -166,6 +171,28 @@ pub struct PullArgs {
     /// At most this many bytes per second in total (e.g. 500K, 20M)
     #[arg(long, value_name = "RATE")]
     pub limit_rate: Option<String>,
+    /// A summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    pub host: String,
+    /// The local project directory (default: the current directory)
+    pub dir: Option<PathBuf>,
+    /// Also delete files on the box that are not here (listed first; ignored files are kept)
+    #[arg(long)]
+    pub delete: bool,
+    /// Push even while a run is active in the workdir
+    #[arg(long)]
+    pub force: bool,
+    /// Send `.git/` too
+    #[arg(long)]
+    pub git: bool,
+    /// Only list what would be sent and deleted
+    #[arg(long)]
+    pub dry_run: bool,
     /// A summary as JSON on stdout
     #[arg(long)]
     pub json: bool,

@@ -123,7 +123,9 @@ pub fn parse_manifest(out: &[u8]) -> Result<Manifest, TransferError> {
             b"F" => {
                 let num = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| s.trim().parse::<i64>().ok());
                 let size = num(next()?).and_then(|n| u64::try_from(n).ok());
-                let mtime = num(next()?);
+                // `find -printf %T@` gives fractions of a second: whole seconds are compared.
+                let m = next()?;
+                let mtime = num(m.split(|b| *b == b'.').next().unwrap_or(m));
                 let rel = next()?.to_vec();
                 match (size, mtime) {
                     (Some(size), Some(mtime)) if !rel.is_empty() => files.push(RemoteFile { rel, size, mtime }),
@@ -147,6 +149,67 @@ pub fn parse_manifest(out: &[u8]) -> Result<Manifest, TransferError> {
         hash: hash.ok_or_else(|| corrupt("no hash tool"))?,
         files,
     })
+}
+
+const PUSH_MANIFEST_BODY: &str = r#"_f() {
+  s=$(_st "$1") || return 0
+  printf 'F\0%s\0%s\0%s\0' "${s% *}" "${s#* }" "${1#./}"
+}
+_walk() {
+  for p in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    case $p in ./.rtrain) continue ;; ./.git) [ "$G" = 1 ] || continue ;; esac
+    if [ -L "$p" ]; then :; elif [ -d "$p" ]; then _walk "$p"; elif [ -f "$p" ]; then _f "$p"; fi
+  done
+}
+printf 'H\0none\0'
+if [ ! -d "$W" ]; then printf 'K\0missing\0E\0'; exit 0; fi
+cd -- "$W" || exit 3
+printf 'K\0dir\0A\0%s\0' "$(pwd -P)"
+if find . -maxdepth 0 -printf '' >/dev/null 2>&1; then
+  # GNU find: one process for the whole tree.
+  if [ "$G" = 1 ]; then
+    find . -path ./.rtrain -prune -o -type f -printf 'F\0%s\0%T@\0%P\0'
+  else
+    find . \( -path ./.rtrain -o -path ./.git \) -prune -o -type f -printf 'F\0%s\0%T@\0%P\0'
+  fi
+else
+  _walk .
+fi
+printf 'E\0'
+"#;
+
+/// The `push` manifest of `workdir`: every regular file (path, size, mtime) in one exec, never
+/// `.rtrain/` (the run records) and `.git/` only with `include_git`. Parsed by [`parse_manifest`].
+pub fn push_manifest_script(workdir: &str, include_git: bool) -> String {
+    format!(
+        "# rtrain push manifest\nLC_ALL=C\nexport LC_ALL\nW={}\nG={}\n{STAT_FN}{PUSH_MANIFEST_BODY}",
+        quote_path(if workdir.is_empty() { "~" } else { workdir }),
+        u8::from(include_git)
+    )
+}
+
+/// Unpack the tar stream on stdin into `workdir` (created if missing), after removing `delete`
+/// (paths relative to it). Says `@rtrain result=ok` or `@rtrain result=error what=...`.
+pub fn unpack_script(workdir: &str, delete: &[String], has_tar: bool) -> String {
+    let mut s = format!(
+        "# rtrain push unpack\nLC_ALL=C\nexport LC_ALL\nW={}\n",
+        quote_path(if workdir.is_empty() { "~" } else { workdir })
+    );
+    s += "mkdir -p -- \"$W\" && cd -- \"$W\" || { printf '@rtrain result=error what=workdir\\n'; exit 3; }\n";
+    for chunk in delete.chunks(200) {
+        s += "rm -f --";
+        for p in chunk {
+            s.push(' ');
+            s += &quote(&format!("./{p}"));
+        }
+        s += " || { printf '@rtrain result=error what=delete\\n'; exit 4; }\n";
+    }
+    if has_tar {
+        // -o: extract as the user running it, whoever owned the files on the laptop.
+        s += "tar -x -o -f - || { printf '@rtrain result=error what=tar\\n'; exit 5; }\n";
+    }
+    s += "printf '@rtrain result=ok\\n'\n";
+    s
 }
 
 const SEND_BODY: &str = r#"a=$(_st "$f")
