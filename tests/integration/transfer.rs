@@ -285,3 +285,175 @@ fn a_file_rewritten_on_the_box_mid_pull_starts_over_and_arrives_as_it_is_now() {
     assert_eq!(tree(&r.here.path().join("box/checkpoint-3")), tree(&d), "{j}");
     no_parts_left(&r.here.path().join("box/checkpoint-3"));
 }
+
+// ------------------------------------------------------------------------------------------------
+// push
+
+/// A local project: `.gitignore`d logs and data, a nested `.gitignore`, a `.git/`, and a file only
+/// `push.exclude` keeps here.
+fn project(dir: &Path) {
+    for (f, body) in [
+        (".gitignore", "*.log\ndata/\noutputs/\n"),
+        ("src/.gitignore", "gen_*\n"),
+        ("src/main.py", "print('hi')\n"),
+        ("src/gen_tmp.py", "generated\n"),
+        ("src/it's \"odd\" name.py", "odd\n"),
+        ("train.log", "log\n"),
+        ("data/big.bin", "data\n"),
+        (".git/HEAD", "ref: refs/heads/main\n"),
+        ("secrets.env", "TOKEN=1\n"),
+        ("Makefile", "train:\n\tpython3 src/main.py\n"),
+    ] {
+        std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(f), body).unwrap();
+    }
+}
+
+fn remote_tree(r: &Rig) -> Vec<String> {
+    let w = r.sshd.remote_home.join(WORKDIR);
+    tree(&w).into_keys().map(|p| p.display().to_string()).collect()
+}
+
+impl Rig {
+    fn with_push_exclude() -> Rig {
+        let r = Rig::new();
+        r.c.write_rtrain_config(&format!(
+            "defaults:\n  workdir: ~/{WORKDIR}\n  checkpoint_dir: outputs\n  keepalive: 500ms\npush:\n  exclude: [secrets.env]\n"
+        ));
+        project(&r.here.path().join("proj"));
+        r
+    }
+
+    fn push_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["push", "box", "proj"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let ran = self.rtrain(&all);
+        assert_eq!(ran.code, 0, "{ran}");
+        serde_json::from_slice(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {ran}"))
+    }
+}
+
+#[test]
+fn push_sends_what_gitignore_and_push_exclude_keep_then_only_what_changed() {
+    let r = Rig::with_push_exclude();
+    let j = r.push_json(&[]);
+    assert_eq!(
+        remote_tree(&r),
+        [
+            ".gitignore",
+            "Makefile",
+            "src/.gitignore",
+            "src/it's \"odd\" name.py",
+            "src/main.py"
+        ],
+        "{j}"
+    );
+    assert_eq!(j["sent_files"], 5);
+    let w = r.sshd.remote_home.join(WORKDIR);
+    assert_eq!(std::fs::read(w.join("src/main.py")).unwrap(), b"print('hi')\n");
+    // Nothing changed: nothing travels.
+    let j = r.push_json(&[]);
+    assert_eq!(j["sent_files"], 0, "{j}");
+    assert_eq!(j["stream_bytes"], 0, "{j}");
+    // One file changed: only it.
+    std::fs::write(r.here.path().join("proj/src/main.py"), "print('changed')\n").unwrap();
+    let j = r.push_json(&[]);
+    assert_eq!(j["sent_files"], 1, "{j}");
+    assert_eq!(j["sent_bytes"], 17, "{j}");
+    assert_eq!(std::fs::read(w.join("src/main.py")).unwrap(), b"print('changed')\n");
+    // .git/ only when asked.
+    let j = r.push_json(&["--git"]);
+    assert_eq!(j["sent_files"], 1, "{j}");
+    assert!(w.join(".git/HEAD").exists());
+}
+
+#[test]
+fn push_delete_lists_first_and_spares_ignored_files_and_run_records() {
+    let r = Rig::with_push_exclude();
+    r.push_json(&[]);
+    let w = r.sshd.remote_home.join(WORKDIR);
+    std::fs::write(w.join("old.py"), "gone soon\n").unwrap();
+    std::fs::create_dir_all(w.join("outputs/checkpoint-1")).unwrap();
+    std::fs::write(w.join("outputs/checkpoint-1/model.safetensors"), "weights\n").unwrap();
+    std::fs::create_dir_all(w.join(".rtrain/runs/x")).unwrap();
+    std::fs::write(w.join(".rtrain/runs/x/command"), "make train\n").unwrap();
+    // Without --delete nothing goes.
+    let j = r.push_json(&[]);
+    assert_eq!(j["deleted"], serde_json::json!([]));
+    assert!(w.join("old.py").exists());
+    let dry = r.rtrain(&["push", "box", "proj", "--delete", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stderr.contains("would delete on box (1 file)") && dry.stderr.contains("\"old.py\""),
+        "{dry}"
+    );
+    assert!(
+        !dry.stderr.contains("model.safetensors") && !dry.stderr.contains(".rtrain"),
+        "{dry}"
+    );
+    assert!(w.join("old.py").exists(), "a dry run deletes nothing");
+    let ran = r.rtrain(&["push", "box", "proj", "--delete"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("deleting on box (1 file)"), "{ran}");
+    assert!(!w.join("old.py").exists());
+    assert!(w.join("outputs/checkpoint-1/model.safetensors").exists());
+    assert!(w.join(".rtrain/runs/x/command").exists());
+}
+
+#[test]
+fn push_is_refused_into_an_active_runs_workdir_unless_forced() {
+    let r = Rig::with_push_exclude();
+    let up = r.rtrain(&["up", "box", "--", "sleep 120"]);
+    assert_eq!(up.code, 0, "{up}");
+    let ran = r.rtrain(&["push", "box", "proj"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr.contains("a run is active") && ran.stderr.contains("--force"),
+        "{ran}"
+    );
+    assert!(!r.sshd.remote_home.join(WORKDIR).join("Makefile").exists());
+    let j = r.push_json(&["--force"]);
+    assert_eq!(j["sent_files"], 5, "{j}");
+    let stop = r.rtrain(&["stop", "box", "--force"]);
+    assert_eq!(stop.code, 0, "{stop}");
+}
+
+#[test]
+fn up_sync_pushes_the_project_then_launches_it() {
+    let r = Rig::new();
+    let local = r.here.path().join("project");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project");
+    for f in ["train.py", "Makefile", "config/training_config.yaml"] {
+        std::fs::create_dir_all(local.join(f).parent().unwrap()).unwrap();
+        std::fs::copy(src.join(f), local.join(f)).unwrap();
+    }
+    let mut cmd = r.c.rtrain();
+    cmd.current_dir(&local).args([
+        "up",
+        "box",
+        "--sync",
+        "--",
+        "python3 train.py --max-steps 4 --save-steps 2 --seconds-per-step 0 --output-dir outputs",
+    ]);
+    let ran = run_with_timeout(&mut cmd, T);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stdout_str().contains("pushed") && ran.stdout_str().contains("launched run"),
+        "{ran}"
+    );
+    let w = r.sshd.remote_home.join(WORKDIR);
+    let start = Instant::now();
+    while !w.join("outputs/checkpoint-4/trainer_state.json").exists() {
+        assert!(
+            start.elapsed() < T,
+            "the pushed trainer never saved checkpoint-4: {:?}",
+            remote_tree(&r)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read(w.join("train.py")).unwrap(),
+        std::fs::read(src.join("train.py")).unwrap()
+    );
+}
