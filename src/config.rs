@@ -529,6 +529,7 @@ mod tests {
         assert!(d.give_up_after.is_some());
         assert!(!cfg.hosts.is_empty());
         assert!(cfg.hosts.values().any(|h| h.resume_command.is_some()));
+        assert!(!cfg.push.exclude.is_empty());
     }
 
     #[test]
