@@ -8,6 +8,8 @@
 //! logs:       `rtrain logs box -n all --raw` of a 256 MiB log vs `ssh box cat LOG`, median of 5 each
 //! pull:       `rtrain pull` of a 1 GiB checkpoint vs `scp -r` and `rsync -a` of it, one run each
 //!             (not part of `all`: it moves 3 GiB through a shared machine)
+//! push:       `rtrain push` of a 5,000-file project with nothing changed (median of 5), then with
+//!             one file changed
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -279,6 +281,45 @@ fn bench_pull() {
     );
 }
 
+fn bench_push() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: ~/work\n");
+    let here = tempfile::tempdir().unwrap();
+    let proj = here.path().join("proj");
+    for i in 0..5000 {
+        let f = proj.join(format!("pkg{}/mod{}/file{i}.py", i % 50, i % 7));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, format!("# file {i}\nprint({i})\n")).unwrap();
+    }
+    let push = || {
+        let out = c
+            .rtrain()
+            .args(["push", "box"])
+            .arg(&proj)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = push();
+    assert_eq!(first["sent_files"], 5000);
+    let none = time_n(5, || assert_eq!(push()["sent_files"], 0));
+    std::fs::write(proj.join("pkg0/mod0/file0.py"), "print('changed')\n").unwrap();
+    let t = Instant::now();
+    let one = push();
+    let one_t = t.elapsed();
+    println!(
+        "push 5,000 files: nothing changed median {}   one file changed {} ({} file, {} bytes of content, {} bytes of tar)",
+        ms(none),
+        ms(one_t),
+        one["sent_files"],
+        one["sent_bytes"],
+        one["stream_bytes"]
+    );
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let bin = rtrain_bin();
@@ -294,12 +335,13 @@ fn main() {
         "status-all" => bench_status_all(),
         "logs" => bench_logs(),
         "pull" => bench_pull(),
+        "push" => bench_push(),
         "all" => {
             bench_exec();
             bench_status();
             bench_status_all();
             bench_logs();
         }
-        other => panic!("unknown benchmark {other:?}: exec, status, status-all, logs, pull or all"),
+        other => panic!("unknown benchmark {other:?}: exec, status, status-all, logs, pull, push or all"),
     }
 }
