@@ -231,6 +231,7 @@ fn bench_pull() {
                 .arg(here.path().join("rtrain")),
         )
     });
+    println!("rtrain pull: {:.1} s", r.as_secs_f64());
     let ssh_opts = |cmd: &mut Command| {
         cmd.arg("-F")
             .arg(c.ssh_dir().join("config"))
@@ -244,8 +245,10 @@ fn bench_pull() {
     let s = timed(&mut || {
         let mut cmd = Command::new("scp");
         ssh_opts(&mut cmd);
-        cmd.arg("-rq")
-            .arg(format!("box:{}", ckpt.display()))
+        // -O: the classic scp protocol, as the test sshd has no sftp subsystem; the remote
+        // shell then reads the path, hence the quotes (the box's home has a space).
+        cmd.arg("-Orq")
+            .arg(format!("box:'{}'", ckpt.display()))
             .arg(here.path().join("scp"));
         must(&mut cmd)
     });
@@ -263,6 +266,7 @@ fn bench_pull() {
             must(
                 Command::new("rsync")
                     .args(["-a", "-e", &ssh])
+                    // rsync 3.2.4+ passes the path to the box unsplit: no quotes here.
                     .arg(format!("box:{}/", ckpt.display()))
                     .arg(here.path().join("rsync")),
             )

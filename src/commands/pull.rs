@@ -257,7 +257,26 @@ struct PartSink<'a> {
     received: u64,
     shared: &'a Shared,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes written since writeback was last started.
+    unsynced: u64,
 }
+
+/// Writeback is started every this many bytes, so the fsync before the rename has little left to
+/// do (measured: an fsync of 1 GiB written at once costs 2 s here).
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
+/// Ask the kernel to start writing the file's dirty pages now, without waiting for them.
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid fd we own; offset 0 and length 0 mean the whole file.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_f: &std::fs::File) {}
 
 impl AsyncWrite for PartSink<'_> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
@@ -277,6 +296,11 @@ impl AsyncWrite for PartSink<'_> {
             .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if let Some(bar) = &this.shared.bar {
             bar.inc(buf.len() as u64);
+        }
+        this.unsynced += buf.len() as u64;
+        if this.unsynced >= WRITEBACK_EVERY {
+            start_writeback(&this.file);
+            this.unsynced = 0;
         }
         if let Some(rate) = &this.shared.limit {
             let d = rate.delay_after(buf.len());
@@ -353,6 +377,7 @@ async fn pull_file(
             received: 0,
             shared,
             sleep: None,
+            unsynced: 0,
         };
         let remote = format!("{}/{rel_text}", root.trim_end_matches('/'));
         let script = transfer::send_script(&remote, offset, it.size, it.mtime, hash);
