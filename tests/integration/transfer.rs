@@ -203,6 +203,27 @@ fn an_incomplete_checkpoint_is_refused_unless_named_with_force() {
 }
 
 #[test]
+fn best_is_the_checkpoint_trainer_state_names_and_its_absence_is_said() {
+    let r = Rig::new();
+    mkckpt(&r.outputs(), "checkpoint-10", 1000, true);
+    let newest = mkckpt(&r.outputs(), "checkpoint-20", 1000, true);
+    let ran = r.rtrain(&["pull", "box", "best"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(ran.stderr.contains("no best_model_checkpoint"), "{ran}");
+    std::fs::write(
+        newest.join("trainer_state.json"),
+        "{\"global_step\": 20, \"best_model_checkpoint\": \"outputs/checkpoint-10\", \"best_metric\": 1.5}\n",
+    )
+    .unwrap();
+    let j = r.pull_json(&["best"]);
+    assert_eq!(j["checkpoint"], "checkpoint-10", "{j}");
+    assert_eq!(
+        tree(&r.here.path().join("box/checkpoint-10")),
+        tree(&r.outputs().join("checkpoint-10"))
+    );
+}
+
+#[test]
 fn names_with_spaces_quotes_and_newlines_arrive_intact_and_nothing_runs() {
     let r = Rig::new();
     let d = mkckpt(&r.outputs(), "checkpoint-5", 5000, true);
