@@ -478,3 +478,22 @@ fn up_sync_pushes_the_project_then_launches_it() {
         std::fs::read(src.join("train.py")).unwrap()
     );
 }
+
+#[test]
+fn pull_on_a_terminal_shows_one_bar_for_the_whole_checkpoint() {
+    let r = Rig::new();
+    let d = mkckpt(&r.outputs(), "checkpoint-9", 3 << 20, true);
+    let script = format!(
+        "cd '{}' && {} pull box checkpoint-9 --limit-rate 1M; echo EXIT=$?; sleep 30",
+        r.here.path().display(),
+        rtrain_bin().display()
+    );
+    // A terminal, and colour allowed: the conditions for a bar.
+    let env: Vec<(String, String)> = r.c.env_pairs().into_iter().filter(|(k, _)| k != "NO_COLOR").collect();
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &env);
+    let screen = term.wait_for("pulling checkpoint-9 [", T);
+    assert!(screen.contains("ETA") && screen.contains("MiB"), "{screen}");
+    let screen = term.wait_for("EXIT=0", T);
+    assert!(screen.contains("pulled checkpoint-9 from box"), "{screen}");
+    assert_eq!(tree(&r.here.path().join("box/checkpoint-9")), tree(&d));
+}
