@@ -497,3 +497,48 @@ fn pull_on_a_terminal_shows_one_bar_for_the_whole_checkpoint() {
     assert!(screen.contains("pulled checkpoint-9 from box"), "{screen}");
     assert_eq!(tree(&r.here.path().join("box/checkpoint-9")), tree(&d));
 }
+
+#[test]
+fn a_checkpoint_larger_than_the_local_free_space_is_refused_before_anything_is_sent() {
+    let r = Rig::new();
+    let d = mkckpt(&r.outputs(), "checkpoint-2", 1000, true);
+    // Sparse: 15 TiB on paper, nothing on the box's disk, more than any test machine has free.
+    std::fs::File::create(d.join("huge.bin"))
+        .unwrap()
+        .set_len(15 << 40)
+        .unwrap();
+    let ran = r.rtrain(&["pull", "box", "checkpoint-2"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(ran.stderr.contains("not enough space"), "{ran}");
+    assert!(
+        !r.here.path().join("box/checkpoint-2").exists(),
+        "nothing may be written"
+    );
+}
+
+#[test]
+fn files_travel_in_parallel_over_channels_of_one_connection() {
+    let r = Rig::new();
+    let d = r.outputs().join("checkpoint-4");
+    std::fs::create_dir_all(&d).unwrap();
+    for i in 0..4 {
+        std::fs::write(d.join(format!("shard-{i}.safetensors")), noise(2 << 20, i)).unwrap();
+    }
+    std::fs::write(d.join("trainer_state.json"), b"{}").unwrap();
+    let j = r.pull_json(&["checkpoint-4", "--limit-rate", "4M"]);
+    assert_eq!(j["files"], 5, "{j}");
+    let log = r.sshd.log();
+    assert_eq!(log.matches("Accepted publickey").count(), 1, "{log}");
+    // The most exec sessions open at once on the box.
+    let (mut open, mut most) = (0i32, 0i32);
+    for line in log.lines() {
+        if line.contains("Starting session: command") {
+            open += 1;
+            most = most.max(open);
+        } else if line.contains("Close session") {
+            open -= 1;
+        }
+    }
+    assert!(most >= 4, "at most {most} transfers at once:\n{log}");
+    assert_eq!(tree(&r.here.path().join("box/checkpoint-4")), tree(&d));
+}
