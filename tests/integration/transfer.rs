@@ -270,6 +270,19 @@ fn a_killed_pull_rerun_reuses_the_part() {
     let part = r.here.path().join("box/checkpoint-7/model.safetensors.part");
     let mut bg = Bg::spawn(r.cmd(&["pull", "box", "checkpoint-7", "--limit-rate", "2M"]));
     wait_part_past(&part, 1 << 20, &bg);
+    // The small files are done by now, but trainer_state.json waits for the big one: a local
+    // checkpoint that has it is whole.
+    let local = r.here.path().join("box/checkpoint-7");
+    let start = Instant::now();
+    while !local.join("config.json").exists() {
+        assert!(start.elapsed() < T, "config.json never arrived: {}", bg.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::fs::metadata(&part).unwrap().len() < size as u64,
+        "the big file is still on its way"
+    );
+    assert!(!local.join("trainer_state.json").exists() && !local.join("trainer_state.json.part").exists());
     bg.signal("KILL");
     let _ = bg.wait(T);
     let kept = std::fs::metadata(&part).unwrap().len();
