@@ -318,6 +318,11 @@ impl AsyncWrite for PartSink<'_> {
     }
 }
 
+/// Lower-case hex, as `sha256sum` prints it (written out, so it holds for sha2 0.10 and 0.11 alike).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn hash_prefix(path: &Path, len: u64) -> std::io::Result<Sha256> {
     let mut h = Sha256::new();
     let mut f = std::fs::File::open(path)?.take(len);
@@ -433,7 +438,7 @@ async fn pull_file(
                     )?;
                     continue;
                 }
-                let local = format!("{:x}", sink.hasher.clone().finalize());
+                let local = hex(&sink.hasher.clone().finalize());
                 if hash != HashTool::None && local != sha256 {
                     restart(size, mtime, "did not match its SHA-256")?;
                     continue;

@@ -82,7 +82,10 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                let sum = format!("{:x}", Sha256::digest(std::fs::read(&p).unwrap()));
+                let sum = Sha256::digest(std::fs::read(&p).unwrap())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>();
                 out.insert(p.strip_prefix(root).unwrap().to_path_buf(), sum);
             }
         }
