@@ -149,6 +149,7 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// `latest` (the newest complete checkpoint), `best` (trainer_state's best_model_checkpoint),
     /// a checkpoint name, or a path relative to the workdir or absolute
@@ -178,6 +179,7 @@ pub struct PullArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
     pub host: String,
     /// The local project directory (default: the current directory)
     pub dir: Option<PathBuf>,
