@@ -502,7 +502,7 @@ where
         }
         Ok(Ok(h)) => h,
     };
-    auth::authenticate(&mut handle, target, opts, prompter.as_ref()).await?;
+    auth::authenticate(&mut handle, target, opts, prompter).await?;
     Ok(Session {
         handle,
         host: display,

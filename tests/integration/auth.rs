@@ -1,0 +1,229 @@
+//! Logging in wherever OpenSSH can (issue 18): passwords and keyboard-interactive through real
+//! sshd and real PAM, in the method order ssh_config asks for.
+
+use crate::support::*;
+use rtrain::ssh::{KbdRound, LoginQuestion, Prompter};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A person at a terminal, scripted: answers passwords and keyboard-interactive rounds from lists,
+/// and remembers every question.
+#[derive(Default)]
+struct Person {
+    passwords: Mutex<Vec<String>>,
+    /// Answers for keyboard-interactive prompts, by a word of the prompt (`Password`, `code`).
+    kbd: Vec<(String, Box<dyn Fn() -> String + Send + Sync>)>,
+    asked: Mutex<Vec<String>>,
+    rounds: Mutex<Vec<KbdRound>>,
+    timeout: Option<Duration>,
+}
+
+impl Person {
+    fn with_passwords(pws: &[&str]) -> Person {
+        Person {
+            passwords: Mutex::new(pws.iter().rev().map(|s| s.to_string()).collect()),
+            ..Person::default()
+        }
+    }
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl Prompter for Person {
+    fn passphrase(&self, _: &Path) -> Option<String> {
+        None
+    }
+    fn confirm_new_host_key(&self, _: &str, _: &str, _: &str, _: &[String]) -> Option<bool> {
+        Some(false)
+    }
+    fn password(&self, q: &LoginQuestion) -> Option<String> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("password {}@{} #{}", q.user, q.host, q.attempt));
+        self.passwords.lock().unwrap().pop()
+    }
+    fn keyboard_interactive(&self, round: &KbdRound) -> Option<Vec<String>> {
+        self.rounds.lock().unwrap().push(round.clone());
+        let mut answers = Vec::new();
+        for p in &round.prompts {
+            self.asked
+                .lock()
+                .unwrap()
+                .push(format!("kbd {:?} echo={}", p.text, p.echo));
+            let (_, answer) = self.kbd.iter().find(|(word, _)| p.text.contains(word.as_str()))?;
+            answers.push(answer());
+        }
+        Some(answers)
+    }
+    fn answer_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(120))
+    }
+}
+
+fn opts() -> rtrain::ssh::ConnectOptions {
+    rtrain::ssh::ConnectOptions {
+        keepalive_interval: Duration::from_secs(5),
+        keepalive_max: 2,
+        connect_timeout: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(20),
+        agent_socket: None,
+    }
+}
+
+fn library_target(c: &Client, host: &str) -> rtrain::config::Target {
+    let paths = rtrain::config::Paths::resolve(c.home.path().to_path_buf(), None, None, current_user());
+    rtrain::config::resolve_target(host, &rtrain::config::ConfigFile::default(), &paths, false).unwrap()
+}
+
+/// A box that takes passwords (and keys), and a client that knows it as `box` for `user`, with
+/// no key of its own; `extra` goes into the client's Host block.
+fn password_box(user: &TestUser, extra: &str) -> (Sshd, Client) {
+    let sshd = Sshd::start_opts(SshdOptions {
+        auth_config: "PasswordAuthentication yes\n".into(),
+        ..SshdOptions::default()
+    });
+    let c = Client::bare();
+    c.write_ssh_config(&format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n{extra}",
+        sshd.port, user.name
+    ));
+    c.trust(&sshd);
+    (sshd, c)
+}
+
+async fn echo(session: &rtrain::ssh::Session) -> String {
+    let out = session
+        .exec("echo in-as-$(id -un)", None, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_password_from_the_prompter_logs_in_and_is_asked_once() {
+    let user = TestUser::create("pa55 word");
+    let (sshd, c) = password_box(&user, "");
+    let person = Arc::new(Person::with_passwords(&["pa55 word"]));
+    let session = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(echo(&session).await, format!("in-as-{}", user.name));
+    assert_eq!(person.asked(), [format!("password {}@127.0.0.1 #1", user.name)]);
+    assert!(sshd.log().contains("Accepted password for"), "{}", sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_three_times_fails_with_exit_4_after_three_prompts() {
+    let user = TestUser::create("right");
+    let (sshd, c) = password_box(&user, "");
+    let person = Arc::new(Person::with_passwords(&["wrong1", "wrong2", "wrong3", "right"]));
+    let err = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .err()
+        .expect("wrong passwords must not log in");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("password (refused 3 time(s))"), "{err}");
+    let asked = person.asked();
+    assert_eq!(asked.len(), 3, "NumberOfPasswordPrompts defaults to 3: {asked:?}");
+    assert!(asked[2].ends_with("#3"), "{asked:?}");
+    assert!(!sshd.log().contains("Accepted"), "{}", sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn number_of_password_prompts_and_password_authentication_no_are_obeyed() {
+    let user = TestUser::create("right");
+    let (_sshd, c) = password_box(&user, "  NumberOfPasswordPrompts 1\n");
+    let person = Arc::new(Person::with_passwords(&["wrong", "right"]));
+    let err = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .err()
+        .expect("one wrong password is all it may ask");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert_eq!(person.asked().len(), 1, "{:?}", person.asked());
+
+    c.write_ssh_config(&format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  PasswordAuthentication no\n",
+        _sshd.port, user.name
+    ));
+    let person = Arc::new(Person::with_passwords(&["right"]));
+    let err = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .err()
+        .expect("PasswordAuthentication no: nothing else to try");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(
+        person.asked().is_empty(),
+        "asked although switched off: {:?}",
+        person.asked()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferred_authentications_puts_password_before_a_working_key() {
+    let user = TestUser::create("right");
+    let (sshd, c) = password_box(&user, "");
+    // A key the box would accept for this user, and an order that asks for the password first.
+    keygen(&c.key, "ed25519", "");
+    sshd.authorize(&c.key.with_extension("pub"));
+    let cfg = |order: &str| {
+        format!(
+            "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n{order}",
+            sshd.port,
+            user.name,
+            c.key.display()
+        )
+    };
+    c.write_ssh_config(&cfg("  PreferredAuthentications password,publickey\n"));
+    let person = Arc::new(Person::with_passwords(&["right"]));
+    rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(person.asked().len(), 1, "password first: {:?}", person.asked());
+
+    // The default order tries the key first: no question at all.
+    c.write_ssh_config(&cfg(""));
+    let person = Arc::new(Person::with_passwords(&["right"]));
+    rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert!(person.asked().is_empty(), "{:?}", person.asked());
+}
+
+#[test]
+fn a_password_box_without_a_terminal_fails_with_exit_4_and_a_hint() {
+    let user = TestUser::create("right");
+    let (sshd, c) = password_box(&user, "");
+    let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "true"]), LIMIT);
+    assert_eq!(ran.code, 4, "{ran}\n{}", sshd.log());
+    assert!(ran.stderr.contains("no terminal to ask"), "{ran}");
+    assert!(
+        ran.stderr.contains("hint:") && ran.stderr.contains("ssh-agent"),
+        "{ran}"
+    );
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "one line: {ran}");
+}
+
+#[test]
+fn on_a_real_terminal_the_password_is_asked_without_echo() {
+    let user = TestUser::create("s3cret-pw");
+    let (sshd, c) = password_box(&user, "");
+    let script = format!(
+        "{} exec box -- sh -c 'echo in-as-$(id -un)'; echo EXIT=$?; sleep 30",
+        rtrain_bin().display()
+    );
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    let t = Duration::from_secs(30);
+    term.wait_for(&format!("{}@127.0.0.1's password:", user.name), t);
+    term.type_text("s3cret-pw");
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=", t);
+    assert!(screen.contains("EXIT=0"), "{screen}\n{}", sshd.log());
+    assert!(screen.contains(&format!("in-as-{}", user.name)), "{screen}");
+    let all = String::from_utf8_lossy(&term.output()).into_owned();
+    assert!(!all.contains("s3cret-pw"), "the password was echoed: {all:?}");
+}
