@@ -227,3 +227,155 @@ fn on_a_real_terminal_the_password_is_asked_without_echo() {
     let all = String::from_utf8_lossy(&term.output()).into_owned();
     assert!(!all.contains("s3cret-pw"), "the password was echoed: {all:?}");
 }
+
+/// A box whose logins go through real PAM: a password, then a verification code (TOTP), both as
+/// keyboard-interactive rounds; the client knows it as `box` for `user`, with no key.
+fn mfa_box(user: &TestUser, pam: &PamService) -> (Sshd, Client) {
+    let sshd = Sshd::start_opts(SshdOptions {
+        auth_config: "UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n".into(),
+        program: Some(pam.sshd_link.clone()),
+        ..SshdOptions::default()
+    });
+    let c = Client::bare();
+    c.write_ssh_config(&format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n",
+        sshd.port, user.name
+    ));
+    c.trust(&sshd);
+    (sshd, c)
+}
+
+fn mfa_person(password: &str, code: impl Fn() -> String + Send + Sync + 'static) -> Person {
+    let pw = password.to_string();
+    Person {
+        kbd: vec![
+            ("Password".into(), Box::new(move || pw.clone())),
+            ("code".into(), Box::new(code)),
+        ],
+        ..Person::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_interactive_through_pam_takes_a_password_then_a_one_time_code_in_two_rounds() {
+    let user = TestUser::create("mfa-pw");
+    let pam = PamService::password_then_totp();
+    let (sshd, c) = mfa_box(&user, &pam);
+    let person = Arc::new(mfa_person("mfa-pw", totp_now));
+    let session = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(echo(&session).await, format!("in-as-{}", user.name));
+    let rounds = person.rounds.lock().unwrap().clone();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert_eq!(rounds[0].prompts.len(), 1);
+    assert!(rounds[0].prompts[0].text.contains("Password"), "{rounds:?}");
+    assert!(rounds[1].prompts[0].text.contains("Verification code"), "{rounds:?}");
+    assert!(
+        rounds.iter().all(|r| !r.prompts[0].echo),
+        "neither answer is shown: {rounds:?}"
+    );
+    assert!(
+        sshd.log().contains("Accepted keyboard-interactive/pam"),
+        "{}",
+        sshd.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_one_time_code_fails_with_exit_4() {
+    let user = TestUser::create("mfa-pw");
+    let pam = PamService::password_then_totp();
+    let (sshd, c) = mfa_box(&user, &pam);
+    // Yesterday's code: a real code, long expired.
+    let stale = || {
+        totp_at(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                - 86_400,
+        )
+    };
+    let person = Arc::new(mfa_person("mfa-pw", stale));
+    let err = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .err()
+        .expect("a wrong code must not log in");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("keyboard-interactive (refused"), "{err}");
+    let asked = person.asked();
+    assert_eq!(
+        asked.len(),
+        6,
+        "password and code, NumberOfPasswordPrompts (3) times: {asked:?}"
+    );
+    assert!(!sshd.log().contains("Accepted"), "{}", sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_who_does_not_answer_does_not_hang_the_login() {
+    let user = TestUser::create("mfa-pw");
+    let pam = PamService::password_then_totp();
+    let (_sshd, c) = mfa_box(&user, &pam);
+    let mut person = mfa_person("mfa-pw", || {
+        std::thread::sleep(Duration::from_secs(20));
+        "000000".into()
+    });
+    person.timeout = Some(Duration::from_secs(2));
+    let start = std::time::Instant::now();
+    let err = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), Arc::new(person))
+        .await
+        .err()
+        .expect("no answer, no login");
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("no answer within 2 s"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(15), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn on_a_real_terminal_a_two_round_mfa_login_shows_each_prompt_without_echo() {
+    let user = TestUser::create("mfa-term-pw");
+    let pam = PamService::password_then_totp();
+    let (sshd, c) = mfa_box(&user, &pam);
+    let script = format!(
+        "{} exec box -- sh -c 'echo in-as-$(id -un)'; echo EXIT=$?; sleep 30",
+        rtrain_bin().display()
+    );
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    let t = Duration::from_secs(30);
+    term.wait_for("Password:", t);
+    term.type_text("mfa-term-pw");
+    term.send_keys(&["Enter"]);
+    term.wait_for("Verification code:", t);
+    let code = totp_now();
+    term.type_text(&code);
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=", t);
+    assert!(screen.contains("EXIT=0"), "{screen}\n{}", sshd.log());
+    let all = String::from_utf8_lossy(&term.output()).into_owned();
+    assert!(
+        !all.contains("mfa-term-pw") && !all.contains(&code),
+        "an answer was echoed: {all:?}"
+    );
+    eprintln!("---- transcript ----\n{}", screen.trim_end());
+}
+
+#[test]
+fn an_mfa_box_without_a_terminal_fails_with_exit_4_and_the_hint() {
+    let user = TestUser::create("mfa-pw");
+    let pam = PamService::password_then_totp();
+    let (sshd, c) = mfa_box(&user, &pam);
+    let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "true"]), LIMIT);
+    assert_eq!(ran.code, 4, "{ran}\n{}", sshd.log());
+    assert!(ran.stderr.contains("keyboard-interactive (no terminal"), "{ran}");
+    assert!(ran.stderr.contains("one-time code"), "{ran}");
+}
+
+#[test]
+fn the_test_totp_matches_rfc_6238s_vectors() {
+    // RFC 6238 appendix B, SHA-1, the last six of its eight digits.
+    assert_eq!(totp_at(59), "287082");
+    assert_eq!(totp_at(1_111_111_109), "081804");
+    assert_eq!(totp_at(20_000_000_000), "353130");
+}

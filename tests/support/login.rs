@@ -119,9 +119,14 @@ impl PamService {
     /// Password (pam_unix), then a verification code (pam_google_authenticator), in that order.
     pub fn password_then_totp() -> PamService {
         let dir = tempfile::Builder::new().prefix("rtrain-pam-").tempdir().unwrap();
-        let module = Path::new("/lib/x86_64-linux-gnu/security/pam_google_authenticator.so");
-        let module_any =
-            module.exists() || Path::new("/usr/lib/x86_64-linux-gnu/security/pam_google_authenticator.so").exists();
+        let module_any = ["/lib", "/usr/lib"].iter().any(|root| {
+            std::fs::read_dir(root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|d| d.path().join("security/pam_google_authenticator.so").exists())
+                || Path::new(root).join("security/pam_google_authenticator.so").exists()
+        });
         assert!(
             module_any,
             "pam_google_authenticator is not installed: run ./scripts/test.sh (it installs \
