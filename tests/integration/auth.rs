@@ -19,6 +19,10 @@ struct Person {
     asked: Mutex<Vec<String>>,
     rounds: Mutex<Vec<KbdRound>>,
     timeout: Option<Duration>,
+    notices: Mutex<Vec<String>>,
+    /// Called after each password question with how many there were so far (while the person
+    /// "types", the test may break the network).
+    on_password: Option<Box<dyn Fn(usize) + Send + Sync>>,
 }
 
 impl Person {
@@ -41,11 +45,16 @@ impl Prompter for Person {
         Some(false)
     }
     fn password(&self, q: &LoginQuestion) -> Option<String> {
-        self.asked
-            .lock()
-            .unwrap()
-            .push(format!("password {}@{} #{}", q.user, q.host, q.attempt));
-        self.passwords.lock().unwrap().pop()
+        let n = {
+            let mut asked = self.asked.lock().unwrap();
+            asked.push(format!("password {}@{} #{}", q.user, q.host, q.attempt));
+            asked.len()
+        };
+        let answer = self.passwords.lock().unwrap().pop();
+        if let Some(hook) = &self.on_password {
+            hook(n);
+        }
+        answer
     }
     fn keyboard_interactive(&self, round: &KbdRound) -> Option<Vec<String>> {
         self.rounds.lock().unwrap().push(round.clone());
@@ -59,6 +68,9 @@ impl Prompter for Person {
             answers.push(answer());
         }
         Some(answers)
+    }
+    fn notice(&self, text: &str) {
+        self.notices.lock().unwrap().push(text.to_string());
     }
     fn answer_timeout(&self) -> Duration {
         self.timeout.unwrap_or(Duration::from_secs(120))
@@ -378,4 +390,93 @@ fn the_test_totp_matches_rfc_6238s_vectors() {
     assert_eq!(totp_at(59), "287082");
     assert_eq!(totp_at(1_111_111_109), "081804");
     assert_eq!(totp_at(20_000_000_000), "353130");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_asks_for_the_password_once_per_outage_not_once_per_attempt() {
+    use rtrain::ssh::link::{Link, LinkEvent, ReconnectPolicy};
+    let user = TestUser::create("flaky-pw");
+    let sshd = Sshd::start_opts(SshdOptions {
+        auth_config: "PasswordAuthentication yes\n".into(),
+        ..SshdOptions::default()
+    });
+    let proxy = Arc::new(Proxy::start(sshd.port));
+    let c = Client::bare();
+    c.write_ssh_config(&format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n",
+        proxy.port(),
+        user.name
+    ));
+    std::fs::write(
+        c.ssh_dir().join("known_hosts"),
+        format!("[127.0.0.1]:{} {}\n", proxy.port(), sshd.host_public_key()),
+    )
+    .unwrap();
+    // While the person types the reconnect password, the network drops again: that attempt fails
+    // after the question, and the next attempt of the same outage must not ask again.
+    let broke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (p2, b2) = (proxy.clone(), broke.clone());
+    let person = Arc::new(Person {
+        passwords: Mutex::new(vec!["flaky-pw".to_string(); 10]),
+        on_password: Some(Box::new(move |n| {
+            if n == 2 {
+                p2.set_mode(Mode::Reset);
+                b2.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        })),
+        ..Person::default()
+    });
+    let mut o = opts();
+    o.keepalive_interval = Duration::from_millis(500);
+    let mut link = Link::new(library_target(&c, "box"), o, person.clone(), ReconnectPolicy::default());
+    let first = link.session().await.unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(echo(&first).await, format!("in-as-{}", user.name));
+    assert_eq!(person.asked().len(), 1);
+    assert!(
+        person.notices.lock().unwrap().is_empty(),
+        "no notice on the first login"
+    );
+
+    // The outage: every connection reset, the session declared dead, then the network is back.
+    proxy.set_mode(Mode::Reset);
+    tokio::time::timeout(Duration::from_secs(20), link.wait_dead())
+        .await
+        .expect("declared dead");
+    drop(first);
+    proxy.set_mode(Mode::Pass);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(async move {
+        let r = link
+            .reconnect(&cancel, |e| {
+                let _ = tx.send(e);
+            })
+            .await;
+        r.map(|s| (s, link))
+    });
+    // The attempt the reset broke reports a retry; then the network comes back for good.
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("an event within 30 s");
+        assert!(ev.is_some(), "reconnect ended before the break");
+        if matches!(ev, Some(LinkEvent::Retrying { .. })) && broke.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+    }
+    proxy.set_mode(Mode::Pass);
+    let (session, _link) = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("reconnected in time")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(echo(&session).await, format!("in-as-{}", user.name));
+    assert_eq!(
+        person.asked().len(),
+        2,
+        "once for the login, once for the outage: {:?}",
+        person.asked()
+    );
+    let notices = person.notices.lock().unwrap().clone();
+    assert_eq!(notices, ["box asks for a password to reconnect"], "{notices:?}");
 }
