@@ -9,7 +9,7 @@ use crate::config::Target;
 use russh::client::{AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::agent::AgentIdentity;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::MethodSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -348,9 +348,39 @@ async fn publickey(
             Some(k) => k,
             None => continue,
         };
+        let key = Arc::new(key);
+        // As ssh: a key's certificates are offered before the bare key.
+        for (cert_path, cert) in certificates_for(&path, &key, target) {
+            let label = format!("certificate {}", cert_path.display());
+            if let Err(why) = validity(&cert, std::time::SystemTime::now()) {
+                attempts.note(format!("{label} ({why})"));
+                continue;
+            }
+            let res = tokio::time::timeout(limit, handle.authenticate_openssh_cert(&user, key.clone(), cert)).await;
+            match res {
+                Err(_) => return Err(timeout_err()),
+                Ok(Ok(AuthResult::Success)) => return Ok(Step::Success),
+                Ok(Ok(AuthResult::Failure {
+                    remaining_methods,
+                    partial_success,
+                })) => {
+                    let (list, partial) = refused(&remaining_methods, partial_success, label, attempts);
+                    last = Some(list);
+                    if partial {
+                        return Ok(Step::Failed(last));
+                    }
+                }
+                Ok(Err(e)) => {
+                    attempts.note(format!("{label} ({e})"));
+                    if handle.is_closed() {
+                        return Ok(Step::Failed(last));
+                    }
+                }
+            }
+        }
         let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
         let label = format!("key {}", path.display());
-        let with_hash = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        let with_hash = PrivateKeyWithHashAlg::new(key, hash);
         match tokio::time::timeout(limit, handle.authenticate_publickey(&user, with_hash)).await {
             Err(_) => return Err(timeout_err()),
             Ok(Ok(AuthResult::Success)) => return Ok(Step::Success),
@@ -374,6 +404,49 @@ async fn publickey(
         }
     }
     Ok(Step::Failed(last))
+}
+
+/// The certificates for the key in `path`: the `-cert.pub` beside it (as ssh loads it), then every
+/// CertificateFile whose public key is this key. Unreadable files are skipped, as ssh does.
+fn certificates_for(path: &Path, key: &PrivateKey, target: &Target) -> Vec<(PathBuf, Certificate)> {
+    let mut beside = path.as_os_str().to_owned();
+    beside.push("-cert.pub");
+    let mut files = vec![PathBuf::from(beside)];
+    files.extend(target.ssh.certificate_files.iter().cloned());
+    let mut out: Vec<(PathBuf, Certificate)> = Vec::new();
+    for file in files {
+        let Ok(cert) = russh::keys::load_openssh_certificate(&file) else {
+            continue;
+        };
+        let mine = cert.public_key() == key.public_key().key_data();
+        if mine && !out.iter().any(|(_, c)| c == &cert) {
+            out.push((file, cert));
+        }
+    }
+    out
+}
+
+/// Whether a certificate is valid at `now`; if not, why, naming its validity window.
+pub fn validity(cert: &Certificate, now: std::time::SystemTime) -> Result<(), String> {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let at = |t: u64| -> String {
+        if t == u64::MAX {
+            "forever".to_string()
+        } else {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
+        }
+    };
+    let window = format!("valid from {} to {}", at(cert.valid_after()), at(cert.valid_before()));
+    if secs < cert.valid_after() {
+        Err(format!("not yet valid: {window}"))
+    } else if secs >= cert.valid_before() {
+        Err(format!("expired: {window}"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Load a private key, asking for its passphrase (up to three tries, like ssh) when it is encrypted.

@@ -65,6 +65,8 @@ pub struct HostConfig {
     pub kbd_interactive_authentication: Option<bool>,
     /// `None`: OpenSSH's default, 3.
     pub number_of_password_prompts: Option<u32>,
+    /// `CertificateFile`, accumulated and expanded like IdentityFile.
+    pub certificate_files: Vec<PathBuf>,
     /// Keywords that were set for this host but rtrain ignores, as `"Keyword (file:line)"`,
     /// plus `"Match exec (file:line)"`-style notes for blocks that could not be evaluated.
     pub unsupported: Vec<String>,
@@ -197,6 +199,7 @@ enum Setting {
     /// Which of PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication.
     AuthFlag(AuthFlag, bool),
     NumberOfPasswordPrompts(u32),
+    CertificateFile(String),
     /// Meta-option that only tunes OpenSSH's own strictness; rtrain is lenient anyway.
     IgnoreUnknown,
     Unsupported(String),
@@ -274,6 +277,7 @@ const HANDLED_KEYWORDS: &[&str] = &[
     "kbdinteractiveauthentication",
     "challengeresponseauthentication",
     "numberofpasswordprompts",
+    "certificatefile",
 ];
 
 fn parse_line(
@@ -342,6 +346,7 @@ fn parse_line(
             }
         }
         "identityfile" => Setting::IdentityFile(single()?.to_owned()),
+        "certificatefile" => Setting::CertificateFile(single()?.to_owned()),
         "identitiesonly" => {
             let value = single()?;
             Setting::IdentitiesOnly(parse_flag(value).ok_or_else(|| {
@@ -856,6 +861,7 @@ struct Resolver<'a> {
     password_authentication: Option<bool>,
     kbd_interactive_authentication: Option<bool>,
     number_of_password_prompts: Option<u32>,
+    certificate_files: Vec<Located<String>>,
     notes: Vec<String>,
     noted: HashSet<String>,
 }
@@ -891,6 +897,7 @@ impl<'a> Resolver<'a> {
             password_authentication: None,
             kbd_interactive_authentication: None,
             number_of_password_prompts: None,
+            certificate_files: Vec::new(),
             notes: Vec::new(),
             noted: HashSet::new(),
         }
@@ -1038,6 +1045,12 @@ impl<'a> Resolver<'a> {
                 AuthFlag::KbdInteractive => set_once(&mut self.kbd_interactive_authentication, *v),
             },
             Setting::NumberOfPasswordPrompts(n) => set_once(&mut self.number_of_password_prompts, *n),
+            Setting::CertificateFile(v) => {
+                let duplicate = self.certificate_files.iter().any(|f| f.value == *v);
+                if !v.eq_ignore_ascii_case("none") && !duplicate {
+                    self.certificate_files.push(located(v.clone(), file, line));
+                }
+            }
             Setting::IgnoreUnknown => {}
             Setting::Unsupported(keyword) => self.note(
                 keyword.to_ascii_lowercase(),
@@ -1064,6 +1077,11 @@ impl<'a> Resolver<'a> {
         for f in &self.identity_files {
             let path = expand_path(f, "IdentityFile", &tokens, &mut unsupported_tokens)?;
             identity_files.push(PathBuf::from(path));
+        }
+        let mut certificate_files = Vec::new();
+        for f in &self.certificate_files {
+            let path = expand_path(f, "CertificateFile", &tokens, &mut unsupported_tokens)?;
+            certificate_files.push(PathBuf::from(path));
         }
         let mut user_known_hosts_files = Vec::new();
         if let Some(files) = &self.user_known_hosts_files {
@@ -1113,6 +1131,7 @@ impl<'a> Resolver<'a> {
             password_authentication: self.password_authentication,
             kbd_interactive_authentication: self.kbd_interactive_authentication,
             number_of_password_prompts: self.number_of_password_prompts,
+            certificate_files,
             unsupported: self.notes,
         })
     }
@@ -1993,6 +2012,24 @@ mod tests {
     }
 
     #[test]
+    fn certificate_files_accumulate_and_expand_like_identity_files() {
+        let h = Home::new();
+        h.config("Host gpu\n  CertificateFile ~/.ssh/%h-cert.pub\nHost *\n  CertificateFile ~/.ssh/%h-cert.pub\n  CertificateFile /ca/%r.pub\n");
+        assert_eq!(
+            h.resolve("gpu").certificate_files,
+            [
+                h.dir.path().join(".ssh/gpu-cert.pub"),
+                PathBuf::from(format!("/ca/{LOCAL_USER}.pub"))
+            ]
+        );
+        assert!(
+            h.resolve("gpu").unsupported.is_empty(),
+            "{:?}",
+            h.resolve("gpu").unsupported
+        );
+    }
+
+    #[test]
     fn identities_only_yes_no_and_bad_value() {
         let h = Home::new();
         h.config("Host gpu\n  IdentitiesOnly yes\nHost *\n  IdentitiesOnly no\n");
@@ -2271,19 +2308,11 @@ mod tests {
             ),
             (
                 // Authentication methods: first value wins, the old ChallengeResponse name.
-                "Host pw
-  PreferredAuthentications password,keyboard-interactive
-  PubkeyAuthentication no
-                 \x20 ChallengeResponseAuthentication no
-  NumberOfPasswordPrompts 1
-                 Host *
-  PreferredAuthentications publickey
-  PasswordAuthentication no
-                 \x20 PubkeyAuthentication yes
-  KbdInteractiveAuthentication yes
-  NumberOfPasswordPrompts 5
-"
-                .to_owned(),
+                "Host pw\n  PreferredAuthentications password,keyboard-interactive\n  PubkeyAuthentication no\n\
+                 \x20 ChallengeResponseAuthentication no\n  NumberOfPasswordPrompts 1\n  CertificateFile ~/c/%h.pub\n\
+                 Host *\n  PreferredAuthentications publickey\n  PasswordAuthentication no\n\
+                 \x20 PubkeyAuthentication yes\n  KbdInteractiveAuthentication yes\n  NumberOfPasswordPrompts 5\n"
+                    .to_owned(),
                 vec!["pw", "other"],
             ),
         ];

@@ -480,3 +480,69 @@ async fn a_reconnect_asks_for_the_password_once_per_outage_not_once_per_attempt(
     let notices = person.notices.lock().unwrap().clone();
     assert_eq!(notices, ["box asks for a password to reconnect"], "{notices:?}");
 }
+
+/// A CA made with ssh-keygen that the box trusts for users (TrustedUserCAKeys), a client key the
+/// box does NOT authorize, and that key's certificate signed for the box's user with `validity`.
+fn user_cert_box(validity: &str, cert_beside_key: bool) -> (Sshd, Client, std::path::PathBuf, tempfile::TempDir) {
+    let ca_tmp = tempfile::Builder::new().prefix("rtrain-ca-").tempdir().unwrap();
+    let ca_dir = ca_tmp.path().to_path_buf();
+    let ca = ca_dir.join("user_ca");
+    keygen(&ca, "ed25519", "");
+    let sshd = Sshd::start_with(&format!("TrustedUserCAKeys {}\n", ca.with_extension("pub").display()));
+    let c = Client::bare();
+    keygen(&c.key, "ed25519", "");
+    let signed = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args(["-I", "rtrain-test", "-n", &sshd.user, "-V", validity])
+        .arg(c.key.with_extension("pub"))
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    let cert = c.ssh_dir().join("id_test-cert.pub");
+    let mut cfg = format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+        sshd.port,
+        sshd.user,
+        c.key.display()
+    );
+    let cert = if cert_beside_key {
+        cert
+    } else {
+        let elsewhere = ca_dir.join("issued.pub");
+        std::fs::rename(&cert, &elsewhere).unwrap();
+        cfg += &format!("  CertificateFile {}\n", elsewhere.display());
+        elsewhere
+    };
+    c.write_ssh_config(&cfg);
+    c.trust(&sshd);
+    (sshd, c, cert, ca_tmp)
+}
+
+#[test]
+fn a_user_certificate_beside_the_key_or_in_certificate_file_logs_in() {
+    for beside in [true, false] {
+        let (sshd, c, _cert, _ca) = user_cert_box("-5m:+1h", beside);
+        let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "echo", "cert-ok"]), LIMIT);
+        assert_eq!(ran.code, 0, "beside={beside}: {ran}\n{}", sshd.log());
+        assert_eq!(ran.stdout_str().trim(), "cert-ok");
+        assert!(
+            sshd.log().contains("Accepted publickey") && sshd.log().contains("ED25519-CERT"),
+            "beside={beside}: {}",
+            sshd.log()
+        );
+    }
+}
+
+#[test]
+fn an_expired_user_certificate_is_refused_with_its_validity_window() {
+    // UTC (the Z), so the window in the message does not depend on the machine's time zone.
+    let (sshd, c, cert, _ca) = user_cert_box("20200101000000Z:20200102000000Z", true);
+    let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "true"]), LIMIT);
+    assert_eq!(ran.code, 4, "{ran}\n{}", sshd.log());
+    let want = format!(
+        "certificate {} (expired: valid from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z)",
+        cert.display()
+    );
+    assert!(ran.stderr.contains(&want), "{ran}");
+}
