@@ -546,3 +546,112 @@ fn an_expired_user_certificate_is_refused_with_its_validity_window() {
     );
     assert!(ran.stderr.contains(&want), "{ran}");
 }
+
+fn ssh_keygen(args: &[&str]) {
+    let out = std::process::Command::new("ssh-keygen").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A box whose host key is certified by a CA made with ssh-keygen (for `principal`, `validity`),
+/// and a client whose known_hosts has no line for the box, only `known_hosts` (use `{ca}` and
+/// `{other}` for the CA's and an unrelated CA's public keys).
+fn host_cert_box(principal: &str, validity: &str, known_hosts: &str) -> (Sshd, Client, tempfile::TempDir) {
+    let ca_dir = tempfile::Builder::new().prefix("rtrain-hostca-").tempdir().unwrap();
+    let ca = ca_dir.path().join("host_ca");
+    let other = ca_dir.path().join("other_ca");
+    keygen(&ca, "ed25519", "");
+    keygen(&other, "ed25519", "");
+    let mut sshd = Sshd::start();
+    let host_pub = sshd.host_key.with_extension("pub");
+    ssh_keygen(&[
+        "-q",
+        "-s",
+        ca.to_str().unwrap(),
+        "-I",
+        "test-host",
+        "-h",
+        "-n",
+        principal,
+        "-V",
+        validity,
+        host_pub.to_str().unwrap(),
+    ]);
+    let cert = sshd.dir.path().join("ssh_host_ed25519_key-cert.pub");
+    sshd.extra_config = format!("HostCertificate {}\n", cert.display());
+    sshd.restart();
+    let c = Client::for_box(&sshd);
+    let public = |p: &std::path::Path| {
+        std::fs::read_to_string(p.with_extension("pub"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let text = known_hosts
+        .replace("{ca}", &public(&ca))
+        .replace("{other}", &public(&other));
+    std::fs::write(c.ssh_dir().join("known_hosts"), text).unwrap();
+    (sshd, c, ca_dir)
+}
+
+#[test]
+fn a_host_certificate_signed_by_a_trusted_ca_needs_no_known_hosts_line() {
+    let (sshd, c, _ca) = host_cert_box("127.0.0.1", "-5m:+1h", "@cert-authority 127.0.0.1,[127.0.0.1]:* {ca}\n");
+    let before = c.known_hosts();
+    let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "echo", "host-cert-ok"]), LIMIT);
+    assert_eq!(ran.code, 0, "{ran}\n{}", sshd.log());
+    assert_eq!(ran.stdout_str().trim(), "host-cert-ok");
+    assert_eq!(c.known_hosts(), before, "nothing recorded for a certified host");
+}
+
+#[test]
+fn host_certificates_that_must_not_be_trusted_are_refused_with_exit_5_before_authenticating() {
+    let cases = [
+        (
+            "other.example",
+            "-5m:+1h",
+            "@cert-authority * {ca}\n",
+            "it is for other.example, not 127.0.0.1",
+        ),
+        (
+            "127.0.0.1",
+            "-5m:+1h",
+            "@cert-authority * {other}\n",
+            "which no @cert-authority line",
+        ),
+        // A CA for other hosts only: the certificate is not even asked for, and the bare key is new.
+        (
+            "127.0.0.1",
+            "-5m:+1h",
+            "@cert-authority elsewhere.example {ca}\n",
+            "is not known",
+        ),
+        (
+            "127.0.0.1",
+            "-5m:+1h",
+            "@cert-authority * {ca}\n@revoked * {ca}\n",
+            "certificate authority is @revoked",
+        ),
+        (
+            "127.0.0.1",
+            "20200101000000Z:20200102000000Z",
+            "@cert-authority * {ca}\n",
+            "expired: valid from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z",
+        ),
+    ];
+    for (principal, validity, known, want) in cases {
+        let (sshd, c, _ca) = host_cert_box(principal, validity, known);
+        let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "true"]), LIMIT);
+        let what = format!("{principal} {validity} {known:?}");
+        assert_eq!(ran.code, 5, "{what}: {ran}\n{}", sshd.log());
+        assert!(ran.stderr.contains(want), "{what}: want {want:?}: {ran}");
+        let log = sshd.log();
+        assert!(
+            !log.contains("Accepted") && !log.contains("Failed"),
+            "{what}: authenticated: {log}"
+        );
+    }
+}
