@@ -655,3 +655,47 @@ fn host_certificates_that_must_not_be_trusted_are_refused_with_exit_5_before_aut
         );
     }
 }
+
+#[test]
+fn hosts_shows_the_methods_that_will_be_tried_and_why() {
+    let c = Client::bare();
+    c.write_ssh_config(
+        "Host gpu-login\n  HostName login.example\n  PreferredAuthentications keyboard-interactive,publickey,password\n\
+         \x20 PasswordAuthentication no\n  CertificateFile ~/.ssh/ca-signed.pub\n",
+    );
+    let ran = run_with_timeout(c.rtrain().args(["hosts", "gpu-login"]), LIMIT);
+    assert_eq!(ran.code, 0, "{ran}");
+    let out = ran.stdout_str();
+    let auth: Vec<&str> = out.lines().filter(|l| l.starts_with("auth ")).collect();
+    assert_eq!(auth.len(), 3, "{out}");
+    assert!(
+        auth[0].starts_with("auth try keyboard-interactive (PreferredAuthentications"),
+        "{out}"
+    );
+    assert!(auth[1].starts_with("auth try publickey"), "{out}");
+    assert_eq!(auth[2], "auth skip password (PasswordAuthentication no)", "{out}");
+    let cert = c.ssh_dir().join("ca-signed.pub");
+    assert!(out.contains(&format!("certificatefile {}", cert.display())), "{out}");
+
+    let ran = run_with_timeout(c.rtrain().args(["hosts", "--json", "gpu-login"]), LIMIT);
+    let v: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    let methods: Vec<(String, bool)> = v["auth_methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["method"].as_str().unwrap().to_string(),
+                m["enabled"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("keyboard-interactive".to_string(), true),
+            ("publickey".to_string(), true),
+            ("password".to_string(), false)
+        ]
+    );
+}
