@@ -284,32 +284,56 @@ async fn publickey(
         match tokio::time::timeout(Duration::from_secs(5), AgentClient::connect_uds(&sock)).await {
             Ok(Ok(mut agent)) => {
                 let ids = tokio::time::timeout(Duration::from_secs(5), agent.request_identities()).await;
-                let keys: Vec<PublicKey> = match ids {
-                    Ok(Ok(ids)) => ids
-                        .into_iter()
-                        .filter_map(|id| match id {
-                            AgentIdentity::PublicKey { key, .. } => Some(key),
-                            _ => None,
-                        })
-                        .collect(),
+                let mut ids: Vec<AgentIdentity> = match ids {
+                    Ok(Ok(ids)) => ids,
                     _ => {
                         attempts.note(format!("agent at {} (did not list its keys)", sock.display()));
                         Vec::new()
                     }
                 };
-                for key in keys {
+                // As with files, a certificate goes before the bare keys (the sort is stable).
+                ids.sort_by_key(|id| !matches!(id, AgentIdentity::Certificate { .. }));
+                for id in ids {
+                    let data = match &id {
+                        AgentIdentity::PublicKey { key, .. } => key.key_data().clone(),
+                        AgentIdentity::Certificate { certificate, .. } => certificate.public_key().clone(),
+                    };
                     // IdentitiesOnly: only agent keys that match a configured IdentityFile.
-                    if target.ssh.identities_only && !wanted_publics.iter().any(|w| w.key_data() == key.key_data()) {
+                    if target.ssh.identities_only && !wanted_publics.iter().any(|w| *w.key_data() == data) {
                         continue;
                     }
-                    let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-                    let label = format!("agent key {}", key.fingerprint(HashAlg::Sha256));
-                    let res = tokio::time::timeout(
-                        limit,
-                        handle.authenticate_publickey_with(&user, key.clone(), hash, &mut agent),
-                    )
-                    .await;
-                    offered.push(key);
+                    let res = match id {
+                        AgentIdentity::PublicKey { key, .. } => {
+                            let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+                            let label = format!("agent key {}", key.fingerprint(HashAlg::Sha256));
+                            let res = tokio::time::timeout(
+                                limit,
+                                handle.authenticate_publickey_with(&user, key.clone(), hash, &mut agent),
+                            )
+                            .await;
+                            offered.push(key);
+                            (label, res)
+                        }
+                        AgentIdentity::Certificate { certificate, .. } => {
+                            let label = format!("agent certificate {:?}", certificate.key_id());
+                            if let Err(why) = validity(&certificate, std::time::SystemTime::now()) {
+                                attempts.note(format!("{label} ({why})"));
+                                continue;
+                            }
+                            let hash = if certificate.algorithm().is_rsa() {
+                                rsa_hash
+                            } else {
+                                None
+                            };
+                            let res = tokio::time::timeout(
+                                limit,
+                                handle.authenticate_certificate_with(&user, certificate, hash, &mut agent),
+                            )
+                            .await;
+                            (label, res)
+                        }
+                    };
+                    let (label, res) = res;
                     match res {
                         Err(_) => return Err(timeout_err()),
                         Ok(Ok(AuthResult::Success)) => return Ok(Step::Success),

@@ -699,3 +699,31 @@ fn hosts_shows_the_methods_that_will_be_tried_and_why() {
         ]
     );
 }
+
+#[test]
+fn a_user_certificate_held_by_the_agent_logs_in() {
+    let (sshd, c, _cert, _ca) = user_cert_box("-5m:+1h", true);
+    // Only the agent has the key and its certificate (ssh-add loads the -cert.pub beside it).
+    let agent = Agent::start();
+    agent.add(&c.key);
+    let listed = std::process::Command::new("ssh-add")
+        .arg("-l")
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("CERT"),
+        "the agent holds no certificate"
+    );
+    std::fs::remove_file(&c.key).unwrap();
+    std::fs::remove_file(c.key.with_extension("pub")).unwrap();
+    std::fs::remove_file(c.ssh_dir().join("id_test-cert.pub")).unwrap();
+    let ran = run_with_timeout(
+        c.rtrain()
+            .env("SSH_AUTH_SOCK", &agent.sock)
+            .args(["exec", "box", "--", "echo", "agent-cert-ok"]),
+        LIMIT,
+    );
+    assert_eq!(ran.code, 0, "{ran}\n{}", sshd.log());
+    assert!(sshd.log().contains("ED25519-CERT"), "{}", sshd.log());
+}
