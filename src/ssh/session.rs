@@ -126,7 +126,9 @@ impl ClientHandler {
     /// line whose patterns match this host, a host (not user) certificate naming this host among
     /// its principals (or naming none), within its validity window, with no critical options,
     /// and neither it nor its CA `@revoked`. Such a host needs no known_hosts line of its own.
-    fn decide_certificate(&self, cert: &russh::keys::Certificate) -> Result<(), SshError> {
+    /// `Ok(None)`: trusted. `Ok(Some(key))`: no CA line trusts its signer, so, as OpenSSH does,
+    /// the certified key is to be checked as a bare key (`type base64`).
+    fn decide_certificate(&self, cert: &russh::keys::Certificate) -> Result<Option<String>, SshError> {
         use russh::keys::{HashAlg, PublicKey};
         let refuse = |reason: String| SshError::HostKeyCheck {
             host: self.display.clone(),
@@ -154,10 +156,7 @@ impl ClientHandler {
             .map(|k| k.fingerprint(HashAlg::Sha256))
             .collect();
         if !trusted.contains(&ca_fp) {
-            return Err(refuse(format!(
-                "it is signed by {ca_fp}, which no @cert-authority line for {} trusts",
-                known_hosts::host_pattern_name(&self.host, self.port)
-            )));
+            return Ok(Some(cert_key_text));
         }
         if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
             return Err(refuse("it is a user certificate, not a host certificate".into()));
@@ -179,7 +178,7 @@ impl ClientHandler {
         if !cert.critical_options().is_empty() {
             return Err(refuse("it carries critical options rtrain does not know".into()));
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -203,21 +202,19 @@ impl client::Handler for ClientHandler {
     }
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let key = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key,
-            PublicKeyOrCertificate::Certificate(cert) => {
-                return match self.decide_certificate(cert) {
-                    Ok(()) => Ok(true),
-                    Err(e) => {
-                        *self.refusal.lock().unwrap() = Some(e);
-                        Ok(false)
-                    }
-                };
-            }
+        let text = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key
+                .to_openssh()
+                .map_err(|e| russh::Error::from(russh::keys::Error::from(e)))?,
+            PublicKeyOrCertificate::Certificate(cert) => match self.decide_certificate(cert) {
+                Ok(None) => return Ok(true),
+                Ok(Some(bare)) => bare,
+                Err(e) => {
+                    *self.refusal.lock().unwrap() = Some(e);
+                    return Ok(false);
+                }
+            },
         };
-        let text = key
-            .to_openssh()
-            .map_err(|e| russh::Error::from(russh::keys::Error::from(e)))?;
         // The prompt may block on the terminal: keep it off the async worker.
         let decision = super::blocking(|| self.decide(&text));
         match decision {

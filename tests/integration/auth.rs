@@ -616,12 +616,8 @@ fn host_certificates_that_must_not_be_trusted_are_refused_with_exit_5_before_aut
             "@cert-authority * {ca}\n",
             "it is for other.example, not 127.0.0.1",
         ),
-        (
-            "127.0.0.1",
-            "-5m:+1h",
-            "@cert-authority * {other}\n",
-            "which no @cert-authority line",
-        ),
+        // Signed by a CA nobody trusts: checked as a bare key, as OpenSSH does, which is new here.
+        ("127.0.0.1", "-5m:+1h", "@cert-authority * {other}\n", "is not known"),
         // A CA for other hosts only: the certificate is not even asked for, and the bare key is new.
         (
             "127.0.0.1",
@@ -726,4 +722,12 @@ fn a_user_certificate_held_by_the_agent_logs_in() {
     );
     assert_eq!(ran.code, 0, "{ran}\n{}", sshd.log());
     assert!(sshd.log().contains("ED25519-CERT"), "{}", sshd.log());
+}
+
+#[test]
+fn a_host_certificate_from_an_untrusted_ca_falls_back_to_its_known_bare_key() {
+    let (sshd, c, _ca) = host_cert_box("127.0.0.1", "-5m:+1h", "@cert-authority * {other}\n");
+    c.trust(&sshd);
+    let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "true"]), LIMIT);
+    assert_eq!(ran.code, 0, "{ran}\n{}", sshd.log());
 }
