@@ -731,3 +731,29 @@ fn a_host_certificate_from_an_untrusted_ca_falls_back_to_its_known_bare_key() {
     let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "true"]), LIMIT);
     assert_eq!(ran.code, 0, "{ran}\n{}", sshd.log());
 }
+
+#[test]
+fn a_prompt_the_server_wants_echoed_shows_the_answer_and_the_password_still_does_not() {
+    let user = TestUser::create("echo-test-pw");
+    let pam = PamService::password_then_totp_echo(true);
+    let (sshd, c) = mfa_box(&user, &pam);
+    let script = format!(
+        "{} exec box -- sh -c 'echo in-as-$(id -un)'; echo EXIT=$?; sleep 30",
+        rtrain_bin().display()
+    );
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    let t = Duration::from_secs(30);
+    term.wait_for("Password:", t);
+    term.type_text("echo-test-pw");
+    term.send_keys(&["Enter"]);
+    term.wait_for("Verification code:", t);
+    let code = totp_now();
+    term.type_text(&code);
+    // Shown as typed, before Enter: the server asked for echo.
+    term.wait_for(&format!("Verification code: {code}"), t);
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=", t);
+    assert!(screen.contains("EXIT=0"), "{screen}\n{}", sshd.log());
+    let all = String::from_utf8_lossy(&term.output()).into_owned();
+    assert!(!all.contains("echo-test-pw"), "the password was echoed: {all:?}");
+}

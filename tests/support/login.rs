@@ -118,6 +118,12 @@ pub struct PamService {
 impl PamService {
     /// Password (pam_unix), then a verification code (pam_google_authenticator), in that order.
     pub fn password_then_totp() -> PamService {
+        Self::password_then_totp_echo(false)
+    }
+
+    /// The same, with the code's prompt asking to show what is typed (`echo_verification_code`),
+    /// as a Duo-style menu would.
+    pub fn password_then_totp_echo(echo_code: bool) -> PamService {
         let dir = tempfile::Builder::new().prefix("rtrain-pam-").tempdir().unwrap();
         let module_any = ["/lib", "/usr/lib"].iter().any(|root| {
             std::fs::read_dir(root)
@@ -142,11 +148,12 @@ impl PamService {
         std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let stack = format!(
             "auth required pam_unix.so\n\
-             auth required pam_google_authenticator.so secret={} user=root\n\
+             auth required pam_google_authenticator.so secret={} user=root{}\n\
              account required pam_permit.so\n\
              session required pam_permit.so\n\
              password required pam_deny.so\n",
-            secret_file.display()
+            secret_file.display(),
+            if echo_code { " echo_verification_code" } else { "" }
         );
         std::fs::write(Path::new("/etc/pam.d").join(&name), stack).expect("write /etc/pam.d (needs root)");
         let sshd_link = dir.path().join(&name);
