@@ -26,11 +26,14 @@ async fn ask<T: Send + 'static>(
     let limit = prompter.answer_timeout();
     let task = tokio::task::spawn_blocking(move || f(prompter.as_ref()));
     match tokio::time::timeout(limit, task).await {
-        Err(_) => Err(SshError::AuthFailed {
-            host: ctx.host.clone(),
-            user: ctx.user.clone(),
-            tried: format!("{what} (no answer within {} s)", limit.as_secs()),
-            hint: "; hint: answer the prompt sooner, or load a key into ssh-agent".into(),
+        Err(_) => Err({
+            ctx.prompter.abandon();
+            SshError::AuthFailed {
+                host: ctx.host.clone(),
+                user: ctx.user.clone(),
+                tried: format!("{what} (no answer within {} s)", limit.as_secs()),
+                hint: "; hint: answer sooner (RTRAIN_ANSWER_TIMEOUT sets the seconds to wait), or load a key into ssh-agent".into(),
+            }
         }),
         Ok(Err(_)) => Ok(Answer::NoOne), // the prompter panicked: treat as nobody there
         Ok(Ok(Some(v))) => Ok(Answer::Given(v)),

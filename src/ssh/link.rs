@@ -622,6 +622,10 @@ impl Prompter for OutagePrompter {
         self.inner.notice(text)
     }
 
+    fn abandon(&self) {
+        self.inner.abandon()
+    }
+
     fn answer_timeout(&self) -> Duration {
         self.inner.answer_timeout()
     }

@@ -58,6 +58,9 @@ pub trait Prompter: Send + Sync {
     }
     /// Something the person should read before the next question (why rtrain asks again).
     fn notice(&self, _text: &str) {}
+    /// The question asked last went unanswered past [`Prompter::answer_timeout`] and is given up:
+    /// undo what asking changed (a terminal left without echo).
+    fn abandon(&self) {}
     /// How long to wait for a person's answer before giving up on the login. sshd gives up after
     /// its LoginGraceTime (120 s by default), so waiting longer would only hang.
     fn answer_timeout(&self) -> Duration {

@@ -757,3 +757,25 @@ fn a_prompt_the_server_wants_echoed_shows_the_answer_and_the_password_still_does
     let all = String::from_utf8_lossy(&term.output()).into_owned();
     assert!(!all.contains("echo-test-pw"), "the password was echoed: {all:?}");
 }
+
+#[test]
+fn an_unanswered_password_prompt_times_out_with_exit_4_and_leaves_the_terminal_echoing() {
+    let user = TestUser::create("never-typed");
+    let (sshd, c) = password_box(&user, "");
+    let script = format!(
+        "{} exec box -- true; echo EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -e echo -e -echo | sed 's/^/TTY:/'; sleep 30",
+        rtrain_bin().display()
+    );
+    let mut env = c.env_pairs();
+    env.push(("RTRAIN_ANSWER_TIMEOUT".into(), "2".into()));
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &env);
+    let t = Duration::from_secs(30);
+    term.wait_for("'s password:", t);
+    let screen = term.wait_for("TTY:", t);
+    assert!(screen.contains("EXIT=4"), "{screen}\n{}", sshd.log());
+    assert!(screen.contains("no answer within 2 s"), "{screen}");
+    assert!(
+        screen.contains("TTY:echo") && !screen.contains("TTY:-echo"),
+        "echo left off: {screen}"
+    );
+}
