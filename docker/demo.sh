@@ -3,6 +3,8 @@
 #
 #   docker/demo.sh [up] [--docker|--sandbox]   build rtrain, start (or reuse) the box, `rtrain up`,
 #                                              wait for the first checkpoint, `rtrain status`, `rtrain ckpts`
+#   docker/demo.sh box [--docker|--sandbox]    only build rtrain and start (or reuse) the box and the
+#                                              wrapper: no run (scripts/capture-fixtures.sh uses this)
 #   docker/demo.sh down                        stop everything the demo started and remove its state
 #
 # The box is a Docker container (docker/compose.yaml) when a Docker engine answers, otherwise a local
@@ -28,7 +30,8 @@ client="$STATE/client"          # the HOME rtrain runs with: .ssh/config, known_
 box="$STATE/box"                # sandbox only: sshd's files, the box's HOME and tmux dir
 wrapper="$STATE/rtrain"
 marker="$STATE/.rtrain-demo"    # only a dir holding this is ever removed by `down`
-rtrain_bin="${CARGO_TARGET_DIR:-$repo/target}/debug/rtrain"
+# A release build, like the numbers in the README (a debug rtrain is 130 MB and slower).
+rtrain_bin="${CARGO_TARGET_DIR:-$repo/target}/release/rtrain"
 case "$rtrain_bin" in /*) ;; *) rtrain_bin="$repo/$rtrain_bin" ;; esac # cargo runs in $repo
 
 die() {
@@ -53,7 +56,7 @@ show() {
 sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 usage() {
-  sed -n '4,6s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '4,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 # apt_install WHY PACKAGE...: as root, or with sudo, like scripts/test.sh.
@@ -410,7 +413,8 @@ EOF
   echo "Your own box: add it to ~/.ssh/config (Host gpu-box / HostName ... / User ...), then \`rtrain up gpu-box\`."
 }
 
-up() {
+# The box and the wrapper, ready for rtrain commands: what `up` shows the run on.
+box_up() {
   local requested="$1" previous="" mode
   previous="$(cat "$STATE/mode" 2>/dev/null || true)"
   if [ -n "$requested" ]; then
@@ -436,8 +440,8 @@ up() {
   command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs), then run this again"
   # rustup brings no C compiler, and the crypto crates (ring) build C and assembly.
   command -v cc >/dev/null || apt_install "building rtrain" gcc libc6-dev
-  say "building rtrain (cargo build)"
-  (cd "$repo" && cargo build --locked)
+  say "building rtrain (cargo build --release)"
+  (cd "$repo" && cargo build --locked --release)
   [ -x "$rtrain_bin" ] || die "cargo build did not produce $rtrain_bin"
 
   prepare_state
@@ -450,7 +454,10 @@ up() {
   fi
   write_client
   say "demo state in $(show "$STATE"); rtrain runs as $(show "$wrapper") (its own ssh config and known_hosts)"
+}
 
+up() {
+  box_up "$1"
   run up "$HOST"
   wait_for_checkpoint
   run status "$HOST"
@@ -493,6 +500,7 @@ action=up
 for arg in "$@"; do
   case "$arg" in
     up) action=up ;;
+    box) action=box ;;
     down) action=down ;;
     --docker) mode=docker ;;
     --sandbox) mode=sandbox ;;
@@ -500,4 +508,8 @@ for arg in "$@"; do
     *) usage >&2; die "unknown argument: $arg" ;;
   esac
 done
-if [ "$action" = up ]; then up "$mode"; else down; fi
+case "$action" in
+  up) up "$mode" ;;
+  box) box_up "$mode" ;;
+  down) down ;;
+esac

@@ -86,6 +86,10 @@ for next in "attach demo-box" "logs demo-box -f" "stop demo-box" "docker/demo.sh
   grep -qF "$next" "$out" || fail "the \"what to try next\" list lacks: $next"
 done
 
+# The wrapper sets RTRAIN_CONFIG; a usage error must not show --config as if it had been required.
+usage_line="$("$rtrain" ckpts 2>&1 | grep '^Usage:' || true)"
+[ "$usage_line" = "Usage: rtrain ckpts <HOST>" ] || fail "usage error through the wrapper: \"$usage_line\""
+
 # The same facts through the wrapper the demo printed, as a user pasting its commands would see them.
 [ "$("$rtrain" status demo-box --json | json_field run.state)" = running ] || fail "status --json: the run is not running"
 "$rtrain" ckpts demo-box --json | python3 -c 'import json, sys

@@ -1,13 +1,14 @@
 //! The command-line contract of DESIGN.md as clap derive types; parsing only, no I/O.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(name = "rtrain", version, about = "Run and watch a training job on a remote GPU box over SSH", long_about = None)]
 pub struct Cli {
-    /// rtrain's config file (default: $XDG_CONFIG_HOME/rtrain/config.yaml)
-    #[arg(long, global = true, env = "RTRAIN_CONFIG", value_name = "FILE")]
+    /// rtrain's config file (default: $RTRAIN_CONFIG, else $XDG_CONFIG_HOME/rtrain/config.yaml)
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// More detail (-v: notes such as ignored ssh_config keywords; -vv: connection steps)
@@ -39,7 +40,7 @@ pub enum Command {
     Ckpts(JsonHostArgs),
     /// The run's log
     Logs(LogsArgs),
-    /// Stop the run: SIGINT, then SIGTERM, then SIGKILL to its process group
+    /// Stop the run (stop_signal, default SIGINT, then SIGTERM, then SIGKILL), optionally right after its next checkpoint
     Stop(StopArgs),
     /// Pick the newest complete checkpoint, set it in the training config, relaunch
     Resume(ResumeArgs),
@@ -80,6 +81,9 @@ pub struct UpArgs {
     /// Resume from the newest complete checkpoint (as `rtrain resume`), then launch
     #[arg(long)]
     pub resume: bool,
+    /// Train from scratch: set the training config's resume_from_checkpoint to null, then launch
+    #[arg(long, conflicts_with = "resume")]
+    pub fresh: bool,
     /// The training command (default: `command` from the config)
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
@@ -128,6 +132,19 @@ pub struct StopArgs {
     /// Straight to SIGKILL
     #[arg(long)]
     pub force: bool,
+    /// Wait until a complete checkpoint newer than the current newest appears, then stop
+    #[arg(long)]
+    pub at_checkpoint: bool,
+    /// With --at-checkpoint: give up waiting after this long (e.g. 20m), leaving the run alone
+    #[arg(long, value_name = "DURATION", requires = "at_checkpoint", value_parser = parse_duration)]
+    pub wait_timeout: Option<std::time::Duration>,
+    /// Do not ask for confirmation when stopping now loses work
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try `20m` or `90s`)"))
 }
 
 #[derive(Debug, Args)]
@@ -193,10 +210,49 @@ pub enum Shell {
     Powershell,
 }
 
+impl Cli {
+    /// The process's command line, with `RTRAIN_CONFIG` standing in for an absent `--config`.
+    /// Not clap's `env`: clap counts a value from the environment as given on the command line and
+    /// then prints `--config <FILE>` in every usage line, as if it were required.
+    pub fn parse_with_env() -> Cli {
+        Cli::parse().with_config_env(std::env::var_os("RTRAIN_CONFIG"))
+    }
+
+    /// `--config` when given, else `rtrain_config` (the value of `RTRAIN_CONFIG`) unless empty.
+    pub fn with_config_env(mut self, rtrain_config: Option<OsString>) -> Cli {
+        if self.config.is_none() {
+            self.config = rtrain_config.filter(|v| !v.is_empty()).map(PathBuf::from);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn rtrain_config_stands_in_for_config_and_the_flag_wins() {
+        let parse = |args: &[&str], env: Option<&str>| {
+            Cli::try_parse_from(args)
+                .unwrap()
+                .with_config_env(env.map(OsString::from))
+                .config
+        };
+        let env = Some("/env.yaml");
+        assert_eq!(parse(&["rtrain", "hosts"], env), Some(PathBuf::from("/env.yaml")));
+        assert_eq!(
+            parse(&["rtrain", "--config", "/flag.yaml", "hosts"], env),
+            Some(PathBuf::from("/flag.yaml"))
+        );
+        assert_eq!(
+            parse(&["rtrain", "hosts"], Some("")),
+            None,
+            "an empty RTRAIN_CONFIG is unset"
+        );
+        assert_eq!(parse(&["rtrain", "hosts"], None), None);
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -50,6 +50,15 @@ pub struct Settings {
     /// How long `attach`, `logs -f` and `forward` keep reconnecting before giving up (default: never).
     #[serde(default, deserialize_with = "de_duration")]
     pub give_up_after: Option<Duration>,
+    /// Environment variables for the run (added to, or overriding, `PYTHONUNBUFFERED=1`); a host's
+    /// entries override the defaults' one by one.
+    #[serde(default, deserialize_with = "de_env")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// The first signal `stop` sends (then TERM, then KILL): `INT` (default), `USR1`, `TERM`, ...
+    pub stop_signal: Option<String>,
+    /// A running run silent this long is shown as stalled (default 10 min).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub stall_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -76,6 +85,47 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::E
     }
 }
 
+/// `env:` values are strings to the shell; YAML numbers and booleans (`OMP_NUM_THREADS: 4`) are
+/// taken as written rather than refused.
+fn de_env<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        I(i64),
+        F(f64),
+        B(bool),
+    }
+    let m: Option<BTreeMap<String, Scalar>> = Option::deserialize(d)?;
+    Ok(m.map(|m| {
+        m.into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Scalar::S(s) => s,
+                    Scalar::I(i) => i.to_string(),
+                    Scalar::F(f) => f.to_string(),
+                    Scalar::B(b) => b.to_string(),
+                };
+                (k, v)
+            })
+            .collect()
+    }))
+}
+
+/// A name the POSIX shell accepts in `export NAME=...`.
+pub fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The signals `stop_signal` may name: the catchable ones trainers use to save or to stop.
+/// Not HUP: the wrapper does not catch it (a closed window must end the run), so it would die unrecorded.
+pub const STOP_SIGNALS: &[&str] = &["INT", "TERM", "QUIT", "USR1", "USR2"];
+
+/// How long a running run may stay silent before `status` calls it stalled.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(600);
+
 /// Keepalive interval when neither rtrain's config nor ssh_config sets one. With
 /// [`DEFAULT_KEEPALIVE_MAX`], russh declares a silent server dead after 3 × 3 s = 9 s
 /// (see `ssh::link::detection_time`): within the 10 s rtrain promises.
@@ -95,6 +145,11 @@ pub struct HostSettings {
     pub resume_command: Option<String>,
     pub keepalive: Duration,
     pub give_up_after: Option<Duration>,
+    /// Defaults' `env`, then the host's (PYTHONUNBUFFERED=1 is added at launch unless set here).
+    pub env: BTreeMap<String, String>,
+    /// Without the `SIG` prefix, upper case.
+    pub stop_signal: String,
+    pub stall_after: Duration,
 }
 
 impl ConfigFile {
@@ -162,6 +217,26 @@ impl ConfigFile {
                     }
                 }
             }
+            for (name, value) in s.env.iter().flatten() {
+                if !valid_env_name(name) {
+                    return Err(bad(
+                        &format!("env.{name}"),
+                        "is not a valid variable name (letters, digits and _, not starting with a digit)",
+                    ));
+                }
+                if value.contains('\0') {
+                    return Err(bad(&format!("env.{name}"), "must not contain a NUL byte"));
+                }
+            }
+            if let Some(sig) = &s.stop_signal {
+                let norm = normalize_signal(sig);
+                if !STOP_SIGNALS.contains(&norm.as_str()) {
+                    return Err(bad(
+                        "stop_signal",
+                        &format!("{sig:?} is not one of {}", STOP_SIGNALS.join(", ")),
+                    ));
+                }
+            }
             if let Some(t) = &s.resume_command {
                 if !t.contains("{checkpoint}") {
                     return Err(bad("resume_command", "must contain {checkpoint}"));
@@ -197,8 +272,30 @@ impl ConfigFile {
                 .or_else(|| d.resume_command.clone()),
             keepalive: h.and_then(|h| h.keepalive).or(d.keepalive).unwrap_or(DEFAULT_KEEPALIVE),
             give_up_after: h.and_then(|h| h.give_up_after).or(d.give_up_after),
+            env: d
+                .env
+                .iter()
+                .flatten()
+                .chain(h.and_then(|h| h.env.as_ref()).into_iter().flatten())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            stop_signal: normalize_signal(
+                h.and_then(|h| h.stop_signal.as_deref())
+                    .or(d.stop_signal.as_deref())
+                    .unwrap_or("INT"),
+            ),
+            stall_after: h
+                .and_then(|h| h.stall_after)
+                .or(d.stall_after)
+                .unwrap_or(DEFAULT_STALL_AFTER),
         }
     }
+}
+
+/// `sigusr1`, `SIGUSR1` and `USR1` all mean USR1.
+pub fn normalize_signal(s: &str) -> String {
+    let up = s.trim().to_ascii_uppercase();
+    up.strip_prefix("SIG").map(str::to_string).unwrap_or(up)
 }
 
 /// tmux silently rewrites `.` and `:` in session names, after which `-t NAME` no longer finds
@@ -582,6 +679,7 @@ mod tests {
         assert!(d.log_dir.is_some() && d.checkpoint_dir.is_some() && d.train_config.is_some());
         assert!(d.keepalive.is_some());
         assert!(d.give_up_after.is_some());
+        assert!(d.env.is_some() && d.stop_signal.is_some() && d.stall_after.is_some());
         assert!(!cfg.hosts.is_empty());
         assert!(cfg.hosts.values().any(|h| h.resume_command.is_some()));
     }
@@ -595,6 +693,24 @@ mod tests {
         assert_eq!(s.workdir, "~/llm finetune");
         assert_eq!(s.command, "make train");
         assert_eq!(cfg.settings_for("other").workdir, "~/a");
+    }
+
+    #[test]
+    fn env_merges_key_by_key_and_stop_signal_and_stall_after_have_defaults() {
+        let cfg = parse(
+            "defaults:\n  env:\n    A: one\n    N: 4\n    B: true\nhosts:\n  g:\n    env:\n      A: \"it's two\"\n    stop_signal: sigusr1\n    stall_after: 90s\n",
+        )
+        .unwrap();
+        let g = cfg.settings_for("g");
+        let env: Vec<(&str, &str)> = g.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(env, [("A", "it's two"), ("B", "true"), ("N", "4")]);
+        assert_eq!(
+            (g.stop_signal.as_str(), g.stall_after),
+            ("USR1", Duration::from_secs(90))
+        );
+        let o = cfg.settings_for("other");
+        assert_eq!(o.env.get("A").map(String::as_str), Some("one"));
+        assert_eq!((o.stop_signal.as_str(), o.stall_after), ("INT", DEFAULT_STALL_AFTER));
     }
 
     #[test]
@@ -627,6 +743,17 @@ mod tests {
             ("defaults:\n  resume_command: make train\n", "must contain {checkpoint}"),
             ("defaults:\n  keepalive: 0s\n", "greater than zero"),
             ("defaults:\n  give_up_after: 0s\n", "greater than zero"),
+            (
+                "defaults:\n  env:\n    1X: a\n",
+                "defaults.env.1X: is not a valid variable name",
+            ),
+            ("hosts:\n  a:\n    env:\n      'A;B': a\n", "hosts.a.env.A;B"),
+            ("defaults:\n  env:\n    A: [1]\n", "/x/config.yaml:3:"),
+            (
+                "defaults:\n  stop_signal: KILL\n",
+                "defaults.stop_signal: \"KILL\" is not one of",
+            ),
+            ("defaults:\n  stall_after: 0s\n", "greater than zero"),
         ];
         assert!(!cases.is_empty());
         for (text, want) in cases {

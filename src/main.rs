@@ -1,10 +1,9 @@
 //! The `rtrain` binary: parse arguments, run, map the outcome to an exit code.
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = rtrain::cli::Cli::parse();
+    let cli = rtrain::cli::Cli::parse_with_env();
     let env = rtrain::Env::from_process();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

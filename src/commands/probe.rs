@@ -186,11 +186,15 @@ async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>) -> Hos
         },
     };
     match probe_status(session, target).await {
-        Ok(p) => HostStatus {
-            json: StatusJson::build(&target.name, &target.settings.session, &p),
-            probe: Some(p),
-            error: None,
-        },
+        Ok(p) => {
+            let mut json = StatusJson::build(&target.name, &target.settings.session, &p);
+            json.apply_stall_after(target.settings.stall_after);
+            HostStatus {
+                json,
+                probe: Some(p),
+                error: None,
+            }
+        }
         Err(e) => {
             let mut st = fail(e);
             st.json.reachable = !session.is_closed();
@@ -372,6 +376,12 @@ fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
         None => "no run yet".to_string(),
         Some(r) => {
             let mut line = format!("run {} {}", r.id, r.state.as_str().to_uppercase());
+            if let (true, Some(silent)) = (r.stalled, r.silent_seconds) {
+                let _ = write!(line, ", STALLED for {}", fmt_duration(silent as f64));
+                if let Some(m) = p.log.as_ref().and_then(|l| l.mtime) {
+                    let _ = write!(line, " (no output since {})", clock_time(m));
+                }
+            }
             if let Some(pid) = r.pid {
                 if r.state == RunState::Running {
                     let _ = write!(line, " (pid {pid}");
@@ -400,7 +410,7 @@ fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
             let _ = write!(line, "  ETA {}", fmt_duration(eta));
         }
         if let Some(loss) = pr.loss {
-            let _ = write!(line, "  loss {loss:.4}");
+            let _ = write!(line, "  loss {loss:.4}{}", loss_origin(pr));
         }
         segs.push(Segment::Text(std::mem::take(&mut s)));
         segs.push(Segment::Bar {
@@ -409,7 +419,7 @@ fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
             msg: line.trim_start().to_string(),
         });
     } else if let Some(loss) = pr.loss {
-        let _ = writeln!(s, "  loss {loss:.4}");
+        let _ = writeln!(s, "  loss {loss:.4}{}", loss_origin(pr));
     }
     if p.log_summary.loss.is_some_and(|l| !l.is_finite()) {
         let _ = writeln!(s, "  ! the loss is not a number (diverged?)");
@@ -417,7 +427,12 @@ fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
     match &j.latest_checkpoint {
         Some(c) => {
             let age = c.age_seconds.map(fmt_age).unwrap_or_else(|| "age unknown".into());
-            let mut line = format!("  latest checkpoint {} ({age})", c.name);
+            let earlier = if c.of_current_run == Some(false) {
+                ", from an earlier run"
+            } else {
+                ""
+            };
+            let mut line = format!("  latest checkpoint {} ({age}{earlier})", c.name);
             let running = j.run.as_ref().is_some_and(|r| r.state == RunState::Running);
             if let (true, Some(a)) = (running, c.age_seconds) {
                 if a >= 15 * 60 {
@@ -472,6 +487,37 @@ fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
     }
     segs.push(Segment::Text(s));
     segs
+}
+
+/// `14:02` in the local time zone (libc's localtime_r, which honours TZ); with the date when it is
+/// a day old or more.
+fn clock_time(epoch: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(epoch);
+    let t = epoch as libc::time_t;
+    // SAFETY: localtime_r only writes the tm we own; a zeroed tm is a valid value of it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return "?".into();
+    }
+    let hm = format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
+    if now - epoch >= 86_400 {
+        format!("{}-{:02}-{:02} {hm}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday)
+    } else {
+        hm
+    }
+}
+
+/// ` (step 40, from checkpoint-40)` when the loss is a checkpoint's, not the log's: the log has no
+/// loss line yet, so the figure is older than the bar.
+fn loss_origin(pr: &probe::ProgressJson) -> String {
+    match (pr.loss_from.as_deref(), pr.loss_step) {
+        (Some("log") | None, _) => String::new(),
+        (Some(ckpt), Some(step)) => format!(" (step {step}, from {ckpt})"),
+        (Some(ckpt), None) => format!(" (from {ckpt})"),
+    }
 }
 
 /// A line of the status panel: text, or the remote run's progress drawn as a bar.
@@ -685,6 +731,8 @@ mod tests {
                     exit_code: Some(0),
                     log: Some("l".into()),
                     command: Some("c".into()),
+                    silent_seconds: Some(1),
+                    stalled: false,
                 }),
                 progress: ProgressJson {
                     step: Some(1),
@@ -692,6 +740,8 @@ mod tests {
                     seconds_per_step: Some(1.0),
                     eta_seconds: Some(1.0),
                     loss: Some(1.0),
+                    loss_step: Some(1),
+                    loss_from: Some("log".into()),
                     epoch: Some(0.5),
                     resumed_at_step: Some(1),
                 },
@@ -699,6 +749,7 @@ mod tests {
                     name: "checkpoint-1".into(),
                     step: Some(1),
                     age_seconds: Some(1),
+                    of_current_run: Some(true),
                 }),
                 gpus: Some(vec![Gpu {
                     index: Some(0),

@@ -5,10 +5,13 @@ use super::resilient::StatusLine;
 use super::{attach, probe, CommandError, Ctx};
 use crate::cli::{LogsArgs, ResumeArgs, StopArgs, UpArgs};
 use crate::config::Target;
+use crate::remote::probe::{self as rprobe, StatusJson};
 use crate::remote::quote;
 use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunState, StopOutcome, UpOutcome};
+use crate::ssh::link::Link;
 use crate::ssh::Session;
 use crate::train::progress::CrCollapser;
+use crate::train::train_config;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +36,17 @@ fn run_error(target: &Target, e: RunError) -> anyhow::Error {
 
 /// Run a lifecycle script and return its stdout as text (results are `@rtrain key=value` lines).
 async fn run_script(session: &Session, script: &str, timeout: Duration) -> anyhow::Result<String> {
-    let out = session.exec(&run::sh_command(script), None, Some(timeout)).await?;
+    run_script_stdin(session, script, None, timeout).await
+}
+
+/// [`run_script`] with bytes for the script's stdin (a config edit's content).
+async fn run_script_stdin(
+    session: &Session,
+    script: &str,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let out = session.exec(&run::sh_command(script), stdin, Some(timeout)).await?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.stderr.is_empty() {
         // Kept for the parser's error message when no result line came.
@@ -52,6 +65,18 @@ fn launch_command(target: &Target, cmd: &[String]) -> String {
     }
 }
 
+/// The run's environment: PYTHONUNBUFFERED=1 first (Python block-buffers print() into the log's
+/// pipe, so dict lines with the loss would arrive in bursts or only at exit), then `env:` from the
+/// config, which may override it.
+fn run_env(target: &Target) -> Vec<(String, String)> {
+    let mut env = vec![("PYTHONUNBUFFERED".to_string(), "1".to_string())];
+    for (k, v) in &target.settings.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
 fn spec(target: &Target, command: String, edit: Option<FileEdit>) -> LaunchSpec {
     let s = &target.settings;
     LaunchSpec {
@@ -59,6 +84,7 @@ fn spec(target: &Target, command: String, edit: Option<FileEdit>) -> LaunchSpec 
         session: s.session.clone(),
         command,
         log_dir: s.log_dir.clone(),
+        env: run_env(target),
         edit,
     }
 }
@@ -71,7 +97,7 @@ async fn launch(
     spec: LaunchSpec,
     refuse_if_active: bool,
 ) -> anyhow::Result<bool> {
-    let text = run_script(session, &run::up_script(&spec), SCRIPT_TIMEOUT).await?;
+    let text = run_script_stdin(session, &run::up_script(&spec), run::up_stdin(&spec), SCRIPT_TIMEOUT).await?;
     match run::parse_up(&text).map_err(|e| run_error(target, e))? {
         UpOutcome::Launched {
             run,
@@ -127,7 +153,8 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
             resume_on(ctx, &target, &session, &resume, Some(&args.cmd)).await
         } else {
             let command = launch_command(&target, &args.cmd);
-            launch(ctx, &target, &session, spec(&target, command, None), false)
+            let edit = guard_resume(ctx, &target, &session, args.fresh).await?;
+            launch(ctx, &target, &session, spec(&target, command, edit), false)
                 .await
                 .map(|_| 0)
         }
@@ -147,40 +174,284 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
+/// The training config's text, or `None` when the file does not exist.
+async fn read_train_config(session: &Session, target: &Target) -> anyhow::Result<Option<String>> {
+    let cfg_path = run::remote_path(&target.settings.workdir, &target.settings.train_config);
+    let script = format!(
+        "p={}; if [ -e \"$p\" ]; then exec cat -- \"$p\"; fi; exit 3",
+        quote::quote_path(&cfg_path)
+    );
+    let out = session
+        .exec(&run::sh_command(&script), None, Some(SCRIPT_TIMEOUT))
+        .await?;
+    match out.exit.as_code() {
+        0 => {}
+        3 => return Ok(None),
+        _ => anyhow::bail!(
+            "cannot read the training config {} on {}: {}",
+            target.settings.train_config,
+            target.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+    String::from_utf8(out.stdout)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("the training config {} is not UTF-8", target.settings.train_config))
+}
+
+/// Before a plain `up`: a training config that resumes from a checkpoint which is gone (deleted by
+/// `save_total_limit`) or cut off mid-save would start a run that dies at once, so nothing is
+/// started; one that is complete is said. `fresh` sets it to null instead (under the launch lock,
+/// with a `.bak`, as `resume` edits it).
+async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool) -> anyhow::Result<Option<FileEdit>> {
+    use crate::train::train_config::{parse_train_config, ResumeFrom};
+    let text = match read_train_config(session, target).await {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(None),
+        // A config rtrain cannot read does not stop a plain launch (the trainer may not even use it).
+        Err(e) if !fresh && e.downcast_ref::<crate::ssh::SshError>().is_none() => {
+            if !ctx.quiet {
+                eprintln!("rtrain: note: {e}; resume_from_checkpoint not checked");
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let file = &target.settings.train_config;
+    let from = parse_train_config(text.as_bytes()).resume_from();
+    if fresh {
+        if from == ResumeFrom::Nothing {
+            return Ok(None);
+        }
+        let edit = train_config::edit_resume_to_null(&text)
+            .map_err(|e| anyhow::anyhow!("cannot set resume_from_checkpoint in {file}: {e}"))?;
+        if !ctx.quiet {
+            println!("training from scratch: {file} line {}: {}", edit.line, edit.new.trim());
+        }
+        return Ok(Some(FileEdit {
+            path: file.clone(),
+            content: edit.text,
+            backup: true,
+            expect_sha256: Some(run::sha256_hex(text.as_bytes())),
+        }));
+    }
+    let hint = "rtrain up --resume (newest complete checkpoint) or rtrain up --fresh (train from scratch)";
+    let path = match from {
+        ResumeFrom::Nothing => return Ok(None),
+        ResumeFrom::Path(path) => path,
+        ResumeFrom::Last => {
+            // `true`: the Trainer takes the highest checkpoint-N in output_dir, complete or not.
+            let listing = probe::probe_ckpts(session, target).await?;
+            let last = listing
+                .checkpoints
+                .iter()
+                .filter(|c| c.layout == crate::train::checkpoints::Layout::HuggingFace)
+                .max_by_key(|c| c.step);
+            match last {
+                None => anyhow::bail!(
+                    "{file} resumes from the last checkpoint (true), but there is none in {} on {}: rtrain up --fresh (train from scratch)",
+                    listing.dir_display(),
+                    target.name
+                ),
+                Some(c) if !c.complete => anyhow::bail!(
+                    "{file} resumes from the last checkpoint (true), and the last one, {}, is incomplete on {} (no trainer_state.json: cut off mid-save): {hint}",
+                    c.name,
+                    target.name
+                ),
+                Some(c) => {
+                    if !ctx.quiet {
+                        println!("resuming from {} (the last checkpoint), as {file} says", c.name);
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(&path)
+        .to_string();
+    let script = run::checkpoint_state_script(&target.settings.workdir, &path);
+    let state = run::parse_checkpoint_state(&run_script(session, &script, SCRIPT_TIMEOUT).await?)
+        .map_err(|e| run_error(target, e))?;
+    match state {
+        run::CheckpointState::Complete => {
+            if !ctx.quiet {
+                println!("resuming from {name} ({path}), as {file} says");
+            }
+            Ok(None)
+        }
+        run::CheckpointState::Missing => {
+            anyhow::bail!(
+                "{file} resumes from {name}, which no longer exists on {}: {hint}",
+                target.name
+            )
+        }
+        run::CheckpointState::Incomplete => anyhow::bail!(
+            "{file} resumes from {name}, which is incomplete on {} (no trainer_state.json: cut off mid-save): {hint}",
+            target.name
+        ),
+    }
+}
+
 pub async fn stop(ctx: &Ctx, args: StopArgs) -> anyhow::Result<u8> {
     let target = ctx.target(&args.host)?;
+    if args.at_checkpoint {
+        return stop_at_checkpoint(ctx, &target, &args).await;
+    }
     let session = ctx.connect(&target).await?;
-    let script = run::stop_script(&target.settings.workdir, args.timeout, args.force);
-    // SIGINT, wait, SIGTERM, wait, SIGKILL: allow for both waits and some slack.
+    // What stopping now costs, said before acting; on a terminal, asked when it is more than a minute.
+    let probed = tokio::select! {
+        r = probe::probe_status(&session, &target) => r,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    if let Ok(p) = &probed {
+        if let Some(cost) = stop_cost(p) {
+            if !ctx.quiet || ctx.env.interactive {
+                eprintln!("{}", cost.line(&target.name));
+            }
+            if ctx.env.interactive && cost.seconds > 60 && !args.yes && !confirm(ctx, "stop it anyway?").await? {
+                println!("nothing stopped; the run goes on");
+                return Ok(1);
+            }
+        }
+    }
+    let code = signal_stop(ctx, &target, &session, &args, None).await?;
+    session.close().await;
+    Ok(code)
+}
+
+/// Ask a yes/no question on the terminal (default no); Ctrl-C while asking is an interruption.
+async fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<bool> {
+    use std::io::BufRead as _;
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let read = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    });
+    let line = tokio::select! {
+        r = read => r??,
+        _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+    };
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// The work a stop would throw away: the time and steps since the newest complete checkpoint (or
+/// since the run started, when that is later: a resumed run redoes nothing before its start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopCost {
+    pub seconds: i64,
+    pub from_step: u64,
+    pub to_step: Option<u64>,
+    /// The checkpoint the work would go back to.
+    pub checkpoint: Option<String>,
+}
+
+impl StopCost {
+    pub fn line(&self, host: &str) -> String {
+        let steps = match self.to_step {
+            Some(to) => format!(" (steps {}–{to})", self.from_step),
+            None => String::new(),
+        };
+        let lost = crate::train::fmt_duration(self.seconds.max(0) as f64);
+        match &self.checkpoint {
+            Some(c) => format!(
+                "stopping now loses {lost} of work{steps} since {c}; rtrain stop {host} --at-checkpoint waits for the next one"
+            ),
+            None => format!(
+                "stopping now loses {lost} of work{steps}: this run has no checkpoint yet; rtrain stop {host} --at-checkpoint waits for its first one"
+            ),
+        }
+    }
+}
+
+/// The newest complete checkpoint the current run saved or resumed from: an earlier run's (a run
+/// started from scratch next to old checkpoints) is not this run's work, nor a sign of its progress.
+fn newest_of_run(p: &rprobe::StatusProbe) -> Option<&crate::train::checkpoints::Checkpoint> {
+    p.ckpts
+        .checkpoints
+        .iter()
+        .filter(|c| c.complete && rprobe::checkpoint_is_of_current_run(p, &c.name))
+        .max_by_key(|c| c.ordinal())
+}
+
+/// `None` when no run is running (nothing to lose) or the remote clock is unknown.
+pub fn stop_cost(p: &rprobe::StatusProbe) -> Option<StopCost> {
+    let run = p.run.as_ref().filter(|r| r.state == RunState::Running)?;
+    let now = p.ckpts.now?;
+    let started = run.started_at.as_deref().and_then(rprobe::rfc3339_epoch);
+    let newest = newest_of_run(p);
+    let to_step = p.log_summary.progress.as_ref().map(|b| b.step);
+    let (since, from_step, checkpoint) = match (newest, newest.and_then(|c| c.mtime)) {
+        (Some(c), Some(m)) if started.is_none_or(|s| m >= s) => (m, c.step.unwrap_or(0), Some(c.name.clone())),
+        // The checkpoint this run resumed from: the work since the run started.
+        (Some(c), _) => (
+            started.unwrap_or(now),
+            c.step.or(p.log_summary.resumed_at_step).unwrap_or(0),
+            Some(c.name.clone()),
+        ),
+        (None, _) => (started?, p.log_summary.resumed_at_step.unwrap_or(0), None),
+    };
+    Some(StopCost {
+        seconds: now - since,
+        from_step,
+        to_step: to_step.filter(|t| *t >= from_step),
+        checkpoint,
+    })
+}
+
+/// Signal the current run (stop_signal, then TERM, then KILL) and say how it ended. `after` is
+/// the checkpoint `--at-checkpoint` waited for.
+async fn signal_stop(
+    ctx: &Ctx,
+    target: &Target,
+    session: &Session,
+    args: &StopArgs,
+    after: Option<&(String, u64)>,
+) -> anyhow::Result<u8> {
+    let first = &target.settings.stop_signal;
+    let script = run::stop_script_with(&target.settings.workdir, args.timeout, args.force, first);
+    // First signal, wait, SIGTERM, wait, SIGKILL: allow for both waits and some slack.
     let limit = Duration::from_secs(args.timeout.saturating_mul(2) + 60);
     let spinner = (!ctx.quiet && ctx.env.interactive).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         let how = if args.force {
             "SIGKILL".to_string()
         } else {
-            format!("SIGINT, then SIGTERM after {} s", args.timeout)
+            format!("SIG{first}, then SIGTERM after {} s", args.timeout)
         };
         pb.set_message(format!("stopping the run on {} ({how})…", target.name));
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
     });
     let text = tokio::select! {
-        r = run_script(&session, &script, limit) => r,
+        r = run_script(session, &script, limit) => r,
         _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
     };
     if let Some(pb) = spinner {
         pb.finish_and_clear();
     }
     let text = text?;
-    session.close().await;
-    match run::parse_stop(&text).map_err(|e| run_error(&target, e))? {
+    match run::parse_stop(&text).map_err(|e| run_error(target, e))? {
         StopOutcome::Stopped { id, signal, exit_code } => {
             let code = exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
+            // The trainer ran on for at most a poll interval after the save: say so rather than "nothing lost".
+            let saved = after
+                .map(|(name, step)| format!(" right after {name} (step {step}), which is complete"))
+                .unwrap_or_default();
             println!(
-                "stopped run {id} on {} after {}{code}; the tmux session stays",
+                "stopped run {id} on {}{saved}, after {}{code}; the tmux session stays",
                 target.name,
                 signal.name()
             );
+            if let Some((name, _)) = after {
+                if !ctx.quiet {
+                    println!("  next: rtrain resume {} (continues from {name})", target.name);
+                }
+            }
         }
         StopOutcome::NotRunning { id, state, exit_code } => {
             let code = exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
@@ -189,6 +460,189 @@ pub async fn stop(ctx: &Ctx, args: StopArgs) -> anyhow::Result<u8> {
         StopOutcome::NoRun => println!("no run on {}: nothing to stop", target.name),
     }
     Ok(0)
+}
+
+/// One status probe over the resilient link: a drop (or a probe cut short by one) reconnects and
+/// asks again; Ctrl-C gives up (130).
+async fn probe_on_link(
+    ctx: &Ctx,
+    target: &Target,
+    link: &mut Link,
+    status: &StatusLine,
+) -> anyhow::Result<rprobe::StatusProbe> {
+    loop {
+        let session = link.session().await?;
+        let dead = link.wait_dead();
+        let r = tokio::select! {
+            r = probe::probe_status(&session, target) => Some(r),
+            _ = dead => None,
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        };
+        match r {
+            Some(Ok(p)) => return Ok(p),
+            Some(Err(e)) if !retryable(&e) => return Err(e),
+            _ => {}
+        }
+        drop(session);
+        let cancel = ctx.shutdown.child_token();
+        link.reconnect(&cancel, |ev| status.event(&ev)).await?;
+    }
+}
+
+/// A dropped connection, or a probe whose output it cut short.
+fn retryable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::ssh::SshError>()
+            .is_some_and(|s| s.is_retryable())
+            || c.to_string().contains("ended early")
+    })
+}
+
+/// The step the next checkpoint is due at: the next multiple of save_steps after `newest`.
+fn next_save_step(p: &rprobe::StatusProbe, newest: Option<u64>) -> Option<u64> {
+    let check = rprobe::check_inputs(p);
+    // An earlier run's trainer_state.json may have saved at another interval.
+    let own = p
+        .trainer_state
+        .as_ref()
+        .filter(|(name, _)| rprobe::checkpoint_is_of_current_run(p, name))
+        .and_then(|(_, t)| t.save_steps);
+    let from_config = p
+        .train_config
+        .as_ref()
+        .and_then(|c| c.effective_save_steps(check.max_steps));
+    let every = own.or(from_config).filter(|s| *s > 0)?;
+    let base = newest.unwrap_or(0).max(check.current_step.unwrap_or(0));
+    Some((base / every + 1) * every)
+}
+
+/// How long `--at-checkpoint` lets the trainer finish its save (rotation of older checkpoints
+/// included) once the new checkpoint is complete, before stopping it anyway.
+const SAVE_SETTLE_MAX: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_secs(1);
+
+/// `stop --at-checkpoint`: poll until a complete checkpoint newer than the newest one at the
+/// start appears (across drops: the resilient link), let the trainer move past it, then stop as
+/// `stop` does. Ctrl-C or `--wait-timeout` leave the run alone; a run that ends by itself
+/// meanwhile is reported as it ended.
+async fn stop_at_checkpoint(ctx: &Ctx, target: &Target, args: &StopArgs) -> anyhow::Result<u8> {
+    let mut link = ctx.connected_link(target).await?;
+    let status = StatusLine::new(&target.name, false, ctx.env.interactive, ctx.quiet);
+    let started = std::time::Instant::now();
+    let spinner = (!ctx.quiet && ctx.env.interactive).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    });
+    let clear = |pb: &Option<indicatif::ProgressBar>| {
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+    };
+    let mut baseline: Option<Option<u64>> = None;
+    let mut said = String::new();
+    let mut found: Option<((String, u64), std::time::Instant)> = None;
+    let chosen = loop {
+        let p = match probe_on_link(ctx, target, &mut link, &status).await {
+            Ok(p) => p,
+            Err(e) => {
+                clear(&spinner);
+                return Err(e);
+            }
+        };
+        let Some(run) = &p.run else {
+            clear(&spinner);
+            println!("no run on {}: nothing to stop", target.name);
+            return Ok(0);
+        };
+        let newest = newest_of_run(&p);
+        let newest_step = newest.and_then(|c| c.step);
+        if run.state != RunState::Running {
+            clear(&spinner);
+            let code = run.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+            if baseline.is_none() {
+                println!(
+                    "no active run on {}: the last run {} is {}{code}",
+                    target.name, run.id, run.state
+                );
+                return Ok(0);
+            }
+            println!(
+                "the run {} on {} ended by itself while waiting for a checkpoint: {}{code}; nothing was signalled",
+                run.id, target.name, run.state
+            );
+            return Ok(if run.state == RunState::Finished { 0 } else { 1 });
+        }
+        let base = *baseline.get_or_insert(newest_step);
+        let step = p.log_summary.progress.as_ref().map(|b| b.step);
+        match (newest, newest_step) {
+            (Some(c), Some(s)) if base.is_none_or(|b| s > b) => {
+                let (_, seen) = found.get_or_insert_with(|| ((c.name.clone(), s), std::time::Instant::now()));
+                // Stopped once the trainer has moved on: its save (and the rotation after it) is over.
+                if step.is_some_and(|now| now > s) || seen.elapsed() > SAVE_SETTLE_MAX {
+                    break (c.name.clone(), s);
+                }
+            }
+            _ => {
+                let next = next_save_step(&p, base);
+                let eta = match (
+                    next,
+                    step,
+                    StatusJson::build(&target.name, "", &p).progress.seconds_per_step,
+                ) {
+                    (Some(n), Some(st), Some(sps)) => {
+                        format!(
+                            ", about {}",
+                            crate::train::fmt_duration(n.saturating_sub(st) as f64 * sps)
+                        )
+                    }
+                    _ => String::new(),
+                };
+                let msg = match (step, next) {
+                    (Some(st), Some(n)) => format!("waiting for the next checkpoint: step {st} → {n}{eta}"),
+                    (Some(st), None) => format!("waiting for the next checkpoint (now at step {st})"),
+                    _ => "waiting for the next checkpoint".to_string(),
+                };
+                match &spinner {
+                    Some(pb) => pb.set_message(msg),
+                    None if said.is_empty() && !ctx.quiet => {
+                        eprintln!("{msg}");
+                        said = msg;
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let Some(limit) = args.wait_timeout {
+            if started.elapsed() >= limit {
+                clear(&spinner);
+                anyhow::bail!(
+                    "no new checkpoint on {} within {}; the run goes on (rtrain stop {} stops it now)",
+                    target.name,
+                    humantime::format_duration(limit),
+                    target.name
+                );
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = ctx.shutdown.cancelled() => {
+                clear(&spinner);
+                return Err(CommandError::Interrupted.into());
+            }
+        }
+    };
+    clear(&spinner);
+    // The stop itself, once, over the link (reconnecting first if it dropped just now).
+    let session = loop {
+        let s = link.session().await?;
+        if !s.is_closed() {
+            break s;
+        }
+        let cancel = ctx.shutdown.child_token();
+        link.reconnect(&cancel, |ev| status.event(&ev)).await?;
+    };
+    signal_stop(ctx, target, &session, args, Some(&chosen)).await
 }
 
 /// Writes log bytes to stdout, either as they are (`--raw`) or with each `\r`-redrawn line reduced
@@ -423,25 +877,14 @@ async fn resume_on(
     let (command, edit) = if let Some(template) = &target.settings.resume_command {
         (run::resume_command(template, &path), None)
     } else {
-        let cfg_path = run::remote_path(&target.settings.workdir, &target.settings.train_config);
-        let out = session
-            .exec(
-                &run::sh_command(&format!("cat -- {}", quote::quote_path(&cfg_path))),
-                None,
-                Some(SCRIPT_TIMEOUT),
-            )
-            .await?;
-        if out.exit.as_code() != 0 {
-            anyhow::bail!(
-                "cannot read the training config {} on {}: {}",
+        let text = read_train_config(session, target).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the training config {} does not exist on {} (set `train_config`, or `resume_command`, in rtrain's config)",
                 target.settings.train_config,
-                target.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let text = String::from_utf8(out.stdout)
-            .map_err(|_| anyhow::anyhow!("the training config {} is not UTF-8", target.settings.train_config))?;
-        let edit = run::edit_resume_from_checkpoint(&text, &path).map_err(|e| {
+                target.name
+            )
+        })?;
+        let edit = train_config::edit_resume_from_checkpoint(&text, &path).map_err(|e| {
             anyhow::anyhow!(
                 "cannot set resume_from_checkpoint in {}: {e}",
                 target.settings.train_config
@@ -460,10 +903,12 @@ async fn resume_on(
             println!("would launch: {base_command}");
             return Ok(0);
         }
+        // Written under up's lock only if the file is still what was read here.
         let file = FileEdit {
             path: target.settings.train_config.clone(),
             content: edit.text,
             backup: true,
+            expect_sha256: Some(run::sha256_hex(text.as_bytes())),
         };
         (base_command, Some(file))
     };

@@ -170,7 +170,9 @@ fi
 l=
 lsrc=
 if [ -n "$r" ] && [ -f "$r/log" ]; then l=$(head -c 4096 "$r/log"); lsrc=record; fi
-if [ -z "$l" ] && [ -n "$L" ] && [ -d "$L" ]; then
+# The log_dir's newest log only when there is no run record: a run's progress, loss and last lines come from its own
+# log, never from another run's.
+if [ -z "$r" ] && [ -n "$L" ] && [ -d "$L" ]; then
   for f in "$L"/*.log; do
     [ -f "$f" ] || continue
     if [ -z "$l" ] || [ "$f" -nt "$l" ]; then l=$f; fi
@@ -750,6 +752,10 @@ pub struct RunJson {
     pub exit_code: Option<i32>,
     pub log: Option<String>,
     pub command: Option<String>,
+    /// Added: seconds since the run's log last grew (its mtime against the remote clock).
+    pub silent_seconds: Option<i64>,
+    /// Added: running, and silent for `stall_after` or longer (a hang: NCCL, a dataloader deadlock, a full disk).
+    pub stalled: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -759,6 +765,10 @@ pub struct ProgressJson {
     pub seconds_per_step: Option<f64>,
     pub eta_seconds: Option<f64>,
     pub loss: Option<f64>,
+    /// Added: the step `loss` belongs to (from the log, or from a checkpoint's log_history).
+    pub loss_step: Option<u64>,
+    /// Added: where `loss` came from: `log`, or the checkpoint's name whose trainer_state.json had it.
+    pub loss_from: Option<String>,
     /// Added.
     pub epoch: Option<f64>,
     /// Added: the bar jumped here from 0 (a resume); the rate is measured after the jump.
@@ -770,6 +780,9 @@ pub struct LatestCheckpointJson {
     pub name: String,
     pub step: Option<u64>,
     pub age_seconds: Option<i64>,
+    /// Added: saved by the current run (or the one it resumed from); `false`: an earlier run's, found in the
+    /// checkpoint directory; `null` without a run record.
+    pub of_current_run: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -804,9 +817,23 @@ impl StatusJson {
         }
     }
 
+    /// Re-decide `run.stalled` with the host's `stall_after` ([`StatusJson::build`] uses the default).
+    pub fn apply_stall_after(&mut self, stall_after: std::time::Duration) {
+        if let Some(r) = &mut self.run {
+            r.stalled =
+                r.state == RunState::Running && r.silent_seconds.is_some_and(|s| s >= stall_after.as_secs() as i64);
+        }
+    }
+
     pub fn build(host: &str, session: &str, p: &StatusProbe) -> StatusJson {
         let sum = &p.log_summary;
-        let ts = p.trainer_state.as_ref().map(|(_, t)| t);
+        // A checkpoint of an earlier run (the current one failed at once, or has not saved yet) says nothing
+        // about this run: its loss is never shown next to this run's state.
+        let ts_entry = p
+            .trainer_state
+            .as_ref()
+            .filter(|(name, _)| checkpoint_is_of_current_run(p, name));
+        let ts = ts_entry.map(|(_, t)| t);
         let bar = sum.progress.as_ref();
         let running = p.run.as_ref().is_some_and(|r| r.state == RunState::Running);
         let step = bar.map(|b| b.step);
@@ -825,6 +852,19 @@ impl StatusJson {
                 _ => None,
             }
         };
+        // The log's own dict lines first; until one arrives (or when the trainer's stdout is buffered), the newest
+        // loss the newest complete checkpoint of this run recorded.
+        // The trainer's own number only: the config file may be overridden on the command line.
+        let logging_steps = ts.and_then(|t| t.logging_steps);
+        let (loss, loss_step, loss_from) = match (sum.loss, ts_entry) {
+            (Some(l), _) => (
+                Some(l),
+                sum.loss_step.map(|s| logged_step(s, logging_steps)),
+                Some("log".to_string()),
+            ),
+            (None, Some((name, t))) if t.last_loss.is_some() => (t.last_loss, t.last_loss_step, Some(name.clone())),
+            _ => (None, None, None),
+        };
         let latest_checkpoint = p.ckpts.newest_complete().map(|c| LatestCheckpointJson {
             name: c.name.clone(),
             step: c.step,
@@ -832,7 +872,15 @@ impl StatusJson {
                 (Some(now), Some(m)) => Some(now - m),
                 _ => None,
             },
+            of_current_run: p.run.as_ref().map(|_| checkpoint_is_of_current_run(p, &c.name)),
         });
+        // Only the run's own log counts (see the probe script), so another run's output never hides a hang.
+        let silent_seconds = match (p.ckpts.now, p.log.as_ref().and_then(|l| l.mtime)) {
+            (Some(now), Some(m)) if p.log.as_ref().is_some_and(|l| l.source == LogSource::Record) => {
+                Some((now - m).max(0))
+            }
+            _ => None,
+        };
         StatusJson {
             host: host.to_string(),
             reachable: true,
@@ -853,13 +901,18 @@ impl StatusJson {
                 exit_code: r.exit_code,
                 log: r.log.clone(),
                 command: r.command.clone(),
+                silent_seconds,
+                stalled: r.state == RunState::Running
+                    && silent_seconds.is_some_and(|s| s >= crate::config::DEFAULT_STALL_AFTER.as_secs() as i64),
             }),
             progress: ProgressJson {
                 step,
                 total,
                 seconds_per_step: finite(seconds_per_step),
                 eta_seconds: finite(eta_seconds),
-                loss: finite(sum.loss.or(ts.and_then(|t| t.last_loss))),
+                loss: finite(loss),
+                loss_step,
+                loss_from,
                 epoch: finite(sum.epoch.or(ts.and_then(|t| t.epoch))),
                 resumed_at_step: sum.resumed_at_step,
             },
@@ -872,6 +925,38 @@ impl StatusJson {
             }),
         }
     }
+}
+
+/// The step a dict line's loss belongs to, from the bar's last redraw before it. tqdm redraws at most
+/// every 0.1 s, so a fast trainer's bar may show 197 when the Trainer logs at step 200: the loss is
+/// logged at a multiple of `logging_steps`, so the next one up is the step (the bar never runs ahead).
+pub fn logged_step(bar_step: u64, logging_steps: Option<u64>) -> u64 {
+    match logging_steps.filter(|n| *n > 1) {
+        Some(n) if !bar_step.is_multiple_of(n) => bar_step.div_ceil(n) * n,
+        _ => bar_step,
+    }
+}
+
+/// `2026-11-29T01:53:00Z` (as the run record has it) in seconds since the epoch.
+pub fn rfc3339_epoch(t: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(t.trim()).ok()?;
+    i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok()
+}
+
+/// Whether the checkpoint `name` was written by the current run (or is the one it resumed from): saved at or
+/// after the run's start. Without a run record there is nothing to mix up.
+pub fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
+    let Some(run) = &p.run else { return true };
+    let Some(started) = run.started_at.as_deref().and_then(rfc3339_epoch) else {
+        return true;
+    };
+    let ckpt = p.ckpts.checkpoints.iter().find(|c| c.name == name);
+    let resumed_from = p
+        .log_summary
+        .resumed_at_step
+        .zip(ckpt.and_then(|c| c.step))
+        .is_some_and(|(r, s)| r.abs_diff(s) <= 1);
+    resumed_from || ckpt.and_then(|c| c.mtime).is_some_and(|m| m >= started)
 }
 
 /// The pace `status` and `check` both use (one estimator, so they cannot disagree).
@@ -955,22 +1040,21 @@ impl CheckJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::fixtures;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_loss_belongs_to_the_logging_step_the_lagging_bar_had_not_drawn_yet() {
+        assert_eq!(logged_step(197, Some(100)), 200);
+        assert_eq!(logged_step(200, Some(100)), 200);
+        assert_eq!(logged_step(197, None), 197);
+        assert_eq!(logged_step(7, Some(1)), 7);
+    }
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command};
-
-    fn shared_fixture(rel: &str) -> Vec<u8> {
-        let p = format!("{}/../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
-
-    fn own_fixture(rel: &str) -> Vec<u8> {
-        let p = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
 
     fn write(path: impl AsRef<Path>, bytes: &[u8]) {
         let path = path.as_ref();
@@ -1072,10 +1156,7 @@ mod tests {
         for step in [50, 100, 1500] {
             let c = dir.join(format!("checkpoint-{step}"));
             write(c.join("model.safetensors"), &vec![7u8; 5000]);
-            write(
-                c.join("trainer_state.json"),
-                &shared_fixture("hf-transformers-5.24/trainer_state.json"),
-            );
+            write(c.join("trainer_state.json"), &fixtures::hf("trainer_state.json"));
         }
         write(dir.join("checkpoint-2000/model.safetensors"), &vec![7u8; 5000]);
         write(dir.join("tmp-checkpoint-2500/trainer_state.json"), b"{}");
@@ -1188,7 +1269,7 @@ mod tests {
             ("layouts/deepspeed.txt", Some("global_step1000")),
             ("layouts/accelerate.txt", None),
         ] {
-            let text = String::from_utf8(own_fixture(fixture)).unwrap();
+            let text = String::from_utf8(fixtures::own(fixture)).unwrap();
             for line in text.lines() {
                 let (path, size) = line.rsplit_once(' ').unwrap();
                 let size: usize = size.parse().unwrap();
@@ -1453,7 +1534,7 @@ mod tests {
         build_outputs(&proj.join("outputs"));
         write(proj.join("config/training_config.yaml"), TRAIN_CONFIG);
         let log = proj.join("logs/training_20261129_015300.log");
-        write(&log, &own_fixture("hf-transformers-4.x/train.log"));
+        write(&log, &fixtures::own("hf-transformers-4.x/train.log"));
         let run = Run::new(&proj, "20261129-015300-ab12");
         run.file("log", &format!("{}\n", log.display()));
         let mut child = run.start_wrapper();
@@ -1476,7 +1557,7 @@ mod tests {
         assert_eq!(r.log.as_deref(), Some(log.display().to_string().as_str()));
         let l = p.log.clone().unwrap();
         assert_eq!(l.source, LogSource::Record);
-        assert_eq!(l.tail, own_fixture("hf-transformers-4.x/train.log"));
+        assert_eq!(l.tail, fixtures::own("hf-transformers-4.x/train.log"));
         assert_eq!(l.size, Some(l.tail.len() as u64));
         let bar = p.log_summary.progress.clone().unwrap();
         assert_eq!((bar.step, bar.total), (1520, 4500));
@@ -2007,10 +2088,7 @@ exec {real} "$@""#,
         let b = TestBox::new();
         let proj = b.home.join("proj");
         write(proj.join("logs/training_a.log"), b"old\n");
-        write(
-            proj.join("logs/training b.log"),
-            &shared_fixture("hf-transformers-5.24/train.log"),
-        );
+        write(proj.join("logs/training b.log"), &fixtures::hf("train.log"));
         write(proj.join("logs/notes.txt"), b"not a log\n");
         touch_at(proj.join("logs/training_a.log"), 1_600_000_000);
         touch_at(proj.join("logs/training b.log"), 1_700_000_000);
@@ -2020,7 +2098,7 @@ exec {real} "$@""#,
         assert!(l.path.ends_with(b"logs/training b.log"));
         assert_eq!(l.mtime, Some(1_700_000_000));
         assert_eq!(p.log_summary.progress.unwrap().step, 120);
-        assert_eq!(p.log_summary.loss, Some(5.383));
+        assert_eq!(p.log_summary.loss, Some(5.376));
     }
 
     #[test]

@@ -24,12 +24,16 @@ pub struct LaunchSpec {
     pub command: String,
     /// Directory of the log files, relative to the workdir unless absolute or `~`-based.
     pub log_dir: String,
+    /// Environment variables for the command (names already validated by the config), in order; the wrapper
+    /// exports them from the run dir's `env` file, written here from quoted parts.
+    pub env: Vec<(String, String)>,
     /// A file to replace atomically just before launching, and only if a run is launched (`resume` uses it for
     /// the training config, so a config is never changed under an active run).
     pub edit: Option<FileEdit>,
 }
 
-/// A whole-file replacement done by the up script under its lock.
+/// A whole-file replacement done by the up script under its lock. The content travels on the exec channel's
+/// stdin (see [`up_stdin`]), never on the command line: Linux refuses a single argument over 128 KiB.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEdit {
     /// Relative to the workdir unless absolute or `~`-based.
@@ -37,6 +41,21 @@ pub struct FileEdit {
     pub content: String,
     /// Keep the previous content as `PATH.bak`.
     pub backup: bool,
+    /// SHA-256 (hex) of the content the edit was computed from: under the lock, the file must still hold exactly
+    /// that, or nothing is written or started (a concurrent edit is never overwritten). Not checked on a box
+    /// without `sha256sum`.
+    pub expect_sha256: Option<String>,
+}
+
+/// SHA-256 in hex, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What to send on the up script's stdin: the edit's new content, if any.
+pub fn up_stdin(spec: &LaunchSpec) -> Option<Vec<u8>> {
+    spec.edit.as_ref().map(|e| e.content.clone().into_bytes())
 }
 
 /// A run as the record describes it.
@@ -107,6 +126,10 @@ pub enum StopSignal {
     Int,
     Term,
     Kill,
+    Hup,
+    Quit,
+    Usr1,
+    Usr2,
 }
 
 impl StopSignal {
@@ -115,7 +138,25 @@ impl StopSignal {
             StopSignal::Int => "SIGINT",
             StopSignal::Term => "SIGTERM",
             StopSignal::Kill => "SIGKILL",
+            StopSignal::Hup => "SIGHUP",
+            StopSignal::Quit => "SIGQUIT",
+            StopSignal::Usr1 => "SIGUSR1",
+            StopSignal::Usr2 => "SIGUSR2",
         }
+    }
+
+    /// From `kill -s` spelling (`INT`, `USR1`, ...).
+    pub fn from_kill_name(s: &str) -> Option<StopSignal> {
+        Some(match s {
+            "INT" => StopSignal::Int,
+            "TERM" => StopSignal::Term,
+            "KILL" => StopSignal::Kill,
+            "HUP" => StopSignal::Hup,
+            "QUIT" => StopSignal::Quit,
+            "USR1" => StopSignal::Usr1,
+            "USR2" => StopSignal::Usr2,
+            _ => return None,
+        })
     }
 }
 
@@ -178,6 +219,8 @@ pub enum RunError {
     UnknownRun { id: String },
     #[error("log file {path} of the run is missing")]
     LogMissing { path: String },
+    #[error("{path} changed on the remote host since rtrain read it; nothing was written or started: run it again")]
+    EditChanged { path: String },
     #[error("{0}")]
     Other(String),
 }
@@ -283,7 +326,8 @@ rt_wd=$(pwd)
 
 /// The wrapper written to `runs/<id>/run.sh`. It reads everything from its run dir, so no user input is ever
 /// part of its text. Why it is shaped this way:
-/// - Signals: `stop` signals the whole process group. The command keeps default dispositions (a trap handler
+/// - Signals: `stop` signals the whole process group, with SIGINT or the configured `stop_signal` (QUIT, USR1,
+///   USR2 too, whose default action would kill this shell before it records `exit`). The command keeps default dispositions (a trap handler
 ///   here, unlike an ignore, is reset in children), so Ctrl-C reaches the trainer as a KeyboardInterrupt; this
 ///   shell defers its handler until the command ends (POSIX), so it always records `exit`; tee ignores the
 ///   signals so it cannot die first and take the command down with SIGPIPE.
@@ -298,18 +342,19 @@ const WRAPPER: &str = r##"# rtrain run wrapper (written by `rtrain up`): runs th
 rd=$(dirname -- "$0")
 case $rd in /*) ;; *) rd=$(cd -- "$rd" && pwd) ;; esac
 wd=${rd%/.rtrain/runs/*}
-trap 'rt_signalled=1' INT TERM
+trap 'rt_signalled=1' INT TERM QUIT USR1 USR2
 echo "$$" > "$rd/pid.tmp" && mv -f -- "$rd/pid.tmp" "$rd/pid"
 status=127
 if cd -- "$wd"; then
   log=$(cat "$rd/log")
   command=$(cat "$rd/command")
+  [ ! -f "$rd/env" ] || . "$rd/env"
   mkdir -p -- "$(dirname -- "$log")"
   fifo=$rd/output.fifo fifo_dir=
   rm -f -- "$fifo"
   if ! mkfifo -- "$fifo" 2>/dev/null; then fifo_dir=$(mktemp -d) && fifo=$fifo_dir/output.fifo && mkfifo -- "$fifo"; fi
   rm -f -- "$rd/tee.done"
-  ( trap '' INT TERM HUP; tee -a -- "$log"; : > "$rd/tee.done" ) < "$fifo" &
+  ( trap '' INT TERM HUP QUIT USR1 USR2; tee -a -- "$log"; : > "$rd/tee.done" ) < "$fifo" &
   tee_pid=$!
   sh -c "$command" > "$fifo" 2>&1
   status=$?
@@ -321,7 +366,7 @@ if cd -- "$wd"; then
 fi
 echo "$status" > "$rd/exit.tmp" && mv -f -- "$rd/exit.tmp" "$rd/exit"
 printf '\n[rtrain] run %s ended with exit status %s\n' "${rd##*/}" "$status"
-trap - INT TERM
+trap - INT TERM QUIT USR1 USR2
 [ -x "${SHELL:-}" ] || SHELL=/bin/sh
 exec "$SHELL" -l
 "##;
@@ -406,8 +451,13 @@ if [ -n "$rt_active" ]; then
 fi
 
 if [ -n "$rt_edit_path" ]; then
-  printf '%s' "$rt_edit_content" | rt_atomic_write "$rt_edit_path" "$rt_edit_backup" ||
-    rt_fail "cannot write $rt_edit_path"
+  # Compare and swap under the lock: the file must still be what the edit was computed from.
+  if [ -n "$rt_edit_expect" ] && command -v sha256sum >/dev/null 2>&1; then
+    rt_h=$(sha256sum < "$rt_edit_path" 2>/dev/null)
+    if [ "${rt_h%% *}" != "$rt_edit_expect" ]; then rt_say path "$rt_edit_path"; rt_say result edit-changed; exit 0; fi
+  fi
+  # The new content is this script's stdin.
+  rt_atomic_write "$rt_edit_path" "$rt_edit_backup" || rt_fail "cannot write $rt_edit_path"
 fi
 
 rt_t=$(date +%s)
@@ -439,7 +489,8 @@ done
 { printf '%s' "$rt_command" > "$rt_rd/command" &&
   printf '%s\n' "$rt_started" > "$rt_rd/started_at" &&
   printf '%s\n' "$rt_log" > "$rt_rd/log" &&
-  printf '%s' "$rt_wrapper" > "$rt_rd/run.sh"; } 2>/dev/null ||
+  printf '%s' "$rt_wrapper" > "$rt_rd/run.sh" &&
+  printf '%s' "$rt_env" > "$rt_rd/env"; } 2>/dev/null ||
   { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
 # Recorded as current before the window opens: a run that exists is never invisible to the next `up`.
 { printf '%s\n' "$rt_id" > ".rtrain/current.$$" && mv -f ".rtrain/current.$$" .rtrain/current; } 2>/dev/null ||
@@ -647,11 +698,29 @@ pub fn tmux_session_name(name: &str) -> String {
     name.replace([':', '.'], "_")
 }
 
-/// The script for `rtrain up`. Output: `@rtrain` lines ending with `result=launched|active|tmux-missing|
-/// workdir-missing|error`; see [`parse_up`].
+/// The run dir's `env` file, sourced by the wrapper: one `export NAME=VALUE` per variable, each value quoted, so
+/// it arrives byte for byte and nothing in it runs. A name that is not a shell name is skipped (the config refuses
+/// them before this).
+pub fn env_file(env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (name, value) in env {
+        if !crate::config::valid_env_name(name) {
+            continue;
+        }
+        out.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    out
+}
+
+/// The script for `rtrain up`. Output: `@rtrain` lines ending with `result=launched|active|edit-changed|
+/// tmux-missing|workdir-missing|error`; see [`parse_up`]. With an edit, send [`up_stdin`] on its stdin.
 pub fn up_script(spec: &LaunchSpec) -> String {
-    let (edit_path, edit_content, edit_backup) = match &spec.edit {
-        Some(e) => (quote_path(&e.path), quote(&e.content), if e.backup { "1" } else { "0" }),
+    let (edit_path, edit_expect, edit_backup) = match &spec.edit {
+        Some(e) => (
+            quote_path(&e.path),
+            quote(e.expect_sha256.as_deref().unwrap_or("")),
+            if e.backup { "1" } else { "0" },
+        ),
         None => ("''".to_string(), "''".to_string(), "0"),
     };
     script(
@@ -661,9 +730,10 @@ pub fn up_script(spec: &LaunchSpec) -> String {
             ("rt_command", quote(&spec.command)),
             ("rt_log_dir", dir_word(&spec.log_dir)),
             ("rt_edit_path", edit_path),
-            ("rt_edit_content", edit_content),
+            ("rt_edit_expect", edit_expect),
             ("rt_edit_backup", edit_backup.to_string()),
             ("rt_wrapper", quote(WRAPPER)),
+            ("rt_env", quote(&env_file(&spec.env))),
         ],
         UP_BODY,
     )
@@ -672,12 +742,29 @@ pub fn up_script(spec: &LaunchSpec) -> String {
 /// The script for `rtrain stop`: SIGINT to the current run's process group, SIGTERM after `timeout_secs`,
 /// SIGKILL after another `timeout_secs` (`force`: SIGKILL at once). See [`parse_stop`].
 pub fn stop_script(workdir: &str, timeout_secs: u64, force: bool) -> String {
-    let signals = if force { "KILL" } else { "'INT TERM KILL'" };
+    stop_script_with(workdir, timeout_secs, force, "INT")
+}
+
+/// [`stop_script`] with another first signal (`stop_signal` in the config: `USR1` for a trainer that saves on
+/// it), still followed by SIGTERM and SIGKILL. `first` is one of [`crate::config::STOP_SIGNALS`].
+pub fn stop_script_with(workdir: &str, timeout_secs: u64, force: bool, first: &str) -> String {
+    let first = if crate::config::STOP_SIGNALS.contains(&first) {
+        first
+    } else {
+        "INT"
+    };
+    let signals = if force {
+        "KILL".to_string()
+    } else if first == "TERM" {
+        "'TERM KILL'".to_string()
+    } else {
+        format!("'{first} TERM KILL'")
+    };
     script(
         &[
             ("rt_workdir", dir_word(workdir)),
             ("rt_timeout", timeout_secs.to_string()),
-            ("rt_signals", signals.to_string()),
+            ("rt_signals", signals),
         ],
         STOP_BODY,
     )
@@ -724,6 +811,44 @@ pub fn write_file_atomically_script(path: &str, backup: bool) -> String {
         ],
         WRITE_BODY,
     )
+}
+
+/// The script that tells whether the checkpoint `path` (relative to the workdir unless absolute or `~`-based) is
+/// there: `@rtrain checkpoint=complete|incomplete|missing`. A directory is complete when it holds
+/// `trainer_state.json` (what the Trainer writes last), a file (a Lightning `.ckpt`) when it is not empty.
+pub fn checkpoint_state_script(workdir: &str, path: &str) -> String {
+    let body = r#"rt_out=1
+CD_WORKDIR
+if [ -d "$rt_ckpt" ]; then
+  if [ -f "$rt_ckpt/trainer_state.json" ]; then rt_say checkpoint complete; else rt_say checkpoint incomplete; fi
+elif [ -s "$rt_ckpt" ]; then rt_say checkpoint complete
+elif [ -e "$rt_ckpt" ]; then rt_say checkpoint incomplete
+else rt_say checkpoint missing; fi
+"#;
+    script(
+        &[("rt_workdir", dir_word(workdir)), ("rt_ckpt", quote_path(path))],
+        body,
+    )
+}
+
+/// What [`checkpoint_state_script`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointState {
+    Complete,
+    Incomplete,
+    Missing,
+}
+
+pub fn parse_checkpoint_state(output: &str) -> Result<CheckpointState, RunError> {
+    let f = fields(output);
+    match first(&f, "checkpoint") {
+        Some("complete") => Ok(CheckpointState::Complete),
+        Some("incomplete") => Ok(CheckpointState::Incomplete),
+        Some("missing") => Ok(CheckpointState::Missing),
+        _ => Err(first(&f, "result")
+            .and_then(|r| common_error(&f, r))
+            .unwrap_or_else(|| unexpected("checkpoint", output))),
+    }
 }
 
 /// A path under the workdir as the scripts take it: `rel` itself when absolute or `~`-based.
@@ -821,6 +946,9 @@ pub fn parse_up(output: &str) -> Result<UpOutcome, RunError> {
         "active" => Ok(UpOutcome::AlreadyActive {
             run: run_info(&f, output)?,
         }),
+        "edit-changed" => Err(RunError::EditChanged {
+            path: first(&f, "path").unwrap_or_default().to_string(),
+        }),
         other => Err(common_error(&f, other).unwrap_or_else(|| unexpected("up", output))),
     }
 }
@@ -832,12 +960,9 @@ pub fn parse_stop(output: &str) -> Result<StopOutcome, RunError> {
     let id = || first(&f, "id").unwrap_or_default().to_string();
     match result {
         "stopped" => {
-            let signal = match first(&f, "signal") {
-                Some("INT") => StopSignal::Int,
-                Some("TERM") => StopSignal::Term,
-                Some("KILL") => StopSignal::Kill,
-                _ => return Err(unexpected("stop", output)),
-            };
+            let signal = first(&f, "signal")
+                .and_then(StopSignal::from_kill_name)
+                .ok_or_else(|| unexpected("stop", output))?;
             Ok(StopOutcome::Stopped {
                 id: id(),
                 signal,
@@ -911,331 +1036,12 @@ pub fn parse_write(output: &str) -> Result<(), RunError> {
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// The resume edit: one line of the training config, every other byte untouched
+// The resume edit lives with the training config's reader (train::train_config); re-exported for the scripts' users.
 
-/// The result of [`edit_resume_from_checkpoint`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResumeEdit {
-    /// The whole new file.
-    pub text: String,
-    /// 1-based number of the changed (or inserted) line in `text`.
-    pub line: usize,
-    /// The replaced line without its line ending; `None` when the line was inserted.
-    pub old: Option<String>,
-    /// The new line without its line ending.
-    pub new: String,
-}
-
-impl ResumeEdit {
-    /// The `--dry-run` preview: `- old` / `+ new` (just `+ new` for an insertion), lines as they are in the file.
-    pub fn diff(&self) -> String {
-        match &self.old {
-            Some(old) => format!("- {old}\n+ {}\n", self.new),
-            None => format!("+ {}\n", self.new),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResumeEditError {
-    #[error("the training config has no top-level `training:` block")]
-    NoTrainingBlock,
-    #[error("`training:` on line {0} is not a block of `key: value` lines")]
-    NotABlock(usize),
-    #[error("resume_from_checkpoint is set twice in `training:` (lines {0} and {1})")]
-    Duplicate(usize, usize),
-    #[error("resume_from_checkpoint on line {0} spans several lines; set it by hand")]
-    MultiLine(usize),
-}
-
-const KEY: &str = "resume_from_checkpoint";
-
-struct Line<'a> {
-    /// Without the line ending.
-    content: &'a str,
-    /// `"\n"`, `"\r\n"` or `""` (last line without one).
-    ending: &'a str,
-}
-
-fn split_lines(text: &str) -> Vec<Line<'_>> {
-    text.split_inclusive('\n')
-        .map(|l| {
-            if let Some(c) = l.strip_suffix("\r\n") {
-                Line {
-                    content: c,
-                    ending: "\r\n",
-                }
-            } else if let Some(c) = l.strip_suffix('\n') {
-                Line {
-                    content: c,
-                    ending: "\n",
-                }
-            } else {
-                Line { content: l, ending: "" }
-            }
-        })
-        .collect()
-}
-
-fn indent_of(s: &str) -> usize {
-    s.len() - s.trim_start_matches(' ').len()
-}
-
-fn is_blank_or_comment(s: &str) -> bool {
-    let t = s.trim_start_matches([' ', '\t']);
-    t.is_empty() || t.starts_with('#')
-}
-
-/// `rest` after a key: `:` then whitespace or end. Returns what follows the `:`.
-fn after_colon(rest: &str) -> Option<&str> {
-    let rest = rest.trim_start_matches(' ').strip_prefix(':')?;
-    (rest.is_empty() || rest.starts_with([' ', '\t'])).then_some(rest)
-}
-
-/// The value part of a `key: value  # comment` line: (leading whitespace, value, trailing whitespace + comment).
-/// `None` when the value continues on the next lines (block scalar, unclosed quote).
-fn split_value(after: &str) -> Option<(&str, &str, &str)> {
-    let ws_len = after.len() - after.trim_start_matches([' ', '\t']).len();
-    let (ws, rest) = after.split_at(ws_len);
-    let value_len = if rest.starts_with('\'') {
-        let mut i = 1;
-        let b = rest.as_bytes();
-        loop {
-            match b.get(i) {
-                None => return None,
-                Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
-                Some(b'\'') => break i + 1,
-                Some(_) => i += 1,
-            }
-        }
-    } else if rest.starts_with('"') {
-        let mut i = 1;
-        let b = rest.as_bytes();
-        loop {
-            match b.get(i) {
-                None => return None,
-                Some(b'\\') => i += 2,
-                Some(b'"') => break i + 1,
-                Some(_) => i += 1,
-            }
-        }
-    } else if rest.starts_with(['|', '>']) {
-        return None;
-    } else if rest.starts_with('#') {
-        0
-    } else {
-        // A plain scalar ends where a comment (` #`) starts.
-        let b = rest.as_bytes();
-        let mut end = rest.len();
-        for i in 1..b.len() {
-            if b[i] == b'#' && (b[i - 1] == b' ' || b[i - 1] == b'\t') {
-                end = i;
-                break;
-            }
-        }
-        rest[..end].trim_end_matches([' ', '\t']).len()
-    };
-    let (value, tail) = rest.split_at(value_len);
-    Some((ws, value, tail))
-}
-
-fn is_training_header(content: &str) -> Option<&str> {
-    let content = content.strip_prefix('\u{feff}').unwrap_or(content);
-    ["training", "\"training\"", "'training'"]
-        .iter()
-        .find_map(|k| content.strip_prefix(k).and_then(after_colon))
-}
-
-/// A block scalar indicator (`|`, `>-`, `|2` ...) ends this value: the following more-indented lines are text.
-fn opens_block_scalar(after: &str) -> bool {
-    let v = after.trim_start_matches([' ', '\t']);
-    let v = v.split(" #").next().unwrap_or("").trim_end();
-    v.starts_with(['|', '>']) && v[1..].chars().all(|c| matches!(c, '-' | '+' | '0'..='9'))
-}
-
-/// Render `path` as a YAML scalar that reads back as exactly that string: plain when that is unambiguous (no
-/// number, bool, null, date or special character), else single-quoted, or double-quoted with escapes when it
-/// holds control characters.
-pub fn yaml_scalar(path: &str) -> String {
-    let safe_chars = path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'));
-    let first_ok = path.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '.' | '_'));
-    let has_letter = path.chars().any(|c| c.is_ascii_alphabetic());
-    let lower = path.to_ascii_lowercase();
-    let special = matches!(
-        lower.as_str(),
-        "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | ".inf" | ".nan"
-    ) || path.parse::<f64>().is_ok();
-    if safe_chars && first_ok && has_letter && !special {
-        return path.to_string();
-    }
-    // YAML folds line breaks inside single quotes, and takes U+2028/2029/FEFF for breaks or a BOM.
-    let needs_escape = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}');
-    if path.chars().any(needs_escape) {
-        let mut out = String::from("\"");
-        for c in path.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                c if needs_escape(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        return out;
-    }
-    format!("'{}'", path.replace('\'', "''"))
-}
-
-/// Set `resume_from_checkpoint: PATH` in the top-level `training:` block, changing only that line: the existing
-/// line's value is replaced (its indentation and trailing comment kept); when absent, a line is inserted with
-/// the block's indentation after a commented-out `# resume_from_checkpoint:` line of the block if there is one,
-/// else after the block's last line. Line endings (CRLF) follow the surrounding lines.
-pub fn edit_resume_from_checkpoint(yaml: &str, path: &str) -> Result<ResumeEdit, ResumeEditError> {
-    let lines = split_lines(yaml);
-    let header = lines
-        .iter()
-        .position(|l| is_training_header(l.content).is_some())
-        .ok_or(ResumeEditError::NoTrainingBlock)?;
-    let after = is_training_header(lines[header].content).unwrap_or_default();
-    if !is_blank_or_comment(after) {
-        return Err(ResumeEditError::NotABlock(header + 1));
-    }
-    let scalar = yaml_scalar(path);
-
-    // The block: until the next non-comment line at column 0.
-    let mut block_indent = None;
-    let mut last_content = header;
-    let mut commented = None;
-    let mut found: Option<usize> = None;
-    let mut in_scalar: Option<usize> = None;
-    let mut i = header + 1;
-    while i < lines.len() {
-        let c = lines[i].content;
-        let blank = c.trim_matches([' ', '\t']).is_empty();
-        let ind = indent_of(c);
-        if let Some(si) = in_scalar {
-            if blank || ind > si {
-                if !blank {
-                    last_content = i;
-                }
-                i += 1;
-                continue;
-            }
-            in_scalar = None;
-        }
-        if blank {
-            i += 1;
-            continue;
-        }
-        let trimmed = c.trim_start_matches([' ', '\t']);
-        if trimmed.starts_with('#') {
-            let body = trimmed.trim_start_matches('#').trim_start_matches([' ', '\t']);
-            if body.strip_prefix(KEY).and_then(after_colon).is_some() {
-                commented = Some(i);
-            }
-            i += 1;
-            continue;
-        }
-        if ind == 0 {
-            if trimmed.starts_with('-') && block_indent.is_none() {
-                return Err(ResumeEditError::NotABlock(header + 1));
-            }
-            break;
-        }
-        let bi = *block_indent.get_or_insert(ind);
-        last_content = i;
-        if trimmed.starts_with("- ") || trimmed == "-" {
-            if ind == bi {
-                return Err(ResumeEditError::NotABlock(header + 1));
-            }
-        } else if let Some(colon) = trimmed.find(':') {
-            let after = &trimmed[colon..];
-            if ind == bi && trimmed.strip_prefix(KEY).and_then(after_colon).is_some() {
-                if let Some(prev) = found {
-                    return Err(ResumeEditError::Duplicate(prev + 1, i + 1));
-                }
-                found = Some(i);
-            }
-            if after_colon(after).is_some_and(opens_block_scalar) {
-                in_scalar = Some(ind);
-            }
-        }
-        i += 1;
-    }
-
-    let indent = " ".repeat(block_indent.unwrap_or(2));
-    let mut out = String::with_capacity(yaml.len() + scalar.len() + 32);
-    let edit = if let Some(at) = found {
-        let c = lines[at].content;
-        let key_end = c.find(KEY).map(|p| p + KEY.len()).unwrap_or(0);
-        let colon = key_end + c[key_end..].find(':').unwrap_or(0) + 1;
-        let (head, rest) = c.split_at(colon);
-        let (ws, value, tail) = split_value(rest).ok_or(ResumeEditError::MultiLine(at + 1))?;
-        // A continuation (a multi-line plain scalar or a nested block) would be left behind.
-        let next = lines[at + 1..].iter().find(|l| !is_blank_or_comment(l.content));
-        if next.is_some_and(|l| indent_of(l.content) > indent_of(c)) {
-            return Err(ResumeEditError::MultiLine(at + 1));
-        }
-        let new = if value.is_empty() && tail.is_empty() {
-            format!("{head} {scalar}")
-        } else if value.is_empty() {
-            format!("{head} {scalar}{ws}{tail}")
-        } else {
-            format!("{head}{ws}{scalar}{tail}")
-        };
-        for (j, l) in lines.iter().enumerate() {
-            out.push_str(if j == at { &new } else { l.content });
-            out.push_str(l.ending);
-        }
-        ResumeEdit {
-            text: out,
-            line: at + 1,
-            old: Some(c.to_string()),
-            new,
-        }
-    } else {
-        let after_line = commented.unwrap_or(last_content);
-        let new = format!("{indent}{KEY}: {scalar}");
-        let eol = match lines[after_line].ending {
-            "" => lines[header].ending,
-            e => e,
-        };
-        let eol = if eol.is_empty() { "\n" } else { eol };
-        for (j, l) in lines.iter().enumerate() {
-            out.push_str(l.content);
-            if j == after_line {
-                if l.ending.is_empty() {
-                    // The file had no final newline: keep it that way, after the new last line.
-                    out.push_str(eol);
-                    out.push_str(&new);
-                } else {
-                    out.push_str(l.ending);
-                    out.push_str(&new);
-                    out.push_str(eol);
-                }
-            } else {
-                out.push_str(l.ending);
-            }
-        }
-        ResumeEdit {
-            text: out,
-            line: after_line + 2,
-            old: None,
-            new,
-        }
-    };
-    Ok(edit)
-}
-
-/// [`edit_resume_from_checkpoint`], just the new text.
-pub fn set_resume_from_checkpoint(yaml: &str, path: &str) -> Result<String, ResumeEditError> {
-    edit_resume_from_checkpoint(yaml, path).map(|e| e.text)
-}
+pub use crate::train::train_config::{
+    edit_resume_from_checkpoint, edit_resume_to_null, set_resume_from_checkpoint, yaml_scalar, ResumeEdit,
+    ResumeEditError,
+};
 
 #[cfg(test)]
 mod tests {
@@ -1337,12 +1143,32 @@ mod tests {
             String::from_utf8(self.sh(script).stdout).unwrap()
         }
 
+        /// The up script with its stdin (the edit's content), as rtrain sends it.
+        fn up_stdout(&self, spec: &LaunchSpec) -> String {
+            use std::io::Write as _;
+            let mut child = self
+                .cmd(&up_script(spec))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let data = up_stdin(spec).unwrap_or_default();
+            let mut stdin = child.stdin.take().unwrap();
+            let feeder = std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            });
+            let out = child.wait_with_output().unwrap();
+            feeder.join().unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        }
+
         fn spec(&self, wd: &Path, command: &str) -> LaunchSpec {
             LaunchSpec {
                 workdir: wd.to_str().unwrap().to_string(),
                 session: "training".into(),
                 command: command.into(),
                 log_dir: "logs".into(),
+                env: Vec::new(),
                 edit: None,
             }
         }
@@ -1707,6 +1533,7 @@ mod tests {
             session: "s 'q\" $(touch pwned-s) #(touch pwned-u) #{session_id} ;x".into(),
             command: command.clone(),
             log_dir: "my logs/$(touch pwned-l)".into(),
+            env: Vec::new(),
             edit: None,
         };
         let run = match parse_up(&sb.stdout(&up_script(&spec))) {
@@ -1747,6 +1574,31 @@ mod tests {
     }
 
     #[test]
+    fn env_reaches_the_command_byte_for_byte_and_runs_nothing() {
+        let sb = Sandbox::new();
+        let wd = sb.project("envs");
+        let hostile = "a b 'q\" $(touch pwned-e) `touch pwned-f` ;x\nline2";
+        let spec = LaunchSpec {
+            env: vec![
+                ("RT_HOSTILE".into(), hostile.into()),
+                ("PYTHONUNBUFFERED".into(), "1".into()),
+                ("bad name".into(), "skipped".into()),
+            ],
+            ..sb.spec(&wd, "printf '<%s>' \"$RT_HOSTILE\" \"$PYTHONUNBUFFERED\" > env.out")
+        };
+        let run = match parse_up(&sb.stdout(&up_script(&spec))) {
+            Ok(UpOutcome::Launched { run, .. }) => run,
+            other => panic!("{other:?}"),
+        };
+        sb.wait_state(&wd, &run.id, "finished");
+        assert_eq!(
+            fs::read_to_string(wd.join("env.out")).unwrap(),
+            format!("<{hostile}><1>")
+        );
+        assert!(!wd.join("pwned-e").exists() && !wd.join("pwned-f").exists());
+    }
+
+    #[test]
     fn a_tilde_workdir_is_the_remote_home_and_session_names_are_normalised_like_tmux() {
         let sb = Sandbox::new();
         let wd = sb.project("home/my proj");
@@ -1755,6 +1607,7 @@ mod tests {
             session: "a.b:c".into(),
             command: "true".into(),
             log_dir: "~/all logs".into(),
+            env: Vec::new(),
             edit: None,
         };
         let Ok(UpOutcome::Launched { run, session }) = parse_up(&sb.stdout(&up_script(&spec))) else {
@@ -1861,9 +1714,10 @@ mod tests {
             path: "config/training_config.yaml".into(),
             content: "training:\n  max_steps: 1\n".into(),
             backup: true,
+            expect_sha256: None,
         });
         assert!(matches!(
-            parse_up(&sb.stdout(&up_script(&spec))),
+            parse_up(&sb.up_stdout(&spec)),
             Ok(UpOutcome::AlreadyActive { .. })
         ));
         assert_eq!(
@@ -1882,9 +1736,53 @@ mod tests {
                 }
             }
         );
-        let out = sb.stdout(&up_script(&spec));
+        let out = sb.up_stdout(&spec);
         assert!(matches!(parse_up(&out), Ok(UpOutcome::Launched { .. })), "{out}");
         assert_eq!(fs::read_to_string(&cfg).unwrap(), "training:\n  max_steps: 1\n");
+        assert_eq!(
+            fs::read_to_string(wd.join("config/training_config.yaml.bak")).unwrap(),
+            original
+        );
+    }
+
+    /// Issue 11 §5: the new content travels on stdin (a 200 KiB config is past Linux's 128 KiB limit for one
+    /// argument), and it is written only if the file is still what the edit was computed from.
+    #[test]
+    fn an_edit_comes_on_stdin_and_is_refused_when_the_file_changed_meanwhile() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let cfg = wd.join("config/training_config.yaml");
+        let original = fs::read_to_string(&cfg).unwrap();
+        let big = format!("{original}# {}\n", "x".repeat(200 * 1024));
+        let mut spec = sb.spec(&wd, "true");
+        spec.edit = Some(FileEdit {
+            path: "config/training_config.yaml".into(),
+            content: big.clone(),
+            backup: true,
+            expect_sha256: Some(sha256_hex(b"something else")),
+        });
+        assert!(
+            up_script(&spec).len() < 64 * 1024,
+            "the content must not be in the script"
+        );
+        let out = sb.up_stdout(&spec);
+        assert_eq!(
+            parse_up(&out),
+            Err(RunError::EditChanged {
+                path: "config/training_config.yaml".into()
+            })
+        );
+        assert_eq!(
+            fs::read_to_string(&cfg).unwrap(),
+            original,
+            "a concurrent edit was overwritten"
+        );
+        assert_eq!(run_dirs(&wd), 0, "nothing may start");
+
+        spec.edit.as_mut().unwrap().expect_sha256 = Some(sha256_hex(original.as_bytes()));
+        let out = sb.up_stdout(&spec);
+        assert!(matches!(parse_up(&out), Ok(UpOutcome::Launched { .. })), "{out}");
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), big);
         assert_eq!(
             fs::read_to_string(wd.join("config/training_config.yaml.bak")).unwrap(),
             original
@@ -1924,6 +1822,43 @@ mod tests {
                 state: RunState::Stopped,
                 exit_code: Some(130)
             }
+        );
+    }
+
+    /// A trainer that saves on SIGUSR1 (Lightning's convention) gets it first, and the wrapper survives it to
+    /// record the exit; one that ignores it still gets SIGTERM.
+    #[test]
+    fn stop_signal_usr1_reaches_the_trainer_first_and_still_escalates() {
+        let sb = Sandbox::new();
+        let wd = sb.project("proj");
+        let saver = "trap 'echo saved-on-usr1; exit 0' USR1; echo ready; while :; do sleep 0.1; done";
+        let run = sb.launch(&wd, saver);
+        assert!(wait_until(Duration::from_secs(10), || log_of(&wd, &run.id).contains("ready")));
+        let out = parse_stop(&sb.stdout(&stop_script_with(wd.to_str().unwrap(), 5, false, "USR1"))).unwrap();
+        assert_eq!(
+            out,
+            StopOutcome::Stopped {
+                id: run.id.clone(),
+                signal: StopSignal::Usr1,
+                exit_code: Some(0)
+            }
+        );
+        assert!(log_of(&wd, &run.id).contains("saved-on-usr1"));
+        assert_eq!(sb.state(&wd, &run.id), "stopped");
+
+        let deaf = "trap '' USR1; echo ready; while :; do sleep 0.1; done";
+        let run = sb.launch(&wd, deaf);
+        assert!(wait_until(Duration::from_secs(10), || log_of(&wd, &run.id).contains("ready")));
+        let out = parse_stop(&sb.stdout(&stop_script_with(wd.to_str().unwrap(), 1, false, "USR1"))).unwrap();
+        assert!(
+            matches!(
+                out,
+                StopOutcome::Stopped {
+                    signal: StopSignal::Term,
+                    ..
+                }
+            ),
+            "{out:?}"
         );
     }
 

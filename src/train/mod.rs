@@ -12,19 +12,22 @@ pub mod trainer_state;
 
 pub use human::{fmt_age, fmt_bytes, fmt_duration};
 
-/// Where a test finds a fixture of this repository (`tests/fixtures/...`) or of the shared
-/// captured-output set (`../shared/fixtures/...`), both relative to the crate root.
+/// Where a test finds a fixture: everything lives in this repository, under `tests/fixtures/`
+/// (tests/fixtures/README.md says where each file came from); nothing outside it is read.
 #[cfg(test)]
 pub(crate) mod fixtures {
+    /// The real Hugging Face Trainer capture (scripts/capture-fixtures.sh); a new capture for another
+    /// transformers version changes this one line.
+    pub const HF: &str = "hf-transformers-5.24.0";
+
+    /// `tests/fixtures/<rel>`.
     pub fn own(rel: &str) -> Vec<u8> {
-        read(&format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR")))
+        let path = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
     }
 
-    pub fn shared(rel: &str) -> Vec<u8> {
-        read(&format!("{}/../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR")))
-    }
-
-    fn read(path: &str) -> Vec<u8> {
-        std::fs::read(path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+    /// A file of the real capture: `train.log`, `trainer_state.json` or `outputs-listing.txt`.
+    pub fn hf(file: &str) -> Vec<u8> {
+        own(&format!("{HF}/{file}"))
     }
 }

@@ -223,6 +223,19 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
     Some((&body[..end], &body[end + 1..]))
 }
 
+/// Splits a metrics dict off the text in front of it: `(before, Some(dict))`, or `(segment, None)`.
+///
+/// Python block-buffers stdout when it is not a terminal (under rtrain's run wrapper it is a pipe),
+/// while tqdm writes its bar to stderr unbuffered. The Trainer's metrics lines (`tqdm.write`, to
+/// stdout) then reach the log in batches, and each batch lands right after the bar's last redraw:
+/// its first dict shares a segment with the bar, `... 40/120 [00:05<00:10,  7.89it/s]{'loss': ...}`.
+fn split_glued_dict(segment: &str) -> (&str, Option<&str>) {
+    match segment.find("{'") {
+        Some(at) if at > 0 && segment[at..].trim_end().ends_with('}') => (&segment[..at], Some(&segment[at..])),
+        _ => (segment, None),
+    }
+}
+
 /// What `status` needs from the tail of a log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogSummary {
@@ -235,6 +248,8 @@ pub struct LogSummary {
     /// The bar jumped from 0 to about this step in one update: the run resumed from a checkpoint.
     pub resumed_at_step: Option<u64>,
     pub loss: Option<f64>,
+    /// The bar's step when the last loss was logged (tqdm.write prints it right after that step's redraw).
+    pub loss_step: Option<u64>,
     pub learning_rate: Option<f64>,
     pub grad_norm: Option<f64>,
     pub epoch: Option<f64>,
@@ -286,6 +301,7 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
         if seg.contains('\x1b') {
             continue;
         }
+        let (seg, glued) = split_glued_dict(seg);
         if let Some(u) = parse_tqdm(seg) {
             let restarted = sum.progress.as_ref().is_some_and(|p| u.step < p.step);
             if u.step == 0 {
@@ -304,17 +320,18 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
             }
             bar_total = Some(u.total);
             sum.progress = Some(u);
-            continue;
         }
-        let trimmed = seg.trim();
-        if trimmed.starts_with('{') {
-            if let Some(d) = parse_dict_line(trimmed) {
+        if let Some(dict) = glued.or_else(|| Some(seg.trim()).filter(|t| t.starts_with('{'))) {
+            if let Some(d) = parse_dict_line(dict) {
                 let set = |slot: &mut Option<f64>, key: &str| {
                     if let Some(v) = d.get(key) {
                         *slot = Some(*v);
                     }
                 };
                 set(&mut sum.loss, "loss");
+                if d.contains_key("loss") {
+                    sum.loss_step = sum.progress.as_ref().map(|p| p.step);
+                }
                 set(&mut sum.learning_rate, "learning_rate");
                 set(&mut sum.grad_norm, "grad_norm");
                 set(&mut sum.epoch, "epoch");
@@ -378,35 +395,47 @@ mod tests {
 
     #[test]
     fn collapse_keeps_the_final_state_of_each_line_of_the_real_log() {
-        let log = fixtures::shared("hf-transformers-5.24/train.log");
+        let log = fixtures::hf("train.log");
         let out = collapse_cr(&log);
         assert!(!out.contains(&b'\r'));
         let l = lines(&out);
-        assert_eq!(l[0], "/tmp/hfenv/bin/python train.py config/training_config.yaml");
+        assert_eq!(
+            l[0], "python train.py config/training_config.yaml",
+            "make's echo, trailing blanks cut"
+        );
         // The 0% bar was never overwritten before the warning was appended to it.
         assert!(
             l[3].starts_with("  0%|          | 0/120 [00:00<?, ?it/s][transformers] `loss_type=None`"),
             "{}",
             l[3]
         );
-        // A bar cleared by spaces and replaced by a metrics line shows the metrics line only.
-        assert_eq!(
-            l[4],
-            "{'loss': '5.375', 'grad_norm': '0.705', 'learning_rate': '4.625e-05', 'epoch': '0.01953'}"
+        // Dozens of redraws end as the bar at the first checkpoint, with the first metrics line of the
+        // batch that stdout's buffer let out then glued to it (see split_glued_dict).
+        assert!(
+            l[4].starts_with(" 33%|███▎      | 40/120 [")
+                && l[4].ends_with(
+                    "it/s]{'loss': '5.377', 'grad_norm': '0.7347', 'learning_rate': '4.625e-05', 'epoch': '0.01953'}"
+                ),
+            "{}",
+            l[4]
         );
         assert_eq!(
             l[5],
-            "{'loss': '5.375', 'grad_norm': '0.7839', 'learning_rate': '4.208e-05', 'epoch': '0.03906'}"
+            "{'loss': '5.38', 'grad_norm': '0.7485', 'learning_rate': '4.208e-05', 'epoch': '0.03906'}"
         );
         let bars = l.iter().filter(|x| x.contains("%|")).count();
         assert!(bars < 15, "redraws must collapse, got {bars} bar lines");
-        assert_eq!(l.last().unwrap(), "100%|██████████| 120/120 [00:01<00:00, 111.99it/s]");
-        assert!(l.iter().any(|x| x.contains("{'train_runtime': '1.072'")));
+        assert!(l.iter().any(|x| x.starts_with("100%|██████████| 120/120 [")));
+        assert!(
+            l.last().unwrap().starts_with("{'train_runtime': '"),
+            "stdout's last batch comes after the bar's last redraw: {}",
+            l.last().unwrap()
+        );
     }
 
     #[test]
     fn streaming_in_any_chunking_equals_collapse_of_the_whole() {
-        let log = fixtures::shared("hf-transformers-5.24/train.log");
+        let log = fixtures::hf("train.log");
         let whole = collapse_cr(&log);
         for size in [1, 2, 3, 7, 64, 4096] {
             let mut c = CrCollapser::new();
@@ -517,30 +546,82 @@ mod tests {
         assert_eq!(parse_dict_line("{}"), None);
     }
 
+    /// The wall time of the capture's whole bar, from its last redraw `120/120 [MM:SS<00:00, ...]`.
+    fn elapsed_of_capture(log: &[u8]) -> f64 {
+        let text = String::from_utf8_lossy(log);
+        let last = text.rsplit(['\r', '\n']).find(|s| s.contains("120/120 [")).unwrap();
+        let clock = last.split('[').nth(1).unwrap().split('<').next().unwrap();
+        let (m, s) = clock.split_once(':').unwrap();
+        m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap()
+    }
+
     #[test]
     fn real_5x_log_summary() {
-        let log = fixtures::shared("hf-transformers-5.24/train.log");
+        let log = fixtures::hf("train.log");
         let s = summarize_log(&log, false);
         let p = s.progress.clone().unwrap();
         assert_eq!((p.step, p.total), (120, 120));
-        assert!((s.seconds_per_step.unwrap() - 1.0 / 111.99).abs() < 1e-9);
+        // The pace is measured over the run's own updates, so 120 steps at that pace take the
+        // bar's wall time, give or take its whole-second clock (and the first update's second).
+        let whole_run = s.seconds_per_step.unwrap() * 120.0;
+        let wall = elapsed_of_capture(&log);
+        assert!(
+            (whole_run - wall).abs() <= 2.5,
+            "120 steps at the pace take {whole_run} s, the bar says {wall} s"
+        );
         assert_eq!(s.eta_seconds, Some(0.0));
         assert_eq!(s.resumed_at_step, None, "a fast first update is not a resume");
-        assert_eq!(s.loss, Some(5.383));
+        assert_eq!(s.loss, Some(5.376));
+        assert_eq!(s.grad_norm, Some(0.8445));
         assert_eq!(s.learning_rate, Some(4.167e-07));
         assert_eq!(s.epoch, Some(0.2344));
-        assert_eq!(s.train_runtime, Some(1.072));
+        assert!(s.train_runtime.is_some_and(|t| t > 0.0));
         assert_eq!(s.train_loss, Some(5.379));
+    }
+
+    /// Regression: under rtrain's wrapper Python's stdout is a pipe, so the Trainer's metrics arrive
+    /// in batches, the first of each glued to the bar's redraw (`... 80/120 [...]{'loss': ...}`);
+    /// that dict was dropped with the bar, and `status` showed the loss of 40 steps before.
+    #[test]
+    fn a_metrics_line_glued_to_the_bar_by_stdout_buffering_is_read() {
+        let log = fixtures::hf("train.log");
+        let glued = log.windows(7).position(|w| w == b"80/120 ").unwrap();
+        let end = glued + log[glued..].iter().position(|b| *b == b'\n').unwrap();
+        let s = summarize_log(&log[..end + 1], false);
+        assert_eq!(s.progress.unwrap().step, 80);
+        assert_eq!(
+            (s.loss, s.grad_norm, s.learning_rate, s.epoch),
+            (Some(5.38), Some(0.8203), Some(2.958e-05), Some(0.09766))
+        );
+        // The first batch: its only line before the cut is the glued one.
+        let first = log.windows(7).position(|w| w == b"40/120 ").unwrap();
+        let end = first + log[first..].iter().position(|b| *b == b'\n').unwrap();
+        assert_eq!(summarize_log(&log[..end + 1], false).loss, Some(5.377));
+        assert_eq!(
+            split_glued_dict(" 5%| 5/100 [00:10<03:10,  2.00s/it]{'loss': '2.1'}"),
+            (" 5%| 5/100 [00:10<03:10,  2.00s/it]", Some("{'loss': '2.1'}"))
+        );
+        assert_eq!(split_glued_dict("{'loss': '2.1'}"), ("{'loss': '2.1'}", None));
+        assert_eq!(split_glued_dict("note {'cut"), ("note {'cut", None));
+    }
+
+    #[test]
+    fn the_loss_step_is_the_bar_step_the_dict_line_follows() {
+        let log = b"\r  5%|\xe2\x96\x8c         | 20/400 [00:01<00:19, 19.5it/s]\r   \r{'loss': '2.104', 'epoch': '0.04'}\n\r  5%|\xe2\x96\x8c         | 21/400 [00:01<00:19, 19.5it/s]";
+        let s = summarize_log(log, false);
+        assert_eq!((s.loss, s.loss_step), (Some(2.104), Some(20)));
+        assert_eq!(s.progress.unwrap().step, 21);
+        assert_eq!(summarize_log(b"{'grad_norm': '1.0'}\n", false).loss_step, None);
     }
 
     #[test]
     fn nested_writing_model_shards_bar_is_ignored() {
-        let log = fixtures::shared("hf-transformers-5.24/train.log");
-        let end = log.windows(14).position(|w| w == b"Writing model ").unwrap();
-        // Cut right after the first nested bar's closing 100% line.
-        let nl = end + log[end..].iter().position(|b| *b == b'\n').unwrap();
-        let after_100 = nl + 1 + log[nl + 1..].iter().position(|b| *b == b'\n').unwrap();
-        let p = summarize_log(&log[..after_100], false).progress.unwrap();
+        let log = fixtures::hf("train.log");
+        let nested = log.windows(14).position(|w| w == b"Writing model ").unwrap();
+        // Cut right after the line of the first nested bar, which ends with its 100% redraw.
+        let nl = nested + log[nested..].iter().position(|b| *b == b'\n').unwrap();
+        assert!(log[nested..nl].ends_with(b"it/s]"), "the cut ends on the nested bar");
+        let p = summarize_log(&log[..nl + 1], false).progress.unwrap();
         assert_eq!((p.step, p.total), (40, 120));
     }
 

@@ -12,6 +12,7 @@ mod foundation;
 mod lifecycle;
 mod link;
 mod observe;
+mod protect;
 mod proxy;
 mod resilience;
 mod ssh_compat;

@@ -6,7 +6,9 @@ Stdlib only. It trains nothing: each step sleeps `seconds_per_step`, then it pri
 transformers does (in place, trainer_state.json last, oldest removed beyond save_total_limit).
 
 Settings come from the `training:` block of config/training_config.yaml; command-line flags override them so tests
-can run it fast:  python3 train.py [CONFIG] [--max-steps N] [--seconds-per-step S] [--crash-at-step K] ...
+can run it fast:  python3 train.py [CONFIG] [--max-steps N] [--seconds-per-step S] [--crash-at-step K]
+[--hang-at-step K] ...  On SIGINT it does what the Hugging Face Trainer does: a KeyboardInterrupt mid-step, nothing
+saved, death by SIGINT (exit 130).
 """
 
 import argparse
@@ -34,6 +36,7 @@ DEFAULTS = {
     "resume_from_checkpoint": None,
     "crash_at_step": None,
     "ignore_sigint": False,
+    "hang_at_step": None,
     "seed": 42,
 }
 
@@ -91,9 +94,10 @@ def read_block(path, block="training"):
                 inside = re.match(re.escape(block) + r":\s*(#.*)?$", line) is not None
                 continue
             if inside:
-                match = re.match(r"\s+([A-Za-z_][A-Za-z0-9_]*):(\s+(.*))?$", line)
+                # Keys may be quoted ("resume_from_checkpoint": ...), as any YAML loader accepts.
+                match = re.match(r"""\s+(["']?)([A-Za-z_][A-Za-z0-9_]*)\1:(\s+(.*))?$""", line)
                 if match:
-                    values[match.group(1)] = parse_scalar(match.group(3) or "")
+                    values[match.group(2)] = parse_scalar(match.group(4) or "")
     return values
 
 
@@ -110,6 +114,7 @@ def settings(argv):
         "--model-size-bytes": int,
         "--resume-from-checkpoint": str,
         "--crash-at-step": int,
+        "--hang-at-step": int,
     }
     for flag, kind in flags.items():
         parser.add_argument(flag, type=kind)
@@ -176,11 +181,14 @@ class Bar:
         self.draw()
 
     def write(self, message):
-        """tqdm.write: clear the bar (stderr), print the message (stdout), redraw."""
+        """tqdm.write: clear the bar (stderr), print the message (stdout), redraw.
+
+        Like tqdm.write (and so transformers' ProgressCallback.on_log), stdout is NOT flushed: into a pipe Python
+        block-buffers it (8 KiB), so without PYTHONUNBUFFERED the dict lines reach the log in bursts or at exit.
+        """
         sys.stderr.write("\r" + " " * self.last_len + "\r")
         sys.stderr.flush()
         sys.stdout.write(message + "\n")
-        sys.stdout.flush()
         self.draw()
 
     def close(self):
@@ -320,6 +328,10 @@ def training_step(cfg, step):
         raise RuntimeError(
             "simulated crash at step {} (crash_at_step={})".format(step, cfg["crash_at_step"])
         )
+    if cfg["hang_at_step"] is not None and step == int(cfg["hang_at_step"]):
+        # An NCCL hang or a dataloader deadlock: alive, silent, for ever (until a signal).
+        while True:
+            time.sleep(3600)
     time.sleep(float(cfg["seconds_per_step"]))
     rng = random.Random(cfg["seed"] * 100003 + step)
     loss = 0.4 + 2.2 * math.exp(-3.0 * step / cfg["max_steps"]) + rng.uniform(-0.05, 0.05)
