@@ -5,6 +5,7 @@
 mod support;
 
 mod attach;
+mod auth;
 mod edges;
 mod fault_proxy;
 mod foundation;
