@@ -111,10 +111,24 @@ impl Ctx {
         self.note_unsupported(target);
         let opts = self.connect_options(target);
         let prompter = self.env.prompter.clone();
-        tokio::select! {
-            r = ssh::connect_once(target, &opts, prompter) => Ok(r?),
-            _ = self.shutdown.cancelled() => Err(CommandError::Interrupted.into()),
+        let session = tokio::select! {
+            r = ssh::connect_once(target, &opts, prompter) => r?,
+            _ = self.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        };
+        if self.verbose > 0 {
+            let auth = session.auth();
+            let offered = if auth.offered.is_empty() {
+                "nothing (no login needed)".to_string()
+            } else {
+                auth.offered.join(",")
+            };
+            eprintln!(
+                "rtrain: note: {} offered {offered}; logged in with {}",
+                target.name,
+                auth.used.join(" then ")
+            );
         }
+        Ok(session)
     }
 }
 

@@ -193,6 +193,14 @@ impl Ctx<'_> {
     }
 }
 
+/// How a login went, for `-v`: what the server first said it accepts, and the methods that got
+/// the user in (several when the server demands more than one, as `AuthenticationMethods` can).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthOutcome {
+    pub offered: Vec<String>,
+    pub used: Vec<String>,
+}
+
 /// Authenticate as OpenSSH's client does: ask with "none" first (the answer lists what the server
 /// accepts), then each method of the plan the server accepts, in the plan's order, following the
 /// server's new list after each refusal (so `AuthenticationMethods publickey,password` works).
@@ -201,7 +209,7 @@ pub async fn authenticate(
     target: &Target,
     opts: &ConnectOptions,
     prompter: Arc<dyn Prompter>,
-) -> Result<(), SshError> {
+) -> Result<AuthOutcome, SshError> {
     let ctx = Ctx {
         host: target.name.clone(),
         user: target.user.clone(),
@@ -218,8 +226,17 @@ pub async fn authenticate(
     let mut accepts = match tokio::time::timeout(ctx.limit, handle.authenticate_none(&ctx.user)).await {
         Err(_) => return Err(ctx.timeout_err()),
         Ok(Err(e)) => return Err(classify(&ctx.host, e)),
-        Ok(Ok(AuthResult::Success)) => return Ok(()),
+        Ok(Ok(AuthResult::Success)) => {
+            return Ok(AuthOutcome {
+                offered: Vec::new(),
+                used: vec!["none".into()],
+            })
+        }
         Ok(Ok(AuthResult::Failure { remaining_methods, .. })) => method_names(&remaining_methods),
+    };
+    let mut outcome = AuthOutcome {
+        offered: accepts.clone(),
+        used: Vec::new(),
     };
     for planned in plan(&target.ssh).into_iter().filter(|p| p.enabled) {
         if !accepts.contains(&planned.method) {
@@ -234,8 +251,18 @@ pub async fn authenticate(
             None => continue,
         };
         match step {
-            Step::Success => return Ok(()),
-            Step::Failed(Some(list)) => accepts = list,
+            Step::Success => {
+                outcome.used.push(planned.method.clone());
+                return Ok(outcome);
+            }
+            Step::Failed(Some(list)) => {
+                // A partial success (the method counted, the server wants another one too) shows
+                // as a new list without the method just used.
+                if list != accepts && !list.contains(&planned.method) {
+                    outcome.used.push(planned.method.clone());
+                }
+                accepts = list
+            }
             Step::Failed(None) => {}
         }
         if handle.is_closed() {

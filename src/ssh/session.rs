@@ -245,6 +245,7 @@ pub struct Session {
     host: String,
     hops: Vec<(String, Handle<ClientHandler>)>,
     closed: tokio::sync::watch::Receiver<Option<String>>,
+    auth: auth::AuthOutcome,
 }
 
 /// How a remote command ended.
@@ -572,12 +573,13 @@ where
         }
         Ok(Ok(h)) => h,
     };
-    auth::authenticate(&mut handle, target, opts, prompter).await?;
+    let auth = auth::authenticate(&mut handle, target, opts, prompter).await?;
     Ok(Session {
         handle,
         host: display,
         hops: Vec::new(),
         closed,
+        auth,
     })
 }
 
@@ -618,6 +620,11 @@ pub fn classify(host: &str, e: russh::Error) -> SshError {
 impl Session {
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// How the login to this host (not its jump hosts) went.
+    pub fn auth(&self) -> &auth::AuthOutcome {
+        &self.auth
     }
 
     /// Closed when the session or any jump host under it is (a dead hop is a dead link).

@@ -206,6 +206,51 @@ async fn preferred_authentications_puts_password_before_a_working_key() {
     assert!(person.asked().is_empty(), "{:?}", person.asked());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_that_demands_a_key_then_a_password_counts_both_in_the_outcome() {
+    let user = TestUser::create("second");
+    let sshd = Sshd::start_opts(SshdOptions {
+        auth_config: "PasswordAuthentication yes\nAuthenticationMethods publickey,password\n".into(),
+        ..SshdOptions::default()
+    });
+    let c = Client::bare();
+    keygen(&c.key, "ed25519", "");
+    sshd.authorize(&c.key.with_extension("pub"));
+    c.write_ssh_config(&format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+        sshd.port,
+        user.name,
+        c.key.display()
+    ));
+    c.trust(&sshd);
+    let person = Arc::new(Person::with_passwords(&["second"]));
+    let session = rtrain::ssh::connect_once(&library_target(&c, "box"), &opts(), person.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(session.auth().offered, ["publickey"], "what the server first accepts");
+    assert_eq!(session.auth().used, ["publickey", "password"]);
+}
+
+#[test]
+fn verbose_says_what_the_server_offered_and_which_method_logged_in() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let ran = run_with_timeout(c.rtrain().args(["-v", "exec", "box", "--", "true"]), LIMIT);
+    assert_eq!(ran.code, 0, "{ran}\n{}", sshd.log());
+    let note = ran
+        .stderr
+        .lines()
+        .find(|l| l.contains(" offered "))
+        .unwrap_or_else(|| panic!("no note of what the server offered: {ran}"));
+    assert!(
+        note.contains("publickey") && note.ends_with("logged in with publickey"),
+        "{note}"
+    );
+    // Without -v, nothing of it.
+    let ran = run_with_timeout(c.rtrain().args(["exec", "box", "--", "true"]), LIMIT);
+    assert!(!ran.stderr.contains(" offered "), "{ran}");
+}
+
 #[test]
 fn a_password_box_without_a_terminal_fails_with_exit_4_and_a_hint() {
     let user = TestUser::create("right");
