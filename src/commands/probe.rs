@@ -168,7 +168,7 @@ struct HostStatus {
     error: Option<anyhow::Error>,
 }
 
-async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>) -> HostStatus {
+async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>, history: bool) -> HostStatus {
     let fail = |e: anyhow::Error| HostStatus {
         json: StatusJson::unreachable(&target.name, &target.settings.session),
         probe: None,
@@ -189,6 +189,9 @@ async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>) -> Hos
         Ok(p) => {
             let mut json = StatusJson::build(&target.name, &target.settings.session, &p);
             json.apply_stall_after(target.settings.stall_after);
+            if history {
+                json.progress.history = Some(probe::history(&p));
+            }
             HostStatus {
                 json,
                 probe: Some(p),
@@ -269,7 +272,7 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             targets
                 .iter()
                 .zip(sessions.iter().map(Option::as_ref).chain(std::iter::repeat(None)))
-                .map(|(t, s)| status_of(ctx, t, s)),
+                .map(|(t, s)| status_of(ctx, t, s, args.history)),
         );
         // Ctrl-C is an interruption (exit 130), also between refreshes of --watch.
         let results: Vec<HostStatus> = tokio::select! {
@@ -744,6 +747,12 @@ mod tests {
                     loss_from: Some("log".into()),
                     epoch: Some(0.5),
                     resumed_at_step: Some(1),
+                    history: Some(vec![crate::train::trainer_state::HistoryPoint {
+                        step: Some(1),
+                        loss: Some(1.0),
+                        eval_loss: Some(1.0),
+                        learning_rate: Some(1e-5),
+                    }]),
                 },
                 latest_checkpoint: Some(LatestCheckpointJson {
                     name: "checkpoint-1".into(),

@@ -15,3 +15,4 @@ mod protect;
 mod proxy;
 mod resilience;
 mod ssh_compat;
+mod top;

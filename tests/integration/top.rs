@@ -1,0 +1,130 @@
+//! Issue 16, `rtrain top` in a real (tmux-emulated) local terminal against two real sshd boxes
+//! running the stand-in trainer, one of them behind a fault proxy that can black-hole it.
+
+use crate::support::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(60);
+const TRAIN: &str =
+    "python3 train.py config/training_config.yaml --seconds-per-step 0.2 --save-steps 50 --max-steps 100000";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// The step the screen shows for `host` (its row in the host list, `step N/TOTAL`).
+fn step_of(screen: &str, host: &str) -> Option<u64> {
+    let line = screen.lines().find(|l| l.contains(host) && l.contains("step "))?;
+    let at = line.find("step ")? + 5;
+    line[at..].split(['/', ' ']).next()?.parse().ok()
+}
+
+fn wait_step(term: &LocalTerm, host: &str, past: u64) -> u64 {
+    let start = Instant::now();
+    loop {
+        let screen = term.capture();
+        if let Some(s) = step_of(&screen, host).filter(|s| *s > past) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < T,
+            "{host}'s step never went past {past}; the screen shows:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn top_follows_two_boxes_shows_a_dropped_one_reconnecting_and_q_restores_the_terminal() {
+    let a = Sshd::start();
+    let b = Sshd::start();
+    let proxy = Proxy::start(b.port);
+    let c = Client::for_boxes(std::slice::from_ref(&a), "");
+    // b1 goes through the proxy: its alias points there, and its key is known under the proxy's port.
+    b.authorize(&c.key.with_extension("pub"));
+    let cfg = std::fs::read_to_string(c.ssh_dir().join("config")).unwrap();
+    c.write_ssh_config(&format!(
+        "{cfg}Host b1\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+        proxy.port(),
+        b.user,
+        c.key.display()
+    ));
+    let kh = c.known_hosts();
+    std::fs::write(
+        c.ssh_dir().join("known_hosts"),
+        format!("{kh}[127.0.0.1]:{} {}\n", proxy.port(), b.host_public_key()),
+    )
+    .unwrap();
+    c.write_rtrain_config(&format!(
+        "defaults:\n  workdir: \"~/p\"\n  keepalive: 500ms\n  command: \"{TRAIN}\"\n"
+    ));
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project");
+    for home in [&a.remote_home, &b.remote_home] {
+        copy_dir(&project, &home.join("p"));
+    }
+    for h in ["b0", "b1"] {
+        let up = run_with_timeout(c.rtrain().args(["up", h]), T);
+        assert_eq!(up.code, 0, "{up}");
+    }
+
+    // The pane's shell runs `stty -a` after top exits, so the test reads the terminal's modes as
+    // top left them.
+    let script = format!("{} top b0 b1; echo EXIT=$?; stty -a; sleep 30", rtrain_bin().display());
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    term.wait_for("rtrain top", T);
+    let a1 = wait_step(&term, "b0", 0);
+    let b1 = wait_step(&term, "b1", 0);
+    wait_step(&term, "b0", a1);
+    wait_step(&term, "b1", b1);
+
+    proxy.set_mode(Mode::BlackHole);
+    let screen = term.wait_for("reconnecting…", T);
+    let row = screen.lines().find(|l| l.contains("b1 ")).unwrap_or("");
+    assert!(
+        row.contains("reconnecting…"),
+        "the dropped box's row says so:\n{screen}"
+    );
+    let a2 = step_of(&screen, "b0").unwrap_or(0);
+    wait_step(&term, "b0", a2);
+    // The seconds count up while it is down.
+    let start = Instant::now();
+    while !term.capture().contains("reconnecting… (3 s)") {
+        assert!(
+            start.elapsed() < T,
+            "the outage clock never reached 3 s:\n{}",
+            term.capture()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    proxy.set_mode(Mode::Pass);
+    term.wait_gone("reconnecting…", T);
+
+    term.type_text("q");
+    let screen = term.wait_for("EXIT=0", T);
+    let modes = screen.split("EXIT=0").nth(1).unwrap_or("");
+    assert!(modes.contains(" icanon") && modes.contains(" echo "), "{screen}");
+    assert!(!modes.contains("-icanon") && !modes.contains("-echo "), "{screen}");
+
+    for h in ["b0", "b1"] {
+        run_with_timeout(c.rtrain().args(["stop", h, "--force"]), T);
+    }
+}
+
+#[test]
+fn top_needs_a_terminal() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    let ran = run_with_timeout(c.rtrain().args(["top", "box"]), T);
+    assert_eq!(ran.code, 2, "{ran}");
+    assert!(ran.stderr.contains("needs a terminal"), "{ran}");
+}
