@@ -942,14 +942,35 @@ pub fn history(p: &StatusProbe) -> Vec<HistoryPoint> {
         .map(|(_, t)| t.history.clone())
         .unwrap_or_default();
     let last = out.iter().filter_map(|h| h.step).max();
+    let mut logged: Vec<HistoryPoint> = p
+        .log_summary
+        .history
+        .iter()
+        .map(|h| HistoryPoint {
+            step: h.step.map(|s| logged_step(s, logging_steps)),
+            ..*h
+        })
+        .collect();
+    // A trainer whose stdout is buffered prints several loss lines at once, all after the same bar
+    // redraw: the last of them is at that step, the ones before it one logging interval apart.
+    if let Some(every) = logging_steps {
+        let mut i = 0;
+        while i < logged.len() {
+            let mut j = i;
+            while j + 1 < logged.len() && logged[j + 1].step == logged[i].step {
+                j += 1;
+            }
+            if let Some(s) = logged[i].step {
+                for (k, h) in logged[i..=j].iter_mut().enumerate() {
+                    h.step = s.checked_sub((j - i - k) as u64 * every);
+                }
+            }
+            i = j + 1;
+        }
+    }
     out.extend(
-        p.log_summary
-            .history
-            .iter()
-            .map(|h| HistoryPoint {
-                step: h.step.map(|s| logged_step(s, logging_steps)),
-                ..*h
-            })
+        logged
+            .into_iter()
             .filter(|h| last.is_none() || h.step.is_some_and(|s| Some(s) > last)),
     );
     out

@@ -79,13 +79,21 @@ fn top_follows_two_boxes_shows_a_dropped_one_reconnecting_and_q_restores_the_ter
 
     // The pane's shell runs `stty -a` after top exits, so the test reads the terminal's modes as
     // top left them.
-    let script = format!("{} top b0 b1; echo EXIT=$?; stty -a; sleep 30", rtrain_bin().display());
+    let script = format!(
+        "{} top b0 b1; echo EXIT=$?; stty -a; echo STTY-DONE; sleep 30",
+        rtrain_bin().display()
+    );
     let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
     term.wait_for("rtrain top", T);
     let a1 = wait_step(&term, "b0", 0);
     let b1 = wait_step(&term, "b1", 0);
     wait_step(&term, "b0", a1);
     wait_step(&term, "b1", b1);
+    // ↓ selects the second box: its panel is the expanded one.
+    term.send_keys(&["Down"]);
+    term.wait_for("┌ b1 run", T);
+    term.send_keys(&["Up"]);
+    term.wait_for("┌ b0 run", T);
 
     proxy.set_mode(Mode::BlackHole);
     let screen = term.wait_for("reconnecting…", T);
@@ -110,7 +118,8 @@ fn top_follows_two_boxes_shows_a_dropped_one_reconnecting_and_q_restores_the_ter
     term.wait_gone("reconnecting…", T);
 
     term.type_text("q");
-    let screen = term.wait_for("EXIT=0", T);
+    let screen = term.wait_for("STTY-DONE", T);
+    assert!(screen.contains("EXIT=0"), "{screen}");
     let modes = screen.split("EXIT=0").nth(1).unwrap_or("");
     assert!(modes.contains(" icanon") && modes.contains(" echo "), "{screen}");
     assert!(!modes.contains("-icanon") && !modes.contains("-echo "), "{screen}");
@@ -118,6 +127,33 @@ fn top_follows_two_boxes_shows_a_dropped_one_reconnecting_and_q_restores_the_ter
     for h in ["b0", "b1"] {
         run_with_timeout(c.rtrain().args(["stop", h, "--force"]), T);
     }
+}
+
+/// Ctrl-C in raw mode is a key, not a signal: top turns it into the interruption exit (130), with
+/// the terminal restored all the same.
+#[test]
+fn ctrl_c_leaves_top_with_130_and_a_sane_terminal() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config(&format!("defaults:\n  workdir: \"~/p\"\n  command: \"{TRAIN}\"\n"));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
+        &sshd.remote_home.join("p"),
+    );
+    let up = run_with_timeout(c.rtrain().args(["up", "box"]), T);
+    assert_eq!(up.code, 0, "{up}");
+    let script = format!(
+        "{} top box; echo EXIT=$?; stty -a; echo STTY-DONE; sleep 30",
+        rtrain_bin().display()
+    );
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    term.wait_for("RUNNING", T);
+    term.send_keys(&["C-c"]);
+    let screen = term.wait_for("STTY-DONE", T);
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    let modes = screen.split("EXIT=130").nth(1).unwrap_or("");
+    assert!(modes.contains(" icanon") && !modes.contains("-icanon"), "{screen}");
+    run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), T);
 }
 
 #[test]
