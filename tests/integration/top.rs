@@ -83,6 +83,8 @@ fn top_follows_two_boxes_shows_a_dropped_one_reconnecting_and_q_restores_the_ter
         "{} top b0 b1; echo EXIT=$?; stty -a; echo STTY-DONE; sleep 30",
         rtrain_bin().display()
     );
+    let logins = |s: &Sshd| s.log().matches("Accepted publickey").count();
+    let before = logins(&a);
     let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
     term.wait_for("rtrain top", T);
     let a1 = wait_step(&term, "b0", 0);
@@ -123,10 +125,49 @@ fn top_follows_two_boxes_shows_a_dropped_one_reconnecting_and_q_restores_the_ter
     let modes = screen.split("EXIT=0").nth(1).unwrap_or("");
     assert!(modes.contains(" icanon") && modes.contains(" echo "), "{screen}");
     assert!(!modes.contains("-icanon") && !modes.contains("-echo "), "{screen}");
+    // One connection to the box that never dropped, for the whole session.
+    assert_eq!(logins(&a) - before, 1, "{}", a.log());
 
     for h in ["b0", "b1"] {
         run_with_timeout(c.rtrain().args(["stop", h, "--force"]), T);
     }
+}
+
+/// `a` leaves the dashboard for the run's tmux session and comes back on detach; `s` asks, then
+/// stops the run right after its next complete checkpoint.
+#[test]
+fn keys_a_attaches_and_comes_back_and_s_stops_at_the_next_checkpoint() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config(&format!("defaults:\n  workdir: \"~/p\"\n  command: \"{TRAIN}\"\n"));
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
+        &sshd.remote_home.join("p"),
+    );
+    let up = run_with_timeout(c.rtrain().args(["up", "box"]), T);
+    assert_eq!(up.code, 0, "{up}");
+    let script = format!("{} top box; echo EXIT=$?; sleep 30", rtrain_bin().display());
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    term.wait_for("RUNNING", T);
+    term.type_text("a");
+    // The remote tmux's status line.
+    term.wait_for("[training", T);
+    term.send_keys(&["C-b", "d"]);
+    term.wait_for("back from box", T);
+    wait_step(&term, "RUNNING", 0);
+
+    term.type_text("s");
+    term.wait_for("stop box at the next checkpoint? [y/N]", T);
+    term.type_text("n");
+    term.wait_for("not stopped", T);
+    term.type_text("s");
+    term.wait_for("[y/N]", T);
+    term.type_text("y");
+    term.wait_for("stopping at the next complete checkpoint", T);
+    term.wait_for("stopped after its checkpoint", T);
+    term.wait_for("STOPPED", T);
+    term.type_text("q");
+    term.wait_for("EXIT=0", T);
 }
 
 /// Ctrl-C in raw mode is a key, not a signal: top turns it into the interruption exit (130), with
