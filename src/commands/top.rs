@@ -289,12 +289,27 @@ pub async fn run(ctx: &Ctx, args: TopArgs) -> anyhow::Result<u8> {
     result
 }
 
+/// The log view's `rtrain logs -f`, ended with the view whichever way the UI ends.
+#[derive(Default)]
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 enum Action {
     None,
     Quit,
     Interrupt,
     Attach(usize),
     Stop(usize),
+    Log(usize),
+    LogBack,
 }
 
 fn on_key(view: &mut View, k: KeyEvent) -> Action {
@@ -303,6 +318,12 @@ fn on_key(view: &mut View, k: KeyEvent) -> Action {
     }
     if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
         return Action::Interrupt;
+    }
+    if view.log.is_some() {
+        return match k.code {
+            KeyCode::Char('q') | KeyCode::Esc => Action::LogBack,
+            _ => Action::None,
+        };
     }
     if view.prompt.is_some() {
         view.prompt = None;
@@ -321,6 +342,7 @@ fn on_key(view: &mut View, k: KeyEvent) -> Action {
         KeyCode::Up | KeyCode::Char('k') => view.selected = (view.selected + n - 1) % n,
         KeyCode::Down | KeyCode::Char('j') => view.selected = (view.selected + 1) % n,
         KeyCode::Char('a') => return Action::Attach(view.selected),
+        KeyCode::Char('l') => return Action::Log(view.selected),
         KeyCode::Char('s') => {
             let h = &view.hosts[view.selected];
             view.prompt = Some(format!("stop {} at the next checkpoint? [y/N]", h.name));
@@ -340,6 +362,9 @@ async fn ui_loop(
     targets: &[Target],
 ) -> anyhow::Result<u8> {
     let mut stops: Vec<(String, std::process::Child)> = Vec::new();
+    // `l`: a child `rtrain logs -f` (which follows across reconnects), its lines sent by a thread.
+    let mut log_child = KillOnDrop(None);
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
     // The reconnecting counter ticks even when no host says anything.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -369,6 +394,41 @@ async fn ui_loop(
                             Err(e) => format!("cannot start attach: {e}"),
                         });
                     }
+                    Action::Log(i) => {
+                        let spawned = child(ctx, &["logs", &targets[i].name, "-f", "-n", "500"])
+                            .stdin(std::process::Stdio::null())
+                            .stdout(std::process::Stdio::piped())
+                            .stderr(std::process::Stdio::piped())
+                            .spawn();
+                        match spawned {
+                            Ok(mut c) => {
+                                for out in [c.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+                                    c.stderr.take().map(|e| Box::new(e) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+                                    let tx = log_tx.clone();
+                                    std::thread::spawn(move || {
+                                        use std::io::BufRead;
+                                        for line in std::io::BufReader::new(out).split(b'\n').map_while(Result::ok) {
+                                            // A progress bar's redraws: what the last one says.
+                                            let text = String::from_utf8_lossy(&line);
+                                            let last = text.trim_end_matches('\r').rsplit('\r').next().unwrap_or("");
+                                            if tx.send(last.to_string()).is_err() {
+                                                return;
+                                            }
+                                        }
+                                    });
+                                }
+                                log_child.0 = Some(c);
+                                view.log = Some((targets[i].name.clone(), Vec::new()));
+                            }
+                            Err(e) => view.note = Some(format!("cannot start `rtrain logs`: {e}")),
+                        }
+                    }
+                    Action::LogBack => {
+                        drop(std::mem::take(&mut log_child));
+                        view.log = None;
+                        // Lines the readers had not handed over yet belong to the closed view.
+                        while log_rx.try_recv().is_ok() {}
+                    }
                     Action::Stop(i) => {
                         let name = targets[i].name.clone();
                         let spawned = child(ctx, &["stop", &name, "--at-checkpoint"])
@@ -388,6 +448,14 @@ async fn ui_loop(
                 Some(_) => {} // a resize: the next draw fits the new size
                 None => return Err(anyhow::anyhow!("the terminal's input closed")),
             },
+            Some(line) = log_rx.recv() => {
+                if let Some((_, lines)) = &mut view.log {
+                    lines.push(line);
+                    if lines.len() > 5000 {
+                        lines.drain(..1000);
+                    }
+                }
+            }
             _ = tick.tick() => {
                 for (h, s) in view.hosts.iter_mut().zip(states.iter()) {
                     if let Some(t) = s.lost_at {

@@ -58,6 +58,8 @@ pub struct View {
     pub prompt: Option<String>,
     /// A one-line note on the bottom line (the answer to the last action).
     pub note: Option<String>,
+    /// `l`: the selected host's log, full-screen: its name and the lines so far.
+    pub log: Option<(String, Vec<String>)>,
 }
 
 /// The state word of a host, as the panel and the host list show it.
@@ -408,13 +410,29 @@ pub const HELP: &[&str] = &[
     "↑/↓   select a host",
     "L     loss axis: linear / log",
     "a     attach to the selected host's run",
-    "l     its log, full-screen (q back)",
+    "l     its log, full-screen, following (q back)",
     "s     stop it at the next checkpoint (asks first)",
     "?     this help",
     "q     quit (Ctrl-C too)",
 ];
 
+/// The log view: the newest lines that fit, following.
+fn render_log(f: &mut Frame, host: &str, lines: &[String]) {
+    let area = f.area();
+    let block = Block::bordered().title(format!(" log of {host} (following; q back) "));
+    let rows = block.inner(area).height as usize;
+    let shown: Vec<Line> = lines[lines.len().saturating_sub(rows)..]
+        .iter()
+        .map(|l| Line::from(l.clone()))
+        .collect();
+    f.render_widget(Paragraph::new(shown).block(block), area);
+}
+
 pub fn render(f: &mut Frame, v: &View) {
+    if let Some((host, lines)) = &v.log {
+        render_log(f, host, lines);
+        return;
+    }
     let area = f.area();
     let list_rows = if v.hosts.len() > 1 {
         (v.hosts.len() as u16).min(area.height / 3)
@@ -673,6 +691,18 @@ mod tests {
         assert!(!has(&s, "loss (L: log)"), "{text}");
         assert!(has(&s, "GPU 1 "), "{text}");
         assert!(has(&s, "RUNNING"), "{text}");
+    }
+
+    #[test]
+    fn the_log_view_shows_the_newest_lines_that_fit() {
+        let mut v = one(running(1500, 3000), Vec::new());
+        v.log = Some(("gpu-box".into(), (1..=100).map(|i| format!("line {i}")).collect()));
+        let s = draw(&v, 80, 24);
+        assert!(has(&s, "log of gpu-box"), "{}", s.join("\n"));
+        assert!(has(&s, "line 100"));
+        assert!(has(&s, "line 79"), "22 rows inside the border: {}", s.join("\n"));
+        assert!(!has(&s, "line 78 "));
+        assert!(!has(&s, "RUNNING"), "the dashboard is hidden");
     }
 
     #[test]

@@ -133,10 +133,11 @@ fn top_follows_two_boxes_shows_a_dropped_one_reconnecting_and_q_restores_the_ter
     }
 }
 
-/// `a` leaves the dashboard for the run's tmux session and comes back on detach; `s` asks, then
+/// `a` leaves the dashboard for the run's tmux session and comes back on detach; `l` shows the log
+/// full-screen and `q` comes back; `s` asks, then
 /// stops the run right after its next complete checkpoint.
 #[test]
-fn keys_a_attaches_and_comes_back_and_s_stops_at_the_next_checkpoint() {
+fn keys_a_attaches_l_shows_the_log_and_s_stops_at_the_next_checkpoint() {
     let sshd = Sshd::start();
     let c = Client::for_box(&sshd);
     c.write_rtrain_config(&format!("defaults:\n  workdir: \"~/p\"\n  command: \"{TRAIN}\"\n"));
@@ -155,6 +156,14 @@ fn keys_a_attaches_and_comes_back_and_s_stops_at_the_next_checkpoint() {
     term.send_keys(&["C-b", "d"]);
     term.wait_for("back from box", T);
     wait_step(&term, "RUNNING", 0);
+
+    term.type_text("l");
+    term.wait_for("log of box (following; q back)", T);
+    // The stand-in trainer's loss lines, as its log has them.
+    term.wait_for("'loss'", T);
+    term.type_text("q");
+    term.wait_for("RUNNING", T);
+    term.wait_gone("log of box", T);
 
     term.type_text("s");
     term.wait_for("stop box at the next checkpoint? [y/N]", T);
