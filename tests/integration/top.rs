@@ -214,3 +214,80 @@ fn top_needs_a_terminal() {
     assert_eq!(ran.code, 2, "{ran}");
     assert!(ran.stderr.contains("needs a terminal"), "{ran}");
 }
+
+/// utime + stime of a process, in clock ticks.
+fn ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A measurement, not a test (it asserts nothing about the numbers, which depend on the machine):
+/// rtrain's CPU while `top` watches 4 hosts with running trainers for 30 s, and the connections
+/// each box accepted meanwhile (0: one per host for the session). Run with
+/// `cargo test --test integration top::measure -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_idle_cpu_and_connections_of_top_over_4_hosts() {
+    let boxes: Vec<Sshd> = (0..4).map(|_| Sshd::start()).collect();
+    let c = Client::for_boxes(&boxes, "");
+    c.write_rtrain_config("defaults:\n  workdir: \"~/p\"\n  command: \"python3 train.py config/training_config.yaml --seconds-per-step 0.2 --save-steps 50 --max-steps 100000\"\n");
+    for b in &boxes {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
+            &b.remote_home.join("p"),
+        );
+    }
+    for h in ["b0", "b1", "b2", "b3"] {
+        let up = run_with_timeout(c.rtrain().args(["up", h]), Duration::from_secs(60));
+        assert_eq!(up.code, 0, "{up}");
+    }
+    let term = LocalTerm::start(
+        &[
+            rtrain_bin().display().to_string(),
+            "top".into(),
+            "b0".into(),
+            "b1".into(),
+            "b2".into(),
+            "b3".into(),
+        ],
+        &c.env_pairs(),
+    );
+    term.wait_for("b3 ", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(10));
+    let pid = term.pane_pid();
+    let logins0: Vec<usize> = boxes
+        .iter()
+        .map(|b| b.log().matches("Accepted publickey").count())
+        .collect();
+    let t0 = ticks(pid);
+    std::thread::sleep(Duration::from_secs(30));
+    let t1 = ticks(pid);
+    let logins1: Vec<usize> = boxes
+        .iter()
+        .map(|b| b.log().matches("Accepted publickey").count())
+        .collect();
+    let hz = 100.0;
+    eprintln!(
+        "H8 CPU: {} ticks in 30 s = {:.2}% of a core; logins during: {:?} -> {:?}",
+        t1 - t0,
+        (t1 - t0) as f64 / hz / 30.0 * 100.0,
+        logins0,
+        logins1
+    );
+    let hist = run_with_timeout(
+        c.rtrain().args(["status", "b0", "--json", "--history"]),
+        Duration::from_secs(60),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&hist.stdout).unwrap();
+    eprintln!(
+        "H8 HISTORY: {}",
+        serde_json::to_string(&v["progress"]["history"]).unwrap()
+    );
+    eprintln!("screen:\n{}", term.capture());
+    term.type_text("q");
+    for h in ["b0", "b1", "b2", "b3"] {
+        run_with_timeout(c.rtrain().args(["stop", h, "--force"]), Duration::from_secs(60));
+    }
+}
