@@ -6,6 +6,10 @@
 //! status:     `rtrain status box` vs `ssh box true`, median of 20 each
 //! status-all: `rtrain status --all` over 16 boxes vs over 1, median of 10 each
 //! logs:       `rtrain logs box -n all --raw` of a 256 MiB log vs `ssh box cat LOG`, median of 5 each
+//! pull:       `rtrain pull` of a 1 GiB checkpoint vs `scp -r` and `rsync -a` of it, one run each
+//!             (not part of `all`: it moves 3 GiB through a shared machine)
+//! push:       `rtrain push` of a 5,000-file project with nothing changed (median of 5), then with
+//!             one file changed
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -180,6 +184,146 @@ fn bench_logs() {
     );
 }
 
+/// Incompressible bytes, so that no layer can make the transfer look cheaper than it is.
+fn write_noise(path: &std::path::Path, len: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..len / buf.len() {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&buf).unwrap();
+    }
+}
+
+fn bench_pull() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: ~/work\n  checkpoint_dir: outputs\n");
+    let ckpt = sshd.remote_home.join("work/outputs/checkpoint-1000");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    let gib = 1usize << 30;
+    write_noise(&ckpt.join("model.safetensors"), gib);
+    std::fs::write(ckpt.join("config.json"), b"{}").unwrap();
+    std::fs::write(ckpt.join("trainer_state.json"), b"{\"global_step\": 1000}").unwrap();
+    let here = tempfile::tempdir().unwrap();
+    let mib = gib as f64 / (1 << 20) as f64;
+    // Warm the box's page cache, as a checkpoint just written would be.
+    must(
+        Command::new("cat")
+            .arg(ckpt.join("model.safetensors"))
+            .stdout(Stdio::null()),
+    );
+    let timed = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
+    };
+    let r = timed(&mut || {
+        must(
+            c.rtrain()
+                .args(["pull", "box", "checkpoint-1000"])
+                .arg(here.path().join("rtrain")),
+        )
+    });
+    println!("rtrain pull: {:.1} s", r.as_secs_f64());
+    let ssh_opts = |cmd: &mut Command| {
+        cmd.arg("-F")
+            .arg(c.ssh_dir().join("config"))
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                c.ssh_dir().join("known_hosts").display()
+            ))
+            .args(["-o", "BatchMode=yes"]);
+    };
+    let s = timed(&mut || {
+        let mut cmd = Command::new("scp");
+        ssh_opts(&mut cmd);
+        // -O: the classic scp protocol, as the test sshd has no sftp subsystem; the remote
+        // shell then reads the path, hence the quotes (the box's home has a space).
+        cmd.arg("-Orq")
+            .arg(format!("box:'{}'", ckpt.display()))
+            .arg(here.path().join("scp"));
+        must(&mut cmd)
+    });
+    let rsync = Command::new("rsync")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let y = rsync.then(|| {
+        timed(&mut || {
+            let ssh = format!(
+                "ssh -F '{}' -o 'UserKnownHostsFile={}' -o BatchMode=yes",
+                c.ssh_dir().join("config").display(),
+                c.ssh_dir().join("known_hosts").display()
+            );
+            must(
+                Command::new("rsync")
+                    .args(["-a", "-e", &ssh])
+                    // rsync 3.2.4+ passes the path to the box unsplit: no quotes here.
+                    .arg(format!("box:{}/", ckpt.display()))
+                    .arg(here.path().join("rsync")),
+            )
+        })
+    });
+    let rate = |d: Duration| mib / d.as_secs_f64();
+    println!(
+        "pull 1 GiB: rtrain pull {:.0} MiB/s ({:.1} s)   scp -r {:.0} MiB/s ({:.1} s)   rsync -a {}   rtrain/scp {:.2}",
+        rate(r),
+        r.as_secs_f64(),
+        rate(s),
+        s.as_secs_f64(),
+        y.map(|d| format!("{:.0} MiB/s ({:.1} s)", rate(d), d.as_secs_f64()))
+            .unwrap_or_else(|| "not installed".into()),
+        rate(r) / rate(s)
+    );
+}
+
+fn bench_push() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: ~/work\n");
+    let here = tempfile::tempdir().unwrap();
+    let proj = here.path().join("proj");
+    for i in 0..5000 {
+        let f = proj.join(format!("pkg{}/mod{}/file{i}.py", i % 50, i % 7));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, format!("# file {i}\nprint({i})\n")).unwrap();
+    }
+    let push = || {
+        let out = c
+            .rtrain()
+            .args(["push", "box"])
+            .arg(&proj)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = push();
+    assert_eq!(first["sent_files"], 5000);
+    let none = time_n(5, || assert_eq!(push()["sent_files"], 0));
+    std::fs::write(proj.join("pkg0/mod0/file0.py"), "print('changed')\n").unwrap();
+    let t = Instant::now();
+    let one = push();
+    let one_t = t.elapsed();
+    println!(
+        "push 5,000 files: nothing changed median {}   one file changed {} ({} file, {} bytes of content, {} bytes of tar)",
+        ms(none),
+        ms(one_t),
+        one["sent_files"],
+        one["sent_bytes"],
+        one["stream_bytes"]
+    );
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let bin = rtrain_bin();
@@ -194,12 +338,14 @@ fn main() {
         "status" => bench_status(),
         "status-all" => bench_status_all(),
         "logs" => bench_logs(),
+        "pull" => bench_pull(),
+        "push" => bench_push(),
         "all" => {
             bench_exec();
             bench_status();
             bench_status_all();
             bench_logs();
         }
-        other => panic!("unknown benchmark {other:?}: exec, status, status-all or all"),
+        other => panic!("unknown benchmark {other:?}: exec, status, status-all, logs, pull, push or all"),
     }
 }

@@ -48,6 +48,10 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Checkpoint-safety report: interval, size, disk projection, risk
     Check(JsonHostArgs),
+    /// Download a checkpoint: resumable, several files at once, verified by SHA-256
+    Pull(PullArgs),
+    /// Send the local project to the host's workdir: only what changed, .gitignore respected
+    Push(PushArgs),
     /// Forward a local port to the remote box over the same SSH link (e.g. TensorBoard)
     Forward(ForwardArgs),
     /// Run one command remotely and exit with its status
@@ -95,6 +99,9 @@ pub struct UpArgs {
     /// Train from scratch: set the training config's resume_from_checkpoint to null, then launch
     #[arg(long, conflicts_with = "resume")]
     pub fresh: bool,
+    /// Push the current directory to the workdir first (as `rtrain push HOST`)
+    #[arg(long)]
+    pub sync: bool,
     /// The training command (default: `command` from the config)
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
@@ -174,6 +181,59 @@ pub struct ResumeArgs {
     /// Accept an incomplete checkpoint given with --from
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
+    pub host: String,
+    /// `latest` (the newest complete checkpoint), `best` (trainer_state's best_model_checkpoint),
+    /// a checkpoint name, or a path relative to the workdir or absolute
+    #[arg(default_value = "latest")]
+    pub what: String,
+    /// Where to put it (default: ./HOST/NAME/)
+    pub dest: Option<PathBuf>,
+    /// Skip optimizer, scheduler, scaler and RNG state (often two thirds of the bytes)
+    #[arg(long)]
+    pub weights_only: bool,
+    /// Skip files matching GLOB (a path relative to the checkpoint, or a file name); repeatable
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Accept an incomplete checkpoint named explicitly
+    #[arg(long)]
+    pub force: bool,
+    /// Files sent at the same time, each over its own channel of the one connection
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// At most this many bytes per second in total (e.g. 500K, 20M)
+    #[arg(long, value_name = "RATE")]
+    pub limit_rate: Option<String>,
+    /// A summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// A host from rtrain's config, an alias from ~/.ssh/config, or [user@]host[:port]
+    pub host: String,
+    /// The local project directory (default: the current directory)
+    pub dir: Option<PathBuf>,
+    /// Also delete files on the box that are not here (listed first; ignored files are kept)
+    #[arg(long)]
+    pub delete: bool,
+    /// Push even while a run is active in the workdir
+    #[arg(long)]
+    pub force: bool,
+    /// Send `.git/` too
+    #[arg(long)]
+    pub git: bool,
+    /// Only list what would be sent and deleted
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

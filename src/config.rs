@@ -68,6 +68,17 @@ pub struct ConfigFile {
     pub defaults: Settings,
     #[serde(default)]
     pub hosts: BTreeMap<String, Settings>,
+    #[serde(default)]
+    pub push: PushConfig,
+}
+
+/// `push:` in rtrain's config: what `rtrain push` never sends, on top of `.gitignore`/`.ignore`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// gitignore-style patterns, relative to the pushed directory.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -682,6 +693,7 @@ mod tests {
         assert!(d.env.is_some() && d.stop_signal.is_some() && d.stall_after.is_some());
         assert!(!cfg.hosts.is_empty());
         assert!(cfg.hosts.values().any(|h| h.resume_command.is_some()));
+        assert!(!cfg.push.exclude.is_empty());
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
                 "known_hosts_files": known.all(),
                 "jump_hosts": hops.iter().map(|h| host_json(h)).collect::<Vec<_>>(),
                 "first_connection_command": runs,
+                "certificate_files": t.ssh.certificate_files,
+                "auth_methods": crate::ssh::auth::plan(&t.ssh).iter().map(|m| serde_json::json!({
+                    "method": m.method, "enabled": m.enabled, "why": m.why,
+                })).collect::<Vec<_>>(),
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
@@ -114,6 +118,14 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
             println!("globalknownhostsfile {}", paths_line(&known.global));
             println!("stricthostkeychecking {}", strict_name(&t));
             println!("connecttimeout {}", t.connect_timeout().as_secs());
+            for f in &t.ssh.certificate_files {
+                println!("certificatefile {}", f.display());
+            }
+            // The methods in the order they will be tried (when the server accepts them), and why.
+            for m in crate::ssh::auth::plan(&t.ssh) {
+                let state = if m.enabled { "try" } else { "skip" };
+                println!("auth {state} {} ({})", m.method, m.why);
+            }
             println!("keepalive {:?} x{}", t.keepalive().0, t.keepalive().1);
             println!("session {}", t.settings.session);
             println!("workdir {}", t.settings.workdir);

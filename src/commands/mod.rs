@@ -5,6 +5,8 @@ mod exec;
 mod forward;
 mod hosts;
 pub mod probe;
+mod pull;
+mod push;
 mod resilient;
 pub mod run;
 mod top;
@@ -141,7 +143,12 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Exec(a) => exec::run(&ctx, a).await,
         Command::Hosts(a) => hosts::run(&ctx, a),
         Command::Completions(_) => unreachable!("handled above"),
-        Command::Up(a) => run::up(&ctx, a).await,
+        Command::Up(a) => {
+            if a.sync {
+                push::sync(&ctx, &a.host).await?;
+            }
+            run::up(&ctx, a).await
+        }
         Command::Attach(a) => attach::run(&ctx, &a.host).await,
         Command::Status(a) => probe::status(&ctx, a).await,
         Command::Top(a) => top::run(&ctx, a).await,
@@ -151,5 +158,7 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Resume(a) => run::resume(&ctx, a).await,
         Command::Check(a) => probe::check(&ctx, a).await,
         Command::Forward(a) => forward::run(&ctx, a).await,
+        Command::Pull(a) => pull::run(&ctx, a).await,
+        Command::Push(a) => push::run(&ctx, a).await,
     }
 }

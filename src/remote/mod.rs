@@ -4,3 +4,4 @@
 pub mod probe;
 pub mod quote;
 pub mod run;
+pub mod transfer;

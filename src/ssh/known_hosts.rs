@@ -152,6 +152,39 @@ pub fn known_key_types(files: &[PathBuf], host: &str, port: u16) -> Result<Vec<S
     Ok(distinct_types(&host_entries(&entries, &host_pattern_name(host, port))))
 }
 
+/// A certificate authority trusted for a host by a `@cert-authority` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    pub line: KnownLine,
+    /// The CA's public key as `type base64`.
+    pub key_openssh: String,
+}
+
+/// The `@cert-authority` lines whose host patterns match (host, port), in file order (for a port
+/// other than 22 the name looked up is `[host]:port`, as for plain lines).
+pub fn cert_authorities(files: &[PathBuf], host: &str, port: u16) -> Result<Vec<Authority>, KnownHostsError> {
+    let entries = load(files)?;
+    let name = host_pattern_name(host, port);
+    Ok(entries
+        .iter()
+        .filter(|e| e.marker == Marker::CertAuthority && hosts_match(&e.hosts, name.as_bytes()))
+        .map(|e| Authority {
+            line: e.known_line(files),
+            key_openssh: e.key.to_openssh(),
+        })
+        .collect())
+}
+
+/// The `@revoked` line carrying this key, if any (whatever host it names, as [`check`] does).
+pub fn revoked(files: &[PathBuf], key_openssh: &str) -> Result<Option<KnownLine>, KnownHostsError> {
+    let key = HostKey::parse_openssh(key_openssh)?;
+    let entries = load(files)?;
+    Ok(entries
+        .iter()
+        .find(|e| e.marker == Marker::Revoked && e.key == key)
+        .map(|e| e.known_line(files)))
+}
+
 /// Append a line for (host, port) with this key to `file` (create parent dir 0700 and file 0600
 /// if missing; add a newline first if the file does not end with one). Plain (unhashed) `host` or
 /// `[host]:port` form.

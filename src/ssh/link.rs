@@ -391,6 +391,7 @@ impl Link {
         }
         let deadline = self.policy.give_up_after.map(|d| started + d);
         let host = self.target.name.clone();
+        let prompter: Arc<dyn Prompter> = Arc::new(OutagePrompter::new(self.prompter.clone(), &host));
         let no_answer = || SshError::Unreachable {
             host: host.clone(),
             reason: "no answer yet".to_string(),
@@ -413,7 +414,7 @@ impl Link {
                 tokio::select! {
                     () = cancel.cancelled() => return Err(LinkError::Cancelled),
                     () = sleep_until(deadline) => return Err(gave_up(last_error)),
-                    r = connect_once(&self.target, &self.opts, self.prompter.clone()) => Some(r),
+                    r = connect_once(&self.target, &self.opts, prompter.clone()) => Some(r),
                 }
             } else {
                 let (name, port, limit) = (
@@ -446,7 +447,7 @@ impl Link {
                         tokio::select! {
                             () = cancel.cancelled() => return Err(LinkError::Cancelled),
                             () = sleep_until(deadline) => return Err(gave_up(last_error)),
-                            r = session::connect_over(stream, &self.target, &self.opts, self.prompter.clone()) => Some(r),
+                            r = session::connect_over(stream, &self.target, &self.opts, prompter.clone()) => Some(r),
                         }
                     }
                     None => {
@@ -501,6 +502,132 @@ impl Link {
             monitor,
         });
         session
+    }
+}
+
+/// The person's side of one outage: they are asked at most once per question however many attempts
+/// the outage takes (an attempt the network broke mid-login replays the answer given), and told
+/// first why rtrain asks again. Answers live in memory until the outage ends, never anywhere else;
+/// a question the server asks again after refusing an answer goes to the person again.
+struct OutagePrompter {
+    inner: Arc<dyn Prompter>,
+    host: String,
+    told: std::sync::atomic::AtomicBool,
+    answers: std::sync::Mutex<Vec<(String, Vec<String>)>>,
+}
+
+impl OutagePrompter {
+    fn new(inner: Arc<dyn Prompter>, host: &str) -> OutagePrompter {
+        OutagePrompter {
+            inner,
+            host: host.to_string(),
+            told: Default::default(),
+            answers: Default::default(),
+        }
+    }
+
+    fn remembered(&self, key: &str) -> Option<Vec<String>> {
+        let answers = self.answers.lock().unwrap();
+        answers.iter().find(|(k, _)| k == key).map(|(_, a)| a.clone())
+    }
+
+    fn remember(&self, key: String, answer: Vec<String>) {
+        let mut answers = self.answers.lock().unwrap();
+        answers.retain(|(k, _)| *k != key);
+        answers.push((key, answer));
+    }
+
+    fn tell_once(&self, what: &str) {
+        if !self.told.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.inner
+                .notice(&format!("{} asks for {what} to reconnect", self.host));
+        }
+    }
+
+    /// What a round asks for, in the words of the notice.
+    fn what(round: &super::KbdRound) -> &'static str {
+        let code = [
+            "code",
+            "otp",
+            "token",
+            "passcode",
+            "one-time",
+            "verification",
+            "duo",
+            "push",
+        ];
+        let text = round
+            .prompts
+            .iter()
+            .map(|p| p.text.to_ascii_lowercase())
+            .chain([round.name.to_ascii_lowercase(), round.instruction.to_ascii_lowercase()])
+            .collect::<Vec<_>>()
+            .join(" ");
+        if code.iter().any(|w| text.contains(w)) {
+            "a one-time code"
+        } else if round.prompts.iter().any(|p| !p.echo) {
+            "a password"
+        } else {
+            "an answer"
+        }
+    }
+}
+
+impl Prompter for OutagePrompter {
+    fn passphrase(&self, key_path: &std::path::Path) -> Option<String> {
+        let key = format!("passphrase {}", key_path.display());
+        if let Some(mut a) = self.remembered(&key) {
+            return a.pop();
+        }
+        self.tell_once("a key's passphrase");
+        let answer = self.inner.passphrase(key_path)?;
+        self.remember(key, vec![answer.clone()]);
+        Some(answer)
+    }
+
+    fn confirm_new_host_key(&self, host: &str, key_type: &str, fingerprint: &str, other: &[String]) -> Option<bool> {
+        self.inner.confirm_new_host_key(host, key_type, fingerprint, other)
+    }
+
+    fn password(&self, q: &super::LoginQuestion) -> Option<String> {
+        let key = format!("password {}@{}", q.user, q.host);
+        if q.attempt == 1 {
+            if let Some(mut a) = self.remembered(&key) {
+                return a.pop();
+            }
+        }
+        self.tell_once("a password");
+        let answer = self.inner.password(q)?;
+        self.remember(key, vec![answer.clone()]);
+        Some(answer)
+    }
+
+    fn keyboard_interactive(&self, round: &super::KbdRound) -> Option<Vec<String>> {
+        let key = format!(
+            "kbd {}@{} {:?} {:?} {:?}",
+            round.question.user, round.question.host, round.name, round.instruction, round.prompts
+        );
+        if round.question.attempt == 1 {
+            if let Some(a) = self.remembered(&key) {
+                return Some(a);
+            }
+        }
+        self.tell_once(Self::what(round));
+        let answer = self.inner.keyboard_interactive(round)?;
+        self.remember(key, answer.clone());
+        Some(answer)
+    }
+
+    fn notice(&self, text: &str) {
+        self.inner.notice(text)
+    }
+
+    fn abandon(&self) {
+        self.inner.abandon()
+    }
+
+    fn answer_timeout(&self) -> Duration {
+        self.inner.answer_timeout()
     }
 }
 

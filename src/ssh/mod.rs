@@ -2,6 +2,7 @@
 //! prompts; it asks its caller through [`Prompter`].
 
 pub mod auth;
+pub mod interactive_auth;
 pub mod known_hosts;
 pub mod link;
 pub mod proxy;
@@ -13,11 +14,58 @@ use std::time::Duration;
 
 pub use session::{connect_once, ExecOutput, Session};
 
+/// Who a login question is for, and why it is asked now.
+#[derive(Debug, Clone)]
+pub struct LoginQuestion {
+    pub user: String,
+    pub host: String,
+    /// 1 for the first try; later tries follow a refusal ("Permission denied, please try again").
+    pub attempt: u32,
+}
+
+/// One server question in a keyboard-interactive round; `echo` false means "do not show the answer".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbdPrompt {
+    pub text: String,
+    pub echo: bool,
+}
+
+/// One keyboard-interactive round as the server sent it (name and instruction may be empty).
+#[derive(Debug, Clone)]
+pub struct KbdRound {
+    pub question: LoginQuestion,
+    pub name: String,
+    pub instruction: String,
+    pub prompts: Vec<KbdPrompt>,
+}
+
 /// Decisions the SSH layer cannot make alone. Implemented by the terminal UI, by tests, and by a
 /// non-interactive implementation that answers "no" to everything.
+///
+/// The login questions have defaults ("no one to ask") so that a prompter written for keys alone
+/// still compiles and behaves like a script without a terminal.
 pub trait Prompter: Send + Sync {
     /// The passphrase for an encrypted private key, or None when no one can be asked.
     fn passphrase(&self, key_path: &Path) -> Option<String>;
+    /// A login password (asked without echo), or None when no one can be asked. Never stored.
+    fn password(&self, _question: &LoginQuestion) -> Option<String> {
+        None
+    }
+    /// The answers to one keyboard-interactive round, one per prompt in order, or None when no
+    /// one can be asked.
+    fn keyboard_interactive(&self, _round: &KbdRound) -> Option<Vec<String>> {
+        None
+    }
+    /// Something the person should read before the next question (why rtrain asks again).
+    fn notice(&self, _text: &str) {}
+    /// The question asked last went unanswered past [`Prompter::answer_timeout`] and is given up:
+    /// undo what asking changed (a terminal left without echo).
+    fn abandon(&self) {}
+    /// How long to wait for a person's answer before giving up on the login. sshd gives up after
+    /// its LoginGraceTime (120 s by default), so waiting longer would only hang.
+    fn answer_timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
     /// Whether to trust and record a host key seen for the first time. `None`: no one can be asked.
     fn confirm_new_host_key(
         &self,

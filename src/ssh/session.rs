@@ -121,6 +121,67 @@ impl ClientHandler {
     }
 }
 
+impl ClientHandler {
+    /// A host certificate is trusted as OpenSSH trusts it: signed by a CA on a `@cert-authority`
+    /// line whose patterns match this host, a host (not user) certificate naming this host among
+    /// its principals (or naming none), within its validity window, with no critical options,
+    /// and neither it nor its CA `@revoked`. Such a host needs no known_hosts line of its own.
+    /// `Ok(None)`: trusted. `Ok(Some(key))`: no CA line trusts its signer, so, as OpenSSH does,
+    /// the certified key is to be checked as a bare key (`type base64`).
+    fn decide_certificate(&self, cert: &russh::keys::Certificate) -> Result<Option<String>, SshError> {
+        use russh::keys::{HashAlg, PublicKey};
+        let refuse = |reason: String| SshError::HostKeyCheck {
+            host: self.display.clone(),
+            reason: format!("its host certificate was refused: {reason}"),
+        };
+        let bad = |e: &dyn std::fmt::Display| refuse(e.to_string());
+        let cert_key = PublicKey::new(cert.public_key().clone(), "");
+        let cert_key_text = cert_key.to_openssh().map_err(|e| bad(&e))?;
+        let ca_key = PublicKey::new(cert.signature_key().clone(), "");
+        let ca_text = ca_key.to_openssh().map_err(|e| bad(&e))?;
+        let ca_fp = ca_key.fingerprint(HashAlg::Sha256);
+        for (what, text) in [("host key", &cert_key_text), ("certificate authority", &ca_text)] {
+            if let Some(l) = known_hosts::revoked(&self.files, text).map_err(|e| bad(&e))? {
+                return Err(refuse(format!(
+                    "its {what} is @revoked in {}:{}",
+                    l.file.display(),
+                    l.line
+                )));
+            }
+        }
+        let authorities = known_hosts::cert_authorities(&self.files, &self.host, self.port).map_err(|e| bad(&e))?;
+        let trusted: Vec<russh::keys::ssh_key::Fingerprint> = authorities
+            .iter()
+            .filter_map(|a| PublicKey::from_openssh(&a.key_openssh).ok())
+            .map(|k| k.fingerprint(HashAlg::Sha256))
+            .collect();
+        if !trusted.contains(&ca_fp) {
+            return Ok(Some(cert_key_text));
+        }
+        if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
+            return Err(refuse("it is a user certificate, not a host certificate".into()));
+        }
+        if let Err(why) = super::auth::validity(cert, std::time::SystemTime::now()) {
+            return Err(refuse(format!("the certificate is {why}")));
+        }
+        if cert.validate([&ca_fp]).is_err() {
+            return Err(refuse(format!("its signature by {ca_fp} does not verify")));
+        }
+        let principals = cert.valid_principals();
+        if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(&self.host)) {
+            return Err(refuse(format!(
+                "it is for {}, not {}",
+                principals.join(", "),
+                self.host
+            )));
+        }
+        if !cert.critical_options().is_empty() {
+            return Err(refuse("it carries critical options rtrain does not know".into()));
+        }
+        Ok(None)
+    }
+}
+
 impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
@@ -141,19 +202,19 @@ impl client::Handler for ClientHandler {
     }
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let key = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key,
-            PublicKeyOrCertificate::Certificate(_) => {
-                *self.refusal.lock().unwrap() = Some(SshError::HostKeyCheck {
-                    host: self.display.clone(),
-                    reason: "the server presented a host certificate, which rtrain does not verify".into(),
-                });
-                return Ok(false);
-            }
+        let text = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key
+                .to_openssh()
+                .map_err(|e| russh::Error::from(russh::keys::Error::from(e)))?,
+            PublicKeyOrCertificate::Certificate(cert) => match self.decide_certificate(cert) {
+                Ok(None) => return Ok(true),
+                Ok(Some(bare)) => bare,
+                Err(e) => {
+                    *self.refusal.lock().unwrap() = Some(e);
+                    return Ok(false);
+                }
+            },
         };
-        let text = key
-            .to_openssh()
-            .map_err(|e| russh::Error::from(russh::keys::Error::from(e)))?;
         // The prompt may block on the terminal: keep it off the async worker.
         let decision = super::blocking(|| self.decide(&text));
         match decision {
@@ -470,7 +531,16 @@ where
     let files = known.all();
     let record_in = known.user.first().cloned();
     let known_types = known_hosts::known_key_types(&files, &host, target.port).unwrap_or_default();
-    let config = Arc::new(client_config(opts, &known_types));
+    let mut config = client_config(opts, &known_types);
+    // Offer to take a host certificate only where a CA is trusted for this host: otherwise a server
+    // with both would present a certificate that nothing here could verify.
+    if !known_hosts::cert_authorities(&files, &host, target.port)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        config.preferred.host_key_certificates = Cow::Owned(config.preferred.key.to_vec());
+    }
+    let config = Arc::new(config);
     let refusal = Arc::new(Mutex::new(None));
     let (closed_tx, closed) = tokio::sync::watch::channel(None);
     let handler = ClientHandler {
@@ -502,7 +572,7 @@ where
         }
         Ok(Ok(h)) => h,
     };
-    auth::authenticate(&mut handle, target, opts, prompter.as_ref()).await?;
+    auth::authenticate(&mut handle, target, opts, prompter).await?;
     Ok(Session {
         handle,
         host: display,

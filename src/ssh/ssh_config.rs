@@ -56,6 +56,17 @@ pub struct HostConfig {
     pub server_alive_count_max: Option<u32>,
     /// Only for ProxyCommand's `%k`; rtrain still looks host keys up by HostName (noted as unsupported).
     pub host_key_alias: Option<String>,
+    /// `PreferredAuthentications` as written (OpenSSH matches names exactly); `None`: its default order.
+    pub preferred_authentications: Option<Vec<String>>,
+    /// `PubkeyAuthentication`, `PasswordAuthentication`, `KbdInteractiveAuthentication` (or its
+    /// old name ChallengeResponseAuthentication); `None`: OpenSSH's default, yes.
+    pub pubkey_authentication: Option<bool>,
+    pub password_authentication: Option<bool>,
+    pub kbd_interactive_authentication: Option<bool>,
+    /// `None`: OpenSSH's default, 3.
+    pub number_of_password_prompts: Option<u32>,
+    /// `CertificateFile`, accumulated and expanded like IdentityFile.
+    pub certificate_files: Vec<PathBuf>,
     /// Keywords that were set for this host but rtrain ignores, as `"Keyword (file:line)"`,
     /// plus `"Match exec (file:line)"`-style notes for blocks that could not be evaluated.
     pub unsupported: Vec<String>,
@@ -159,6 +170,13 @@ enum CriterionKind {
     Unsupported(String),
 }
 
+#[derive(Clone, Copy)]
+enum AuthFlag {
+    Pubkey,
+    Password,
+    KbdInteractive,
+}
+
 enum Setting {
     HostName(String),
     User(String),
@@ -177,6 +195,11 @@ enum Setting {
     ServerAliveCountMax(u32),
     /// Only tracked because `%k` expands to it; still reported as unsupported.
     HostKeyAlias(String),
+    PreferredAuthentications(Vec<String>),
+    /// Which of PubkeyAuthentication, PasswordAuthentication, KbdInteractiveAuthentication.
+    AuthFlag(AuthFlag, bool),
+    NumberOfPasswordPrompts(u32),
+    CertificateFile(String),
     /// Meta-option that only tunes OpenSSH's own strictness; rtrain is lenient anyway.
     IgnoreUnknown,
     Unsupported(String),
@@ -248,6 +271,13 @@ const HANDLED_KEYWORDS: &[&str] = &[
     "serveralivecountmax",
     "hostkeyalias",
     "ignoreunknown",
+    "preferredauthentications",
+    "pubkeyauthentication",
+    "passwordauthentication",
+    "kbdinteractiveauthentication",
+    "challengeresponseauthentication",
+    "numberofpasswordprompts",
+    "certificatefile",
 ];
 
 fn parse_line(
@@ -316,6 +346,7 @@ fn parse_line(
             }
         }
         "identityfile" => Setting::IdentityFile(single()?.to_owned()),
+        "certificatefile" => Setting::CertificateFile(single()?.to_owned()),
         "identitiesonly" => {
             let value = single()?;
             Setting::IdentitiesOnly(parse_flag(value).ok_or_else(|| {
@@ -384,6 +415,50 @@ fn parse_line(
             }
         }
         "ignoreunknown" => Setting::IgnoreUnknown,
+        "preferredauthentications" => {
+            let value = single()?;
+            let methods: Vec<String> = value
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect();
+            if methods.is_empty() {
+                return Err(err(format!("empty {keyword}")));
+            }
+            Setting::PreferredAuthentications(methods)
+        }
+        "pubkeyauthentication"
+        | "passwordauthentication"
+        | "kbdinteractiveauthentication"
+        | "challengeresponseauthentication" => {
+            let value = single()?;
+            // OpenSSH also takes `unbound`/`host-bound` for PubkeyAuthentication: both mean yes.
+            let flag = if kw == "pubkeyauthentication"
+                && (value.eq_ignore_ascii_case("unbound") || value.eq_ignore_ascii_case("host-bound"))
+            {
+                Some(true)
+            } else {
+                parse_flag(value)
+            };
+            let flag = flag.ok_or_else(|| {
+                err(format!(
+                    "unsupported value \"{value}\" for {keyword} (expected yes or no)"
+                ))
+            })?;
+            let which = match kw.as_str() {
+                "pubkeyauthentication" => AuthFlag::Pubkey,
+                "passwordauthentication" => AuthFlag::Password,
+                _ => AuthFlag::KbdInteractive,
+            };
+            Setting::AuthFlag(which, flag)
+        }
+        "numberofpasswordprompts" => {
+            let value = single()?;
+            match value.parse::<u32>() {
+                Ok(n) if n <= i32::MAX as u32 => Setting::NumberOfPasswordPrompts(n),
+                _ => return Err(err(format!("invalid integer value \"{value}\" for {keyword}"))),
+            }
+        }
         _ => unreachable!("every handled keyword has an arm"),
     };
     Ok(Some(Directive::Set(setting)))
@@ -781,6 +856,12 @@ struct Resolver<'a> {
     server_alive_interval: Option<u64>,
     server_alive_count_max: Option<u32>,
     host_key_alias: Option<String>,
+    preferred_authentications: Option<Vec<String>>,
+    pubkey_authentication: Option<bool>,
+    password_authentication: Option<bool>,
+    kbd_interactive_authentication: Option<bool>,
+    number_of_password_prompts: Option<u32>,
+    certificate_files: Vec<Located<String>>,
     notes: Vec<String>,
     noted: HashSet<String>,
 }
@@ -811,6 +892,12 @@ impl<'a> Resolver<'a> {
             server_alive_interval: None,
             server_alive_count_max: None,
             host_key_alias: None,
+            preferred_authentications: None,
+            pubkey_authentication: None,
+            password_authentication: None,
+            kbd_interactive_authentication: None,
+            number_of_password_prompts: None,
+            certificate_files: Vec::new(),
             notes: Vec::new(),
             noted: HashSet::new(),
         }
@@ -951,6 +1038,19 @@ impl<'a> Resolver<'a> {
                     format!("HostKeyAlias ({}:{line})", file.display()),
                 );
             }
+            Setting::PreferredAuthentications(v) => set_once(&mut self.preferred_authentications, v.clone()),
+            Setting::AuthFlag(which, v) => match which {
+                AuthFlag::Pubkey => set_once(&mut self.pubkey_authentication, *v),
+                AuthFlag::Password => set_once(&mut self.password_authentication, *v),
+                AuthFlag::KbdInteractive => set_once(&mut self.kbd_interactive_authentication, *v),
+            },
+            Setting::NumberOfPasswordPrompts(n) => set_once(&mut self.number_of_password_prompts, *n),
+            Setting::CertificateFile(v) => {
+                let duplicate = self.certificate_files.iter().any(|f| f.value == *v);
+                if !v.eq_ignore_ascii_case("none") && !duplicate {
+                    self.certificate_files.push(located(v.clone(), file, line));
+                }
+            }
             Setting::IgnoreUnknown => {}
             Setting::Unsupported(keyword) => self.note(
                 keyword.to_ascii_lowercase(),
@@ -977,6 +1077,11 @@ impl<'a> Resolver<'a> {
         for f in &self.identity_files {
             let path = expand_path(f, "IdentityFile", &tokens, &mut unsupported_tokens)?;
             identity_files.push(PathBuf::from(path));
+        }
+        let mut certificate_files = Vec::new();
+        for f in &self.certificate_files {
+            let path = expand_path(f, "CertificateFile", &tokens, &mut unsupported_tokens)?;
+            certificate_files.push(PathBuf::from(path));
         }
         let mut user_known_hosts_files = Vec::new();
         if let Some(files) = &self.user_known_hosts_files {
@@ -1021,6 +1126,12 @@ impl<'a> Resolver<'a> {
             server_alive_interval: self.server_alive_interval.filter(|&s| s > 0).map(Duration::from_secs),
             server_alive_count_max: self.server_alive_count_max,
             host_key_alias: self.host_key_alias,
+            preferred_authentications: self.preferred_authentications,
+            pubkey_authentication: self.pubkey_authentication,
+            password_authentication: self.password_authentication,
+            kbd_interactive_authentication: self.kbd_interactive_authentication,
+            number_of_password_prompts: self.number_of_password_prompts,
+            certificate_files,
             unsupported: self.notes,
         })
     }
@@ -1901,6 +2012,24 @@ mod tests {
     }
 
     #[test]
+    fn certificate_files_accumulate_and_expand_like_identity_files() {
+        let h = Home::new();
+        h.config("Host gpu\n  CertificateFile ~/.ssh/%h-cert.pub\nHost *\n  CertificateFile ~/.ssh/%h-cert.pub\n  CertificateFile /ca/%r.pub\n");
+        assert_eq!(
+            h.resolve("gpu").certificate_files,
+            [
+                h.dir.path().join(".ssh/gpu-cert.pub"),
+                PathBuf::from(format!("/ca/{LOCAL_USER}.pub"))
+            ]
+        );
+        assert!(
+            h.resolve("gpu").unsupported.is_empty(),
+            "{:?}",
+            h.resolve("gpu").unsupported
+        );
+    }
+
+    #[test]
     fn identities_only_yes_no_and_bad_value() {
         let h = Home::new();
         h.config("Host gpu\n  IdentitiesOnly yes\nHost *\n  IdentitiesOnly no\n");
@@ -2073,6 +2202,25 @@ mod tests {
             c.server_alive_interval.map_or("0".into(), |d| d.as_secs().to_string()),
         );
         put("serveralivecountmax", c.server_alive_count_max.unwrap_or(3).to_string());
+        let yes_no = |v: Option<bool>| if v.unwrap_or(true) { "yes" } else { "no" }.to_string();
+        put("passwordauthentication", yes_no(c.password_authentication));
+        put("kbdinteractiveauthentication", yes_no(c.kbd_interactive_authentication));
+        put(
+            "pubkeyauthentication",
+            if c.pubkey_authentication.unwrap_or(true) {
+                "true"
+            } else {
+                "false"
+            }
+            .into(),
+        );
+        put(
+            "numberofpasswordprompts",
+            c.number_of_password_prompts.unwrap_or(3).to_string(),
+        );
+        if let Some(p) = &c.preferred_authentications {
+            put("preferredauthentications", p.join(","));
+        }
         put(
             "userknownhostsfile",
             if c.user_known_hosts_files.is_empty() {
@@ -2157,6 +2305,15 @@ mod tests {
                  \x20 ServerAliveInterval 40\n  StrictHostKeyChecking off\n  GlobalKnownHostsFile /etc/g1 ~/g2\n"
                     .to_owned(),
                 vec!["jf", "cf", "cn", "jn", "root@jf:22"],
+            ),
+            (
+                // Authentication methods: first value wins, the old ChallengeResponse name.
+                "Host pw\n  PreferredAuthentications password,keyboard-interactive\n  PubkeyAuthentication no\n\
+                 \x20 ChallengeResponseAuthentication no\n  NumberOfPasswordPrompts 1\n  CertificateFile ~/c/%h.pub\n\
+                 Host *\n  PreferredAuthentications publickey\n  PasswordAuthentication no\n\
+                 \x20 PubkeyAuthentication yes\n  KbdInteractiveAuthentication yes\n  NumberOfPasswordPrompts 5\n"
+                    .to_owned(),
+                vec!["pw", "other"],
             ),
         ];
 

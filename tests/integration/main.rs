@@ -5,6 +5,7 @@
 mod support;
 
 mod attach;
+mod auth;
 mod edges;
 mod fault_proxy;
 mod foundation;
@@ -16,3 +17,4 @@ mod proxy;
 mod resilience;
 mod ssh_compat;
 mod top;
+mod transfer;

@@ -3,10 +3,12 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod login;
 pub mod proxy;
 pub mod sshd;
 
 pub use agent::*;
+pub use login::*;
 pub use proxy::{Mode, Proxy};
 pub use sshd::*;
 pub mod term;

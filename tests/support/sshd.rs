@@ -48,6 +48,12 @@ pub struct Sshd {
     pub listen: String,
     /// sshd's LogLevel: DEBUG1 shows what a jump host forwards (`direct-tcpip ... target`).
     pub log_level: String,
+    /// Lines written before the defaults, so they win (sshd keeps a keyword's first value):
+    /// `PasswordAuthentication yes`, `UsePAM yes`.
+    pub auth_config: String,
+    /// The sshd to run: a symlink named after a test PAM service (sshd names its PAM service
+    /// after its program name), or None for [`SSHD`].
+    pub program: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -58,6 +64,8 @@ pub struct SshdOptions {
     pub log_level: String,
     pub extra_config: String,
     pub extra_env: Vec<(String, String)>,
+    pub auth_config: String,
+    pub program: Option<PathBuf>,
 }
 
 impl Default for SshdOptions {
@@ -67,6 +75,8 @@ impl Default for SshdOptions {
             log_level: "VERBOSE".into(),
             extra_config: String::new(),
             extra_env: Vec::new(),
+            auth_config: String::new(),
+            program: None,
         }
     }
 }
@@ -125,6 +135,8 @@ impl Sshd {
             extra_env: opts.extra_env,
             listen: opts.listen,
             log_level: opts.log_level,
+            auth_config: opts.auth_config,
+            program: opts.program,
             child: None,
             dir,
         };
@@ -158,10 +170,11 @@ impl Sshd {
 
     fn write_config(&self) {
         let cfg = format!(
-            "Port {port}\nListenAddress {listen}\nHostKey {hk}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
+            "{auth}Port {port}\nListenAddress {listen}\nHostKey {hk}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\nStrictModes no\n\
              PermitRootLogin yes\nLogLevel {log_level}\nMaxStartups 100:30:200\nMaxSessions 100\n\
              SetEnv \"HOME={home}\" \"TMUX_TMPDIR={tmux}\"{env}\n{extra}\n",
+            auth = self.auth_config,
             port = self.port,
             listen = self.listen,
             log_level = self.log_level,
@@ -188,7 +201,7 @@ impl Sshd {
     /// Start sshd on `self.port`; false when it could not listen there.
     fn spawn(&mut self) -> bool {
         self.write_config();
-        let child = Command::new(SSHD)
+        let child = Command::new(self.program.as_deref().unwrap_or(Path::new(SSHD)))
             .arg("-D")
             .arg("-f")
             .arg(self.dir.path().join("sshd_config"))
