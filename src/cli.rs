@@ -36,6 +36,8 @@ pub enum Command {
     Attach(HostArg),
     /// Run state, progress, ETA, loss, GPUs, disk, latest checkpoint
     Status(StatusArgs),
+    /// Full-screen live dashboard: loss chart, progress, GPUs, work at risk
+    Top(TopArgs),
     /// Checkpoints sorted by step, with size, age and completeness
     Ckpts(JsonHostArgs),
     /// The run's log
@@ -58,6 +60,15 @@ pub enum Command {
     Hosts(HostsArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Hosts to watch: from rtrain's config, ~/.ssh/config aliases, or [user@]host[:port]
+    pub hosts: Vec<String>,
+    /// Every host in rtrain's config
+    #[arg(long, conflicts_with = "hosts")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +120,9 @@ pub struct StatusArgs {
     /// Refresh every 5 s over one kept-open connection per host, until Ctrl-C
     #[arg(long)]
     pub watch: bool,
+    /// With --json: add the loss curve as `progress.history`
+    #[arg(long)]
+    pub history: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod pull;
 mod push;
 mod resilient;
 pub mod run;
+mod top;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
@@ -164,6 +165,7 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         }
         Command::Attach(a) => attach::run(&ctx, &a.host).await,
         Command::Status(a) => probe::status(&ctx, a).await,
+        Command::Top(a) => top::run(&ctx, a).await,
         Command::Ckpts(a) => probe::ckpts(&ctx, a).await,
         Command::Logs(a) => run::logs(&ctx, a).await,
         Command::Stop(a) => run::stop(&ctx, a).await,

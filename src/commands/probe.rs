@@ -168,7 +168,7 @@ struct HostStatus {
     error: Option<anyhow::Error>,
 }
 
-async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>) -> HostStatus {
+async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>, history: bool) -> HostStatus {
     let fail = |e: anyhow::Error| HostStatus {
         json: StatusJson::unreachable(&target.name, &target.settings.session),
         probe: None,
@@ -189,6 +189,9 @@ async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>) -> Hos
         Ok(p) => {
             let mut json = StatusJson::build(&target.name, &target.settings.session, &p);
             json.apply_stall_after(target.settings.stall_after);
+            if history {
+                json.progress.history = Some(probe::history(&p));
+            }
             HostStatus {
                 json,
                 probe: Some(p),
@@ -269,7 +272,7 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             targets
                 .iter()
                 .zip(sessions.iter().map(Option::as_ref).chain(std::iter::repeat(None)))
-                .map(|(t, s)| status_of(ctx, t, s)),
+                .map(|(t, s)| status_of(ctx, t, s, args.history)),
         );
         // Ctrl-C is an interruption (exit 130), also between refreshes of --watch.
         let results: Vec<HostStatus> = tokio::select! {
@@ -632,6 +635,34 @@ mod tests {
 
     /// `status` and `check` showed 0.31 and 0.17 s/step on the same run: they must read one pace
     /// from the same facts, in the same words.
+    /// Regression: the stand-in trainer (like a real one with buffered stdout) prints several loss
+    /// lines at once after one bar redraw; `top`'s chart went down and up again because they all
+    /// got that one step.
+    #[test]
+    fn regression_history_spreads_buffered_loss_lines_back_one_logging_interval_each() {
+        let log = " 30%|###  | 30/100 [00:03<00:07, 10.0it/s]\n 50%|#####| 50/100 [00:05<00:05, 10.0it/s]\n\
+                   {'loss': 2.2}\n{'loss': 2.1}\n{'loss': 2.0}\n";
+        let mut p = probe(log);
+        p.run.as_mut().unwrap().started_at = None;
+        let ts = crate::train::trainer_state::parse_trainer_state(
+            br#"{"logging_steps": 10, "log_history": [{"loss": 3.0, "step": 10}, {"loss": 2.5, "step": 20}]}"#,
+        )
+        .unwrap();
+        p.trainer_state = Some(("checkpoint-20".into(), ts));
+        let h = probe::history(&p);
+        let got: Vec<(Option<u64>, Option<f64>)> = h.iter().map(|h| (h.step, h.loss)).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(10), Some(3.0)),
+                (Some(20), Some(2.5)),
+                (Some(30), Some(2.2)),
+                (Some(40), Some(2.1)),
+                (Some(50), Some(2.0))
+            ]
+        );
+    }
+
     #[test]
     fn status_and_check_agree_on_the_pace() {
         let resume = resume_log();
@@ -744,6 +775,12 @@ mod tests {
                     loss_from: Some("log".into()),
                     epoch: Some(0.5),
                     resumed_at_step: Some(1),
+                    history: Some(vec![crate::train::trainer_state::HistoryPoint {
+                        step: Some(1),
+                        loss: Some(1.0),
+                        eval_loss: Some(1.0),
+                        learning_rate: Some(1e-5),
+                    }]),
                 },
                 latest_checkpoint: Some(LatestCheckpointJson {
                     name: "checkpoint-1".into(),

@@ -35,7 +35,7 @@ use crate::train::gpu::{self, Gpu, GpuReport};
 use crate::train::progress::{summarize_log, LogSummary};
 use crate::train::risk::{self, RiskInputs, RiskReport};
 use crate::train::train_config::{parse_train_config, TrainConfig};
-use crate::train::trainer_state::{parse_trainer_state, parse_trainer_state_partial, TrainerState};
+use crate::train::trainer_state::{parse_trainer_state, parse_trainer_state_partial, HistoryPoint, TrainerState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -773,6 +773,9 @@ pub struct ProgressJson {
     pub epoch: Option<f64>,
     /// Added: the bar jumped here from 0 (a resume); the rate is measured after the jump.
     pub resumed_at_step: Option<u64>,
+    /// Added, only with `status --history`: the loss curve, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryPoint>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -915,6 +918,7 @@ impl StatusJson {
                 loss_from,
                 epoch: finite(sum.epoch.or(ts.and_then(|t| t.epoch))),
                 resumed_at_step: sum.resumed_at_step,
+                history: None,
             },
             latest_checkpoint,
             gpus: Some(p.gpus.gpus.clone()),
@@ -925,6 +929,51 @@ impl StatusJson {
             }),
         }
     }
+}
+
+/// The run's loss curve: the `log_history` of its newest checkpoint (of this run), then the dict lines its
+/// log printed after that checkpoint's last entry (the log tail alone when there is no checkpoint yet).
+pub fn history(p: &StatusProbe) -> Vec<HistoryPoint> {
+    let logging_steps = p.trainer_state.as_ref().and_then(|(_, t)| t.logging_steps);
+    let mut out: Vec<HistoryPoint> = p
+        .trainer_state
+        .as_ref()
+        .filter(|(name, _)| checkpoint_is_of_current_run(p, name))
+        .map(|(_, t)| t.history.clone())
+        .unwrap_or_default();
+    let last = out.iter().filter_map(|h| h.step).max();
+    let mut logged: Vec<HistoryPoint> = p
+        .log_summary
+        .history
+        .iter()
+        .map(|h| HistoryPoint {
+            step: h.step.map(|s| logged_step(s, logging_steps)),
+            ..*h
+        })
+        .collect();
+    // A trainer whose stdout is buffered prints several loss lines at once, all after the same bar
+    // redraw: the last of them is at that step, the ones before it one logging interval apart.
+    if let Some(every) = logging_steps {
+        let mut i = 0;
+        while i < logged.len() {
+            let mut j = i;
+            while j + 1 < logged.len() && logged[j + 1].step == logged[i].step {
+                j += 1;
+            }
+            if let Some(s) = logged[i].step {
+                for (k, h) in logged[i..=j].iter_mut().enumerate() {
+                    h.step = s.checked_sub((j - i - k) as u64 * every);
+                }
+            }
+            i = j + 1;
+        }
+    }
+    out.extend(
+        logged
+            .into_iter()
+            .filter(|h| last.is_none() || h.step.is_some_and(|s| Some(s) > last)),
+    );
+    out
 }
 
 /// The step a dict line's loss belongs to, from the bar's last redraw before it. tqdm redraws at most

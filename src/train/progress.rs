@@ -257,6 +257,8 @@ pub struct LogSummary {
     /// From the final summary line: the run completed its training loop.
     pub train_runtime: Option<f64>,
     pub train_loss: Option<f64>,
+    /// Every dict line with a loss, at the bar's step when it was printed (as `loss_step`).
+    pub history: Vec<crate::train::trainer_state::HistoryPoint>,
 }
 
 /// Whether tqdm's smoothed rate `now` (seconds per step) can stand for the pace while too little
@@ -338,6 +340,11 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
                 set(&mut sum.eval_loss, "eval_loss");
                 set(&mut sum.train_runtime, "train_runtime");
                 set(&mut sum.train_loss, "train_loss");
+                let step = sum.progress.as_ref().map(|p| p.step);
+                sum.history
+                    .extend(crate::train::trainer_state::HistoryPoint::from_logged(step, |k| {
+                        d.get(k).copied()
+                    }));
             }
         }
     }

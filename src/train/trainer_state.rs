@@ -35,6 +35,31 @@ pub struct TrainerState {
     pub last_eval_loss: Option<f64>,
     /// Present only once training finished (the final summary entry).
     pub train_runtime: Option<f64>,
+    /// The loss curve `log_history` records (whole files only: a capped head and tail has no
+    /// middle), oldest first.
+    pub history: Vec<HistoryPoint>,
+}
+
+/// One logged point of the loss curve: a training log entry or an evaluation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct HistoryPoint {
+    pub step: Option<u64>,
+    pub loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub learning_rate: Option<f64>,
+}
+
+impl HistoryPoint {
+    /// A point from one dict of logged numbers, when it holds a loss at all.
+    pub fn from_logged(step: Option<u64>, get: impl Fn(&str) -> Option<f64>) -> Option<HistoryPoint> {
+        let p = HistoryPoint {
+            step,
+            loss: get("loss"),
+            eval_loss: get("eval_loss"),
+            learning_rate: get("learning_rate"),
+        };
+        (p.loss.is_some() || p.eval_loss.is_some()).then_some(p)
+    }
 }
 
 /// A number, also when Python wrote it as a string or as `NaN`/`Infinity` (made strings below).
@@ -75,6 +100,11 @@ fn from_object(obj: &Map<String, Value>) -> TrainerState {
         ..TrainerState::default()
     };
     if let Some(history) = obj.get("log_history").and_then(Value::as_array) {
+        st.history = history
+            .iter()
+            .filter_map(Value::as_object)
+            .filter_map(|e| HistoryPoint::from_logged(e.get("step").and_then(as_steps), |k| e.get(k).and_then(as_f64)))
+            .collect();
         for entry in history.iter().rev() {
             let Some(e) = entry.as_object() else { continue };
             if st.last_loss.is_none() {

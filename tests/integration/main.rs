@@ -16,4 +16,5 @@ mod protect;
 mod proxy;
 mod resilience;
 mod ssh_compat;
+mod top;
 mod transfer;
