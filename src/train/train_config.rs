@@ -282,8 +282,10 @@ pub fn yaml_scalar(path: &str) -> String {
     if safe_chars && first_ok && has_letter && !special {
         return path.to_string();
     }
-    // YAML folds line breaks inside single quotes, and takes U+2028/2029/FEFF for breaks or a BOM.
-    let needs_escape = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}');
+    // YAML folds line breaks inside single quotes, takes U+2028/2029/FEFF for breaks or a BOM, and
+    // refuses the non-characters U+FFFE/FFFF outside its printable set unless escaped.
+    let needs_escape =
+        |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}');
     if path.chars().any(needs_escape) {
         let mut out = String::from("\"");
         for c in path.chars() {
@@ -694,5 +696,30 @@ mod tests {
                 Err(err) => prop_assert!(false, "refused {:?}: {}", doc, err),
             }
         }
+    }
+
+    /// Regression: the property test of the resume edit drew U+FFFE once in a full run; YAML's
+    /// printable set excludes it and U+FFFF, so unescaped they made the edited config unreadable.
+    /// Every char, alone and among others, must read back as itself.
+    #[test]
+    fn regression_every_char_reads_back_through_yaml_scalar() {
+        let mut bad = Vec::new();
+        for c in (0u32..0x11_0000).filter_map(char::from_u32) {
+            for path in [c.to_string(), format!("{c} a")] {
+                let doc = format!("training:\n  resume_from_checkpoint: {}\n", yaml_scalar(&path));
+                let back = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&doc)
+                    .ok()
+                    .and_then(|v| v["training"]["resume_from_checkpoint"].as_str().map(str::to_string));
+                if back.as_deref() != Some(path.as_str()) {
+                    bad.push(path);
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "{} paths do not read back, e.g. {:?}",
+            bad.len(),
+            &bad[..bad.len().min(10)]
+        );
     }
 }
