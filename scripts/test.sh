@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need (a real OpenSSH server, tmux, python3 for the
-# test trainer, nc for the ProxyCommand tests) when missing, then runs every unit and integration
+# test trainer, nc for the ProxyCommand tests, dbus for a private session bus and curl for the
+# box-side webhooks) when missing, then runs every unit and integration
 # test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v python3 >/dev/null || need+=(python3)
 command -v pkill >/dev/null || need+=(procps)
 command -v nc >/dev/null || need+=(netcat-openbsd)
+{ command -v dbus-daemon >/dev/null && command -v dbus-monitor >/dev/null; } || need+=(dbus)
+command -v curl >/dev/null || need+=(curl)
 # rustup brings no C compiler, and the crypto crates (ring) build C and assembly.
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,9 +4,11 @@ pub mod attach;
 mod exec;
 mod forward;
 mod hosts;
+mod notify;
 pub mod probe;
 mod resilient;
 pub mod run;
+mod wait;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
@@ -149,5 +151,7 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Resume(a) => run::resume(&ctx, a).await,
         Command::Check(a) => probe::check(&ctx, a).await,
         Command::Forward(a) => forward::run(&ctx, a).await,
+        Command::Wait(a) => wait::run(&ctx, a).await,
+        Command::Notify(a) => notify::run(&ctx, a).await,
     }
 }
