@@ -1405,6 +1405,35 @@ mod tests {
     // ---- up ------------------------------------------------------------------------------------------------
 
     #[test]
+    fn the_notify_file_travels_on_stdin_never_in_the_script() {
+        let n = notify_file(&NotifySpec {
+            host: "gpu\x1b]0;x".into(),
+            hooks: vec![("ntfy".into(), "https://ntfy.sh/SECRET-topic".into())],
+            events: vec!["failed".into()],
+            checkpoint_dir: "~/out".into(),
+        });
+        assert!(!n.contains('\x1b'), "{n}");
+        let spec = LaunchSpec {
+            workdir: "~/p".into(),
+            session: "s".into(),
+            command: "true".into(),
+            log_dir: "logs".into(),
+            env: Vec::new(),
+            edit: Some(FileEdit {
+                path: "c.yaml".into(),
+                content: "EDIT".into(),
+                backup: false,
+                expect_sha256: None,
+            }),
+            notify: Some(n.clone()),
+        };
+        let script = up_script(&spec);
+        assert!(!script.contains("SECRET"));
+        assert!(script.contains(&format!("rt_notify_len={}\n", n.len())));
+        assert_eq!(up_stdin(&spec).unwrap(), format!("{n}EDIT").into_bytes());
+    }
+
+    #[test]
     fn up_launches_and_the_record_goes_running_then_finished() {
         let sb = Sandbox::new();
         let wd = sb.project("proj");

@@ -191,16 +191,20 @@ fn a_run_that_fails_with_no_client_connected_posts_each_webhook_once_and_the_sec
     let mode = std::fs::metadata(&notify).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the notify file holds the URLs");
     assert!(std::fs::read_to_string(&notify).unwrap().contains(secret));
-    let mut looked = 0;
-    while !p.run_dir(&id).join("exit").exists() || looked == 0 {
+    // While the run runs and while curl posts (the receiver answers each post only after 700 ms).
+    let start = Instant::now();
+    let mut saw_poster = false;
+    while r.requests().len() < 3 {
         let ps = ps_ef();
         assert!(!ps.contains(secret), "the secret is on a command line:\n{ps}");
-        looked += 1;
+        saw_poster |= ps.contains("curl");
+        assert!(start.elapsed() < T, "only {:?}", r.requests());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let got = r.wait_for(3, T);
     let ps = ps_ef();
     assert!(!ps.contains(secret), "{ps}");
+    assert!(saw_poster || ps.contains("curl"), "never saw curl running:\n{ps}");
+    let got = r.requests();
 
     let by = |prefix: &str| {
         let v: Vec<_> = got.iter().filter(|q| q.path.starts_with(prefix)).collect();
@@ -245,8 +249,14 @@ fn a_run_that_fails_with_no_client_connected_posts_each_webhook_once_and_the_sec
     // A second watcher afterwards changes nothing: still once per run.
     let ran = p.rtrain(&["wait", "box"]);
     assert_eq!(ran.code, 1, "{ran}");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(r.requests().len(), 3);
+    // A second post would follow the first ones within a second (each is answered after 700 ms).
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        assert_eq!(r.requests().len(), 3, "{:?}", r.requests());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(p.run_dir(&id).join("notify.log")).unwrap();
+    assert_eq!(log.lines().count(), 3, "one line per webhook: {log}");
     // Nor is the secret in what rtrain printed.
     assert!(!ran.stdout_str().contains(secret) && !ran.stderr.contains(secret));
 }

@@ -48,6 +48,8 @@ impl Receiver {
                 if let Some(req) = read_request(&mut conn) {
                     g.lock().unwrap().push(req);
                 }
+                // The poster stays alive a while, so a test can look at its command line.
+                std::thread::sleep(Duration::from_millis(700));
                 let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             }
         });
