@@ -787,6 +787,24 @@ mod tests {
     }
 
     #[test]
+    fn notify_urls_must_be_http_and_safe_for_curl_config_and_a_host_replaces_the_defaults() {
+        let load = |yaml: &str| {
+            let c = ConfigFile::parse(yaml, Path::new("c.yaml")).unwrap();
+            c.validate(Path::new("c.yaml")).map(|_| c)
+        };
+        let c = load("defaults:\n  notify:\n    ntfy: https://ntfy.sh/t\nhosts:\n  g:\n    notify:\n      webhook: http://h/x\n      events: [failed]\n").unwrap();
+        let g = c.settings_for("g").notify.unwrap();
+        assert_eq!(g.hooks(), vec![("json", "http://h/x")]);
+        assert!(g.wants(NotifyEvent::Failed) && !g.wants(NotifyEvent::Finished));
+        let d = c.settings_for("other").notify.unwrap();
+        assert!(d.wants(NotifyEvent::Stalled) && !d.wants(NotifyEvent::Checkpoint));
+        for bad in ["ftp://h/x", "https://h/a b", "https://h/\"x", "https://h/\\x"] {
+            let e = load(&format!("defaults:\n  notify:\n    slack: '{bad}'\n")).unwrap_err();
+            assert!(e.to_string().contains("notify.slack"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn env_merges_key_by_key_and_stop_signal_and_stall_after_have_defaults() {
         let cfg = parse(
             "defaults:\n  env:\n    A: one\n    N: 4\n    B: true\nhosts:\n  g:\n    env:\n      A: \"it's two\"\n    stop_signal: sigusr1\n    stall_after: 90s\n",

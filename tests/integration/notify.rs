@@ -467,3 +467,53 @@ fn wait_notify_raises_a_desktop_notification_on_a_real_session_bus() {
         "the body: {log}"
     );
 }
+
+#[test]
+fn notify_test_posts_a_test_event_from_the_box_and_says_which_channel_worked() {
+    let r = Receiver::start();
+    let secret = "t0p-s3cret";
+    let cfg = format!("  notify:\n    webhook: {}\n", r.url(&format!("/hook/{secret}")));
+    let p = Project::new("true", &cfg, false);
+    let bus = Bus::start();
+    let mut cmd = p.c.rtrain();
+    cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .args(["notify", "test", "box"]);
+    let ran = run_with_timeout(&mut cmd, T);
+    let got = r.wait_for(1, T);
+    let j = got[0].json();
+    assert_eq!(
+        (j["event"].as_str(), j["host"].as_str()),
+        (Some("test"), Some("box")),
+        "{j}"
+    );
+    let out = ran.stdout_str();
+    assert!(out.contains("webhook: sent from box with curl"), "{ran}");
+    // The private bus has no notification server: the call is made, and its failure is said.
+    assert!(out.contains("desktop: FAILED"), "{ran}");
+    assert_eq!(ran.code, 1, "a channel failed: {ran}");
+    assert!(
+        bus.log_text().contains("string \"rtrain: box test\""),
+        "{}",
+        bus.log_text()
+    );
+    assert!(!out.contains(secret) && !ran.stderr.contains(secret), "{ran}");
+}
+
+#[test]
+fn status_watch_notify_alerts_when_a_run_it_saw_running_ends() {
+    let bus = Bus::start();
+    let p = Project::new("sleep 3; exit 0", "", false);
+    let id = p.up();
+    let mut cmd = p.c.rtrain();
+    cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .args(["status", "box", "--watch", "--notify", "--json"]);
+    let _w = Bg::spawn(cmd);
+    let start = Instant::now();
+    while !bus.log_text().contains("member=Notify") {
+        assert!(start.elapsed() < T, "no Notify call on the bus: {}", bus.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = bus.log_text();
+    assert!(log.contains("string \"rtrain: box finished\""), "{log}");
+    assert!(log.contains(&format!("box: run {id} finished (exit 0)")), "{log}");
+}
