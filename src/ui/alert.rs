@@ -5,6 +5,7 @@
 //! rewrite the terminal nor end an escape sequence early.
 
 use std::io::Write;
+#[cfg(not(target_os = "macos"))]
 use std::time::Duration;
 
 /// `s` without control characters (C0, DEL, C1); newlines and tabs become spaces.
@@ -56,10 +57,9 @@ pub fn raise(title: &str, body: &str, terminal: bool) -> Raised {
     }
 }
 
-const DESKTOP_TIMEOUT: Duration = Duration::from_secs(5);
-
 #[cfg(not(target_os = "macos"))]
 fn desktop(title: &str, body: &str) -> Result<(), String> {
+    const DESKTOP_TIMEOUT: Duration = Duration::from_secs(5);
     let mut n = notify_rust::Notification::new();
     n.appname("rtrain").summary(title).body(body);
     // Its own small runtime: callers may be inside tokio's, and the D-Bus call must not hang a
