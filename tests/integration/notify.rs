@@ -35,7 +35,10 @@ struct Project {
 
 impl Project {
     fn new(command: &str, extra: &str, via_proxy: bool) -> Project {
-        let sshd = Sshd::start();
+        Self::on(Sshd::start(), command, extra, via_proxy)
+    }
+
+    fn on(sshd: Sshd, command: &str, extra: &str, via_proxy: bool) -> Project {
         let proxy = via_proxy.then(|| Proxy::start(sshd.port));
         let c = match &proxy {
             Some(p) => p.client_for(&sshd),
@@ -516,4 +519,41 @@ fn status_watch_notify_alerts_when_a_run_it_saw_running_ends() {
     let log = bus.log_text();
     assert!(log.contains("string \"rtrain: box finished\""), "{log}");
     assert!(log.contains(&format!("box: run {id} finished (exit 0)")), "{log}");
+}
+
+#[test]
+fn up_says_when_the_box_has_neither_curl_nor_wget_and_the_run_still_runs() {
+    // A PATH with everything of /usr/bin and /bin except curl and wget.
+    let bin = tempfile::tempdir().unwrap();
+    for dir in ["/usr/bin", "/bin"] {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = e.file_name();
+            if name != "curl" && name != "wget" && !bin.path().join(&name).exists() {
+                let _ = std::os::unix::fs::symlink(e.path(), bin.path().join(&name));
+            }
+        }
+    }
+    let sshd = Sshd::start_with_env(&[("PATH", &bin.path().display().to_string())]);
+    let r = Receiver::start();
+    let cfg = format!("  notify:\n    webhook: {}\n", r.url("/hook"));
+    let p = Project::on(sshd, "true", &cfg, false);
+    let ran = p.rtrain(&["up", "box"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stderr
+            .contains("box has neither curl nor wget: box-side notifications are off"),
+        "{ran}"
+    );
+    let id = std::fs::read_to_string(p.dir.join(".rtrain/current")).unwrap();
+    let log = p.run_dir(id.trim()).join("notify.log");
+    let start = Instant::now();
+    while !log.exists() {
+        assert!(start.elapsed() < T, "the wrapper never noted why it sent nothing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "none finished no-curl-or-wget\n"
+    );
+    assert!(r.requests().is_empty());
 }
