@@ -219,6 +219,8 @@ fn a_run_that_fails_with_no_client_connected_posts_each_webhook_once_and_the_sec
     assert_eq!(hook.path, format!("/hook/{secret}"));
     assert_eq!(hook.header("content-type"), Some("application/json"));
     let j = hook.json();
+    // Shown with --nocapture: the post of a run that crashed with no rtrain client connected.
+    eprintln!("captured {} {}: {j}", hook.method, hook.path);
     assert_eq!(j["host"], "box");
     assert_eq!(j["run_id"], id.as_str());
     assert_eq!(j["event"], "failed");
