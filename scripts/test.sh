@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need (a real OpenSSH server, tmux, python3 for the
 # test trainer, nc for the ProxyCommand tests, pam_google_authenticator and the passwd tools for the
-# password and keyboard-interactive login tests) when missing, then runs every unit and integration
+# password and keyboard-interactive login tests, dbus for a private session bus and curl for the
+# box-side webhooks) when missing, then runs every unit and integration
 # test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ command -v nc >/dev/null || need+=(netcat-openbsd)
 command -v useradd >/dev/null || need+=(passwd)
 ls /lib/*/security/pam_google_authenticator.so /usr/lib/*/security/pam_google_authenticator.so >/dev/null 2>&1 ||
   need+=(libpam-google-authenticator)
+{ command -v dbus-daemon >/dev/null && command -v dbus-monitor >/dev/null; } || need+=(dbus)
+command -v curl >/dev/null || need+=(curl)
 # rustup brings no C compiler, and the crypto crates (ring) build C and assembly.
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

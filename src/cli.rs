@@ -54,6 +54,10 @@ pub enum Command {
     Push(PushArgs),
     /// Forward a local port to the remote box over the same SSH link (e.g. TensorBoard)
     Forward(ForwardArgs),
+    /// Block until the runs end (across drops and sleep); exit 0 only when all finished with exit 0
+    Wait(WaitArgs),
+    /// Notifications: `notify test HOST` sends a test event through every configured channel
+    Notify(NotifyArgs),
     /// Run one command remotely and exit with its status
     Exec(ExecArgs),
     /// The hosts rtrain knows, from its config and ~/.ssh/config
@@ -123,6 +127,37 @@ pub struct StatusArgs {
     /// With --json: add the loss curve as `progress.history`
     #[arg(long)]
     pub history: bool,
+    /// With --watch: a desktop and terminal alert when a run ends or stalls
+    #[arg(long, requires = "watch")]
+    pub notify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Hosts whose current runs to wait for (concurrently)
+    #[arg(required = true)]
+    pub hosts: Vec<String>,
+    /// Give up after this long (e.g. 12h), exit 1, and leave the runs alone
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// One JSON line per host as its run ends (the `status --json` document)
+    #[arg(long)]
+    pub json: bool,
+    /// A desktop and terminal alert for each run that ends (and each stall)
+    #[arg(long)]
+    pub notify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub command: NotifyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test event through every channel configured for HOST and say which worked
+    Test(HostArg),
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,89 @@ pub struct Settings {
     /// A running run silent this long is shown as stalled (default 10 min).
     #[serde(default, deserialize_with = "de_duration")]
     pub stall_after: Option<Duration>,
+    /// Where to say that a run ended or stalled (a host's `notify:` replaces the defaults' whole).
+    pub notify: Option<NotifyConfig>,
+}
+
+/// `notify:`: box-side webhooks the run wrapper posts to when the run ends (no laptop needed), and
+/// which events count, for them and for `wait --notify` / `status --watch --notify`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Generic webhook: a JSON document POSTed to this URL.
+    pub webhook: Option<String>,
+    /// An ntfy topic URL (`https://ntfy.sh/TOPIC`): a plain-text POST with a Title header.
+    pub ntfy: Option<String>,
+    /// A Slack incoming-webhook URL: `{"text": ...}`.
+    pub slack: Option<String>,
+    /// Which events to send (default: finished, failed, stopped, lost, stalled).
+    pub events: Option<Vec<NotifyEvent>>,
+}
+
+/// What a notification is about. `lost`, `stalled` and `checkpoint` are only seen from the laptop
+/// (a lost run's wrapper is gone, so the box cannot say it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    Finished,
+    Failed,
+    Stopped,
+    Lost,
+    Stalled,
+    Checkpoint,
+    /// `rtrain notify test`.
+    Test,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Finished => "finished",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::Stopped => "stopped",
+            NotifyEvent::Lost => "lost",
+            NotifyEvent::Stalled => "stalled",
+            NotifyEvent::Checkpoint => "checkpoint",
+            NotifyEvent::Test => "test",
+        }
+    }
+}
+
+pub const DEFAULT_NOTIFY_EVENTS: &[NotifyEvent] = &[
+    NotifyEvent::Finished,
+    NotifyEvent::Failed,
+    NotifyEvent::Stopped,
+    NotifyEvent::Lost,
+    NotifyEvent::Stalled,
+];
+
+impl NotifyConfig {
+    pub fn wants(&self, ev: NotifyEvent) -> bool {
+        ev == NotifyEvent::Test || self.events.as_deref().unwrap_or(DEFAULT_NOTIFY_EVENTS).contains(&ev)
+    }
+
+    /// The configured webhooks as (preset, URL): `json`, `ntfy` or `slack`.
+    pub fn hooks(&self) -> Vec<(&'static str, &str)> {
+        [("json", &self.webhook), ("ntfy", &self.ntfy), ("slack", &self.slack)]
+            .into_iter()
+            .filter_map(|(k, u)| u.as_deref().map(|u| (k, u)))
+            .collect()
+    }
+}
+
+/// A webhook URL rtrain can hand to curl's and wget's config input untouched: http(s), and no
+/// byte that would need escaping there (quotes, backslashes, blanks, controls).
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    if url
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '"' || c == '\\' || c == '\'')
+    {
+        return Err("must not contain blanks, quotes, backslashes or control characters (percent-encode them)".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -161,6 +244,7 @@ pub struct HostSettings {
     /// Without the `SIG` prefix, upper case.
     pub stop_signal: String,
     pub stall_after: Duration,
+    pub notify: Option<NotifyConfig>,
 }
 
 impl ConfigFile {
@@ -248,6 +332,12 @@ impl ConfigFile {
                     ));
                 }
             }
+            if let Some(n) = &s.notify {
+                for (key, url) in n.hooks() {
+                    let key = if key == "json" { "webhook" } else { key };
+                    check_webhook_url(url).map_err(|why| bad(&format!("notify.{key}"), &why))?;
+                }
+            }
             if let Some(t) = &s.resume_command {
                 if !t.contains("{checkpoint}") {
                     return Err(bad("resume_command", "must contain {checkpoint}"));
@@ -299,6 +389,7 @@ impl ConfigFile {
                 .and_then(|h| h.stall_after)
                 .or(d.stall_after)
                 .unwrap_or(DEFAULT_STALL_AFTER),
+            notify: h.and_then(|h| h.notify.clone()).or_else(|| d.notify.clone()),
         }
     }
 }
@@ -705,6 +796,24 @@ mod tests {
         assert_eq!(s.workdir, "~/llm finetune");
         assert_eq!(s.command, "make train");
         assert_eq!(cfg.settings_for("other").workdir, "~/a");
+    }
+
+    #[test]
+    fn notify_urls_must_be_http_and_safe_for_curl_config_and_a_host_replaces_the_defaults() {
+        let load = |yaml: &str| {
+            let c = ConfigFile::parse(yaml, Path::new("c.yaml")).unwrap();
+            c.validate(Path::new("c.yaml")).map(|_| c)
+        };
+        let c = load("defaults:\n  notify:\n    ntfy: https://ntfy.sh/t\nhosts:\n  g:\n    notify:\n      webhook: http://h/x\n      events: [failed]\n").unwrap();
+        let g = c.settings_for("g").notify.unwrap();
+        assert_eq!(g.hooks(), vec![("json", "http://h/x")]);
+        assert!(g.wants(NotifyEvent::Failed) && !g.wants(NotifyEvent::Finished));
+        let d = c.settings_for("other").notify.unwrap();
+        assert!(d.wants(NotifyEvent::Stalled) && !d.wants(NotifyEvent::Checkpoint));
+        for bad in ["ftp://h/x", "https://h/a b", "https://h/\"x", "https://h/\\x"] {
+            let e = load(&format!("defaults:\n  notify:\n    slack: '{bad}'\n")).unwrap_err();
+            assert!(e.to_string().contains("notify.slack"), "{bad}: {e}");
+        }
     }
 
     #[test]

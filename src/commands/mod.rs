@@ -4,12 +4,14 @@ pub mod attach;
 mod exec;
 mod forward;
 mod hosts;
+mod notify;
 pub mod probe;
 mod pull;
 mod push;
 mod resilient;
 pub mod run;
 mod top;
+mod wait;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, ConfigError, ConfigFile, Paths, Target};
@@ -174,5 +176,7 @@ pub async fn dispatch(cli: Cli, env: Env, shutdown: CancellationToken) -> anyhow
         Command::Forward(a) => forward::run(&ctx, a).await,
         Command::Pull(a) => pull::run(&ctx, a).await,
         Command::Push(a) => push::run(&ctx, a).await,
+        Command::Wait(a) => wait::run(&ctx, a).await,
+        Command::Notify(a) => notify::run(&ctx, a).await,
     }
 }

@@ -267,6 +267,8 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
         sessions = conns.into_iter().map(|r| r.ok()).collect();
     }
     let mut first = true;
+    // --notify: what each host's run was at the previous refresh (id, state, stalled).
+    let mut seen: Vec<Option<(String, RunState, bool)>> = vec![None; targets.len()];
     loop {
         let asked = futures::future::join_all(
             targets
@@ -279,6 +281,13 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             r = asked => r,
             _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
         };
+        if args.notify {
+            for ((t, st), prev) in targets.iter().zip(&results).zip(seen.iter_mut()) {
+                if st.probe.is_some() {
+                    notify_change(ctx, t, &st.json, prev);
+                }
+            }
+        }
         let mut out = String::new();
         let mut panel: Vec<Segment> = Vec::new();
         if args.json {
@@ -355,6 +364,28 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// `status --watch --notify`: an alert when a run seen running is seen ended, or starts stalling.
+/// Only changes seen by this watch count, so a run that had ended before it started says nothing.
+fn notify_change(ctx: &Ctx, t: &Target, j: &StatusJson, prev: &mut Option<(String, RunState, bool)>) {
+    use crate::config::NotifyEvent;
+    let Some(r) = &j.run else { return };
+    if let Some((id, state, stalled)) = prev.as_ref() {
+        if *id == r.id && *state == RunState::Running {
+            let ev = match r.state {
+                RunState::Finished => Some(NotifyEvent::Finished),
+                RunState::Failed => Some(NotifyEvent::Failed),
+                RunState::Stopped => Some(NotifyEvent::Stopped),
+                RunState::Lost => Some(NotifyEvent::Lost),
+                RunState::Running => (r.stalled && !stalled).then_some(NotifyEvent::Stalled),
+            };
+            if let Some(ev) = ev {
+                super::wait::notify(ctx, t, j, ev);
+            }
+        }
+    }
+    *prev = Some((r.id.clone(), r.state, r.stalled));
 }
 
 fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {

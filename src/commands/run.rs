@@ -40,7 +40,7 @@ async fn run_script(session: &Session, script: &str, timeout: Duration) -> anyho
 }
 
 /// [`run_script`] with bytes for the script's stdin (a config edit's content).
-async fn run_script_stdin(
+pub(super) async fn run_script_stdin(
     session: &Session,
     script: &str,
     stdin: Option<Vec<u8>>,
@@ -86,7 +86,28 @@ fn spec(target: &Target, command: String, edit: Option<FileEdit>) -> LaunchSpec 
         log_dir: s.log_dir.clone(),
         env: run_env(target),
         edit,
+        notify: notify_file(target),
     }
+}
+
+/// The run record's `notify` file for the host's box-side webhooks, if it has any.
+pub(super) fn notify_file(target: &Target) -> Option<String> {
+    let n = target.settings.notify.as_ref().filter(|n| !n.hooks().is_empty())?;
+    Some(run::notify_file(&run::NotifySpec {
+        host: target.name.clone(),
+        hooks: n
+            .hooks()
+            .into_iter()
+            .map(|(k, u)| (k.to_string(), u.to_string()))
+            .collect(),
+        events: crate::config::DEFAULT_NOTIFY_EVENTS
+            .iter()
+            .copied()
+            .filter(|e| n.wants(*e))
+            .map(|e| e.as_str().to_string())
+            .collect(),
+        checkpoint_dir: target.settings.checkpoint_dir.clone(),
+    }))
 }
 
 /// Launch unless a run is active; returns whether a run was launched.
@@ -98,6 +119,13 @@ async fn launch(
     refuse_if_active: bool,
 ) -> anyhow::Result<bool> {
     let text = run_script_stdin(session, &run::up_script(&spec), run::up_stdin(&spec), SCRIPT_TIMEOUT).await?;
+    if run::up_says_no_webhook_client(&text) && !ctx.quiet {
+        eprintln!(
+            "rtrain: note: {} has neither curl nor wget: box-side notifications are off for this run \
+             (`rtrain wait --notify` still tells you on this machine)",
+            target.name
+        );
+    }
     match run::parse_up(&text).map_err(|e| run_error(target, e))? {
         UpOutcome::Launched {
             run,
@@ -464,14 +492,23 @@ async fn signal_stop(
 
 /// One status probe over the resilient link: a drop (or a probe cut short by one) reconnects and
 /// asks again; Ctrl-C gives up (130).
-async fn probe_on_link(
+pub(super) async fn probe_on_link(
     ctx: &Ctx,
     target: &Target,
     link: &mut Link,
     status: &StatusLine,
 ) -> anyhow::Result<rprobe::StatusProbe> {
     loop {
-        let session = link.session().await?;
+        // A session that died between two probes (while the caller slept) is rebuilt, not an error.
+        let session = match link.session().await {
+            Ok(s) => s,
+            Err(crate::ssh::SshError::Disconnected { .. }) => {
+                let cancel = ctx.shutdown.child_token();
+                link.reconnect(&cancel, |ev| status.event(&ev)).await?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let dead = link.wait_dead();
         let r = tokio::select! {
             r = probe::probe_status(&session, target) => Some(r),

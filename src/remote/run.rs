@@ -30,6 +30,8 @@ pub struct LaunchSpec {
     /// A file to replace atomically just before launching, and only if a run is launched (`resume` uses it for
     /// the training config, so a config is never changed under an active run).
     pub edit: Option<FileEdit>,
+    /// Box-side notifications: the content of the run record's `notify` file ([`notify_file`]), sent on stdin.
+    pub notify: Option<String>,
 }
 
 /// A whole-file replacement done by the up script under its lock. The content travels on the exec channel's
@@ -55,7 +57,86 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// What to send on the up script's stdin: the edit's new content, if any.
 pub fn up_stdin(spec: &LaunchSpec) -> Option<Vec<u8>> {
-    spec.edit.as_ref().map(|e| e.content.clone().into_bytes())
+    if spec.edit.is_none() && spec.notify.is_none() {
+        return None;
+    }
+    let mut bytes = spec.notify.clone().unwrap_or_default().into_bytes();
+    if let Some(e) = &spec.edit {
+        bytes.extend_from_slice(e.content.as_bytes());
+    }
+    Some(bytes)
+}
+
+/// What the run wrapper needs to post box-side notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySpec {
+    /// The host's name as the user knows it (rtrain's config or the command line).
+    pub host: String,
+    /// (preset, URL): `json`, `ntfy` or `slack`; URLs checked by the config (no blanks, quotes, backslashes).
+    pub hooks: Vec<(String, String)>,
+    pub events: Vec<String>,
+    pub checkpoint_dir: String,
+}
+
+/// The run record's `notify` file: shell assignments of quoted values, sourced by the wrapper at the end.
+pub fn notify_file(n: &NotifySpec) -> String {
+    let host: String = n.host.chars().filter(|c| !c.is_control()).collect();
+    let hooks: String = n.hooks.iter().map(|(k, u)| format!("{k} {u}\n")).collect();
+    let mut out = String::new();
+    assign(&mut out, "rt_nt_host", &quote(&host));
+    assign(
+        &mut out,
+        "rt_nt_host_json",
+        &quote(&serde_json::to_string(&host).unwrap_or_else(|_| "null".into())),
+    );
+    assign(&mut out, "rt_nt_hooks", &quote(&hooks));
+    assign(&mut out, "rt_nt_events", &quote(&n.events.join(" ")));
+    assign(&mut out, "rt_nt_ckdir", &quote_path(&n.checkpoint_dir));
+    out
+}
+
+/// `rtrain notify test`: post a `test` event through the box's webhooks as the wrapper would, from a scratch
+/// directory; the notify file ([`notify_file`]) is this script's stdin. Prints `@rtrain hook=PRESET VIA RESULT`
+/// lines (`none - no-curl-or-wget` when the box has neither), then `result=ok`.
+pub fn notify_test_script() -> String {
+    let body = format!(
+        "rt_nt_dir=$(mktemp -d) || {{ rt_say error 'mktemp -d failed'; rt_say result error; exit 1; }}\n\
+         rd=$rt_nt_dir/test\n\
+         mkdir \"$rd\" && (umask 077 && cat > \"$rd/notify\") || {{ rt_say result error; exit 1; }}\n\
+         {NOTIFY_SH}\
+         rt_nt_force=test\n\
+         rt_notify 0 ''\n\
+         [ -f \"$rd/notify.log\" ] && while read -r k e v r; do rt_say hook \"$k $v $r\"; done < \"$rd/notify.log\"\n\
+         rm -rf -- \"$rt_nt_dir\"\n\
+         rt_say result ok\n"
+    );
+    script(&[], &body)
+}
+
+/// The `hook=` lines of [`notify_test_script`]: (preset, via, result).
+pub fn parse_notify_test(output: &str) -> Result<Vec<(String, String, String)>, RunError> {
+    let f = fields(output);
+    if first(&f, "result") != Some("ok") {
+        return Err(unexpected("notify test", output));
+    }
+    Ok(f.iter()
+        .filter(|(k, _)| *k == "hook")
+        .map(|(_, v)| {
+            let mut w = v.splitn(3, ' ').map(str::to_string);
+            (
+                w.next().unwrap_or_default(),
+                w.next().unwrap_or_default(),
+                w.next().unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// `up` printed that the box has neither curl nor wget, so its notifications are off.
+pub fn up_says_no_webhook_client(output: &str) -> bool {
+    fields(output)
+        .iter()
+        .any(|(k, v)| *k == "notify" && *v == "no-curl-or-wget")
 }
 
 /// A run as the record describes it.
@@ -342,6 +423,7 @@ const WRAPPER: &str = r##"# rtrain run wrapper (written by `rtrain up`): runs th
 rd=$(dirname -- "$0")
 case $rd in /*) ;; *) rd=$(cd -- "$rd" && pwd) ;; esac
 wd=${rd%/.rtrain/runs/*}
+RT_NOTIFY_FN
 trap 'rt_signalled=1' INT TERM QUIT USR1 USR2
 echo "$$" > "$rd/pid.tmp" && mv -f -- "$rd/pid.tmp" "$rd/pid"
 status=127
@@ -366,12 +448,78 @@ if cd -- "$wd"; then
 fi
 echo "$status" > "$rd/exit.tmp" && mv -f -- "$rd/exit.tmp" "$rd/exit"
 printf '\n[rtrain] run %s ended with exit status %s\n' "${rd##*/}" "$status"
+[ ! -f "$rd/notify" ] || rt_notify "$status" "${log:-}" 2>/dev/null
 trap - INT TERM QUIT USR1 USR2
 [ -x "${SHELL:-}" ] || SHELL=/bin/sh
 exec "$SHELL" -l
 "##;
 
+/// The wrapper's box-side notification (issue 14), run once when the run ends if the run record has a `notify`
+/// file (mode 600, written by `up` from its stdin): the webhook URLs may hold a secret, so none is ever on a
+/// command line; curl reads it from its config on stdin (`-K -`), wget from its URL list on stdin (`-i -`). What
+/// is sent comes from the end of the log with control bytes stripped. `notified` makes it once per run.
+const NOTIFY_SH: &str = r##"rt_notify() (
+  . "$rd/notify" || exit 0
+  if [ -e "$rd/stopped" ]; then ev=stopped; elif [ "$1" = 0 ]; then ev=finished; else ev=failed; fi
+  [ -z "${rt_nt_force:-}" ] || { ev=$rt_nt_force; rt_nt_events=$ev; }
+  case " $rt_nt_events " in *" $ev "*) ;; *) exit 0 ;; esac
+  mkdir "$rd/notified" 2>/dev/null || exit 0
+  if command -v curl >/dev/null 2>&1; then via=curl; elif command -v wget >/dev/null 2>&1; then via=wget; else
+    echo "none $ev no-curl-or-wget" >> "$rd/notify.log"; exit 0; fi
+  id=${rd##*/}
+  t=$rd/notify.tail
+  if [ -n "$2" ] && [ -f "$2" ]; then tail -c 65536 -- "$2" | tr '\r\t' '\n ' | tr -d '\000-\010\013-\037\177' > "$t"
+  else : > "$t"; fi
+  st=$(grep -o '| *[0-9][0-9]*/[0-9][0-9]* \[' "$t" | tail -n 1 | tr -dc '0-9/')
+  step=null total=null
+  case $st in [0-9]*/[0-9]*) step=${st%/*} total=${st#*/} ;; esac
+  loss=$(grep -o "'loss': *'\{0,1\}-\{0,1\}[0-9][0-9.eE+-]*" "$t" | tail -n 1 | sed "s/.*: *//; s/'//g" |
+    grep -x -- '-\{0,1\}[0-9][0-9]*\(\.[0-9][0-9]*\)\{0,1\}\([eE][-+]\{0,1\}[0-9][0-9]*\)\{0,1\}')
+  ck= best=-1
+  for f in "$rt_nt_ckdir"/checkpoint-*/trainer_state.json; do
+    [ -f "$f" ] || continue
+    d=${f%/trainer_state.json}; n=${d##*/checkpoint-}
+    case $n in ''|*[!0-9]*) continue ;; esac
+    [ "$n" -gt "$best" ] && best=$n ck=${d##*/}
+  done
+  lines=$(grep -v '^[[:space:]]*$' "$t" | tail -n 10)
+  esc() { sed 's/\\/\\\\/g; s/"/\\"/g'; }
+  arr=$(printf '%s\n' "$lines" | grep -v '^$' | esc | sed 's/^/"/; s/$/"/' | paste -sd, -)
+  case $1 in ''|*[!0-9]*) code=null ;; *) code=$1 ;; esac
+  if [ -n "$ck" ]; then ckj="\"$ck\""; else ckj=null; fi
+  msg="run $id on $rt_nt_host $ev (exit $1)"
+  [ "$step" = null ] || msg="$msg at step $step/$total"
+  [ -z "$loss" ] || msg="$msg, loss $loss"
+  [ -z "$ck" ] || msg="$msg, latest checkpoint $ck"
+  printf '{"host":%s,"run_id":"%s","event":"%s","exit_code":%s,"step":%s,"total":%s,"loss":%s,"latest_checkpoint":%s,"last_lines":[%s]}\n' \
+    "$rt_nt_host_json" "$id" "$ev" "$code" "$step" "$total" "${loss:-null}" "$ckj" "$arr" > "$rd/notify.json"
+  printf '%s\n\n%s\n' "$msg" "$lines" > "$rd/notify.txt"
+  sl=$(printf '%s\n' "$lines" | esc | sed 's/$/\\n/' | tr -d '\n')
+  printf '{"text":"%s\\n```%s```"}\n' "$(printf '%s' "$msg" | esc)" "$sl" > "$rd/notify.slack"
+  post() {
+    if [ "$via" = curl ]; then
+      printf 'url = "%s"\n' "$1" | curl -fsS -m 20 -K - -X POST -H "Content-Type: $2" -H "$4" --data-binary @"$3" -o /dev/null
+    else
+      printf '%s\n' "$1" | wget -q -T 20 -t 1 -O /dev/null --header="Content-Type: $2" --header="$4" --post-file="$3" -i -
+    fi
+  }
+  printf '%s\n' "$rt_nt_hooks" | while read -r k u; do
+    case $k in
+      json) f=$rd/notify.json c=application/json h="X-Rtrain-Event: $ev" ;;
+      ntfy) f=$rd/notify.txt c='text/plain; charset=utf-8' h="Title: rtrain: $rt_nt_host: run $ev" ;;
+      slack) f=$rd/notify.slack c=application/json h="X-Rtrain-Event: $ev" ;;
+      *) continue ;;
+    esac
+    if post "$u" "$c" "$f" "$h" >/dev/null 2>&1; then r=ok; else r=failed; fi
+    echo "$k $ev $via $r" >> "$rd/notify.log"
+  done
+)
+"##;
+
 const UP_BODY: &str = r##"if ! command -v tmux >/dev/null 2>&1; then rt_say result tmux-missing; exit 10; fi
+# The notify file (webhook URLs, maybe secret) is the first rt_notify_len bytes of stdin, before any edit's content.
+rt_notify=
+if [ "$rt_notify_len" -gt 0 ]; then rt_notify=$(head -c "$rt_notify_len"; echo x); rt_notify=${rt_notify%x}; fi
 rt_out=1
 CD_WORKDIR
 rt_fail() { rt_say error "$1"; rt_say result error; exit 1; }
@@ -492,6 +640,11 @@ done
   printf '%s' "$rt_wrapper" > "$rt_rd/run.sh" &&
   printf '%s' "$rt_env" > "$rt_rd/env"; } 2>/dev/null ||
   { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
+if [ -n "$rt_notify" ]; then
+  (umask 077 && printf '%s' "$rt_notify" > "$rt_rd/notify") 2>/dev/null ||
+    { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
+  command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || rt_say notify no-curl-or-wget
+fi
 # Recorded as current before the window opens: a run that exists is never invisible to the next `up`.
 { printf '%s\n' "$rt_id" > ".rtrain/current.$$" && mv -f ".rtrain/current.$$" .rtrain/current; } 2>/dev/null ||
   { rt_rollback; rt_fail "cannot write $rt_wd/.rtrain/current"; }
@@ -732,7 +885,8 @@ pub fn up_script(spec: &LaunchSpec) -> String {
             ("rt_edit_path", edit_path),
             ("rt_edit_expect", edit_expect),
             ("rt_edit_backup", edit_backup.to_string()),
-            ("rt_wrapper", quote(WRAPPER)),
+            ("rt_wrapper", quote(&WRAPPER.replace("RT_NOTIFY_FN\n", NOTIFY_SH))),
+            ("rt_notify_len", spec.notify.as_ref().map_or(0, |n| n.len()).to_string()),
             ("rt_env", quote(&env_file(&spec.env))),
         ],
         UP_BODY,
@@ -1170,6 +1324,7 @@ mod tests {
                 log_dir: "logs".into(),
                 env: Vec::new(),
                 edit: None,
+                notify: None,
             }
         }
 
@@ -1248,6 +1403,35 @@ mod tests {
     }
 
     // ---- up ------------------------------------------------------------------------------------------------
+
+    #[test]
+    fn the_notify_file_travels_on_stdin_never_in_the_script() {
+        let n = notify_file(&NotifySpec {
+            host: "gpu\x1b]0;x".into(),
+            hooks: vec![("ntfy".into(), "https://ntfy.sh/SECRET-topic".into())],
+            events: vec!["failed".into()],
+            checkpoint_dir: "~/out".into(),
+        });
+        assert!(!n.contains('\x1b'), "{n}");
+        let spec = LaunchSpec {
+            workdir: "~/p".into(),
+            session: "s".into(),
+            command: "true".into(),
+            log_dir: "logs".into(),
+            env: Vec::new(),
+            edit: Some(FileEdit {
+                path: "c.yaml".into(),
+                content: "EDIT".into(),
+                backup: false,
+                expect_sha256: None,
+            }),
+            notify: Some(n.clone()),
+        };
+        let script = up_script(&spec);
+        assert!(!script.contains("SECRET"));
+        assert!(script.contains(&format!("rt_notify_len={}\n", n.len())));
+        assert_eq!(up_stdin(&spec).unwrap(), format!("{n}EDIT").into_bytes());
+    }
 
     #[test]
     fn up_launches_and_the_record_goes_running_then_finished() {
@@ -1535,6 +1719,7 @@ mod tests {
             log_dir: "my logs/$(touch pwned-l)".into(),
             env: Vec::new(),
             edit: None,
+            notify: None,
         };
         let run = match parse_up(&sb.stdout(&up_script(&spec))) {
             Ok(UpOutcome::Launched { run, session }) => {
@@ -1609,6 +1794,7 @@ mod tests {
             log_dir: "~/all logs".into(),
             env: Vec::new(),
             edit: None,
+            notify: None,
         };
         let Ok(UpOutcome::Launched { run, session }) = parse_up(&sb.stdout(&up_script(&spec))) else {
             panic!()

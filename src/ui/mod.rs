@@ -1,5 +1,6 @@
 //! What the user sees: error lines, prompts, tables, progress and JSON output.
 
+pub mod alert;
 pub mod dashboard;
 pub mod prompt;
 

@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod http;
 pub mod login;
 pub mod proxy;
 pub mod sshd;
