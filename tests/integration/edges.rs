@@ -231,19 +231,6 @@ fn every_field_of_hosts_json_is_in_the_readme() {
     );
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 fn status_json(c: &Client) -> serde_json::Value {
     let ran = run_with_timeout(c.rtrain().args(["status", "box", "--json"]), LIMIT);
     assert_eq!(ran.code, 0, "{ran}");

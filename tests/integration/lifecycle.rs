@@ -11,19 +11,6 @@ const WORKDIR: &str = "runs/it's a \"$(touch PWNED)\" dir";
 const FAST: &str =
     "python3 train.py config/training_config.yaml --seconds-per-step 0.02 --save-steps 10 --max-steps 40";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 struct Project {
     sshd: Sshd,
     c: Client,

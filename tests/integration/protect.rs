@@ -10,19 +10,6 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(60);
 const TRAIN: &str = "python3 train.py config/training_config.yaml";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 struct Project {
     c: Client,
     dir: PathBuf,

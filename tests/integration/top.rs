@@ -9,19 +9,6 @@ const T: Duration = Duration::from_secs(60);
 const TRAIN: &str =
     "python3 train.py config/training_config.yaml --seconds-per-step 0.2 --save-steps 50 --max-steps 100000";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// The step the screen shows for `host` (its row in the host list, `step N/TOTAL`).
 fn step_of(screen: &str, host: &str) -> Option<u64> {
     let line = screen.lines().find(|l| l.contains(host) && l.contains("step "))?;

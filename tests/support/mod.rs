@@ -14,3 +14,17 @@ pub use proxy::{Mode, Proxy};
 pub use sshd::*;
 pub mod term;
 pub use term::LocalTerm;
+
+/// Copies a directory tree (the demo project into a test box's home), files and subdirectories.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
