@@ -273,6 +273,26 @@ pub async fn authenticate(
     Err(auth_failed(target, attempts))
 }
 
+/// The server's answer to one public key or certificate: the step that ends the method (in, or a
+/// partial success: the key was accepted and the server wants another method too), or `None` to
+/// try the next key. A refusal is noted, and `last` keeps the server's newest list of methods.
+fn judge(answer: AuthResult, label: String, attempts: &mut Attempts, last: &mut Option<Vec<String>>) -> Option<Step> {
+    let AuthResult::Failure {
+        remaining_methods,
+        partial_success,
+    } = answer
+    else {
+        return Some(Step::Success);
+    };
+    if partial_success {
+        attempts.note(format!("{label} (accepted; the server wants another method too)"));
+    } else {
+        attempts.note(label);
+    }
+    *last = Some(method_names(&remaining_methods));
+    partial_success.then(|| Step::Failed(last.clone()))
+}
+
 async fn publickey(
     handle: &mut Handle<ClientHandler>,
     ctx: &Ctx<'_>,
@@ -286,15 +306,6 @@ async fn publickey(
     let timeout_err = || ctx.timeout_err();
     let mut offered: Vec<PublicKey> = Vec::new();
     let mut last: Option<Vec<String>> = None;
-    // A refusal with partial success: the key was accepted, the server wants another method too.
-    let refused = |remaining: &MethodSet, partial: bool, label: String, attempts: &mut Attempts| {
-        if partial {
-            attempts.note(format!("{label} (accepted; the server wants another method too)"));
-        } else {
-            attempts.note(label);
-        }
-        (method_names(remaining), partial)
-    };
 
     // Decided once: RSA keys must sign with SHA-2 where the server allows it.
     let rsa_hash: Option<HashAlg> = match tokio::time::timeout(limit, handle.best_supported_rsa_hash()).await {
@@ -363,15 +374,9 @@ async fn publickey(
                     let (label, res) = res;
                     match res {
                         Err(_) => return Err(timeout_err()),
-                        Ok(Ok(AuthResult::Success)) => return Ok(Step::Success),
-                        Ok(Ok(AuthResult::Failure {
-                            remaining_methods,
-                            partial_success,
-                        })) => {
-                            let (list, partial) = refused(&remaining_methods, partial_success, label, attempts);
-                            last = Some(list);
-                            if partial {
-                                return Ok(Step::Failed(last));
+                        Ok(Ok(answer)) => {
+                            if let Some(step) = judge(answer, label, attempts, &mut last) {
+                                return Ok(step);
                             }
                         }
                         Ok(Err(e)) => attempts.note(format!("{label} (agent error: {e})")),
@@ -410,15 +415,9 @@ async fn publickey(
             let res = tokio::time::timeout(limit, handle.authenticate_openssh_cert(&user, key.clone(), cert)).await;
             match res {
                 Err(_) => return Err(timeout_err()),
-                Ok(Ok(AuthResult::Success)) => return Ok(Step::Success),
-                Ok(Ok(AuthResult::Failure {
-                    remaining_methods,
-                    partial_success,
-                })) => {
-                    let (list, partial) = refused(&remaining_methods, partial_success, label, attempts);
-                    last = Some(list);
-                    if partial {
-                        return Ok(Step::Failed(last));
+                Ok(Ok(answer)) => {
+                    if let Some(step) = judge(answer, label, attempts, &mut last) {
+                        return Ok(step);
                     }
                 }
                 Ok(Err(e)) => {
@@ -434,15 +433,9 @@ async fn publickey(
         let with_hash = PrivateKeyWithHashAlg::new(key, hash);
         match tokio::time::timeout(limit, handle.authenticate_publickey(&user, with_hash)).await {
             Err(_) => return Err(timeout_err()),
-            Ok(Ok(AuthResult::Success)) => return Ok(Step::Success),
-            Ok(Ok(AuthResult::Failure {
-                remaining_methods,
-                partial_success,
-            })) => {
-                let (list, partial) = refused(&remaining_methods, partial_success, label, attempts);
-                last = Some(list);
-                if partial {
-                    return Ok(Step::Failed(last));
+            Ok(Ok(answer)) => {
+                if let Some(step) = judge(answer, label, attempts, &mut last) {
+                    return Ok(step);
                 }
             }
             Ok(Err(e)) => {
