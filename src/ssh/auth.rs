@@ -300,155 +300,197 @@ async fn publickey(
     opts: &ConnectOptions,
     attempts: &mut Attempts,
 ) -> Result<Step, SshError> {
-    let target = ctx.target;
-    let host = ctx.host.clone();
-    let user = ctx.user.clone();
-    let limit = ctx.limit;
-    let timeout_err = || ctx.timeout_err();
-    let mut offered: Vec<PublicKey> = Vec::new();
-    let mut last: Option<Vec<String>> = None;
-
     // Decided once: RSA keys must sign with SHA-2 where the server allows it.
-    let rsa_hash: Option<HashAlg> = match tokio::time::timeout(limit, handle.best_supported_rsa_hash()).await {
+    let rsa_hash: Option<HashAlg> = match tokio::time::timeout(ctx.limit, handle.best_supported_rsa_hash()).await {
         Ok(Ok(Some(h))) => h,
         Ok(Ok(None)) => Some(HashAlg::Sha256),
-        Ok(Err(e)) => return Err(classify(&host, e)),
-        Err(_) => return Err(timeout_err()),
+        Ok(Err(e)) => return Err(classify(&ctx.host, e)),
+        Err(_) => return Err(ctx.timeout_err()),
     };
-
-    let candidates = identity_candidates(target);
+    let mut round = KeyRound {
+        rsa_hash,
+        offered: Vec::new(),
+        last: None,
+    };
+    let candidates = identity_candidates(ctx.target);
     let wanted_publics: Vec<PublicKey> = candidates.iter().filter_map(|p| public_of_file(p)).collect();
-
-    if let Some(sock) = agent_socket(target, opts) {
-        match tokio::time::timeout(Duration::from_secs(5), AgentClient::connect_uds(&sock)).await {
-            Ok(Ok(mut agent)) => {
-                let ids = tokio::time::timeout(Duration::from_secs(5), agent.request_identities()).await;
-                let mut ids: Vec<AgentIdentity> = match ids {
-                    Ok(Ok(ids)) => ids,
-                    _ => {
-                        attempts.note(format!("agent at {} (did not list its keys)", sock.display()));
-                        Vec::new()
-                    }
-                };
-                // As with files, a certificate goes before the bare keys (the sort is stable).
-                ids.sort_by_key(|id| !matches!(id, AgentIdentity::Certificate { .. }));
-                for id in ids {
-                    let data = match &id {
-                        AgentIdentity::PublicKey { key, .. } => key.key_data().clone(),
-                        AgentIdentity::Certificate { certificate, .. } => certificate.public_key().clone(),
-                    };
-                    // IdentitiesOnly: only agent keys that match a configured IdentityFile.
-                    if target.ssh.identities_only && !wanted_publics.iter().any(|w| *w.key_data() == data) {
-                        continue;
-                    }
-                    let res = match id {
-                        AgentIdentity::PublicKey { key, .. } => {
-                            let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-                            let label = format!("agent key {}", key.fingerprint(HashAlg::Sha256));
-                            let res = tokio::time::timeout(
-                                limit,
-                                handle.authenticate_publickey_with(&user, key.clone(), hash, &mut agent),
-                            )
-                            .await;
-                            offered.push(key);
-                            (label, res)
-                        }
-                        AgentIdentity::Certificate { certificate, .. } => {
-                            let label = format!("agent certificate {:?}", certificate.key_id());
-                            if let Err(why) = validity(&certificate, std::time::SystemTime::now()) {
-                                attempts.note(format!("{label} ({why})"));
-                                continue;
-                            }
-                            let hash = if certificate.algorithm().is_rsa() {
-                                rsa_hash
-                            } else {
-                                None
-                            };
-                            let res = tokio::time::timeout(
-                                limit,
-                                handle.authenticate_certificate_with(&user, certificate, hash, &mut agent),
-                            )
-                            .await;
-                            (label, res)
-                        }
-                    };
-                    let (label, res) = res;
-                    match res {
-                        Err(_) => return Err(timeout_err()),
-                        Ok(Ok(answer)) => {
-                            if let Some(step) = judge(answer, label, attempts, &mut last) {
-                                return Ok(step);
-                            }
-                        }
-                        Ok(Err(e)) => attempts.note(format!("{label} (agent error: {e})")),
-                    }
-                    if handle.is_closed() {
-                        return Ok(Step::Failed(last));
-                    }
-                }
-            }
-            Ok(Err(e)) => attempts.note(format!("agent at {} unusable: {e}", sock.display())),
-            Err(_) => attempts.note(format!("agent at {} did not answer", sock.display())),
+    if let Some(sock) = agent_socket(ctx.target, opts) {
+        if let Some(step) = agent_keys(handle, ctx, &sock, &wanted_publics, &mut round, attempts).await? {
+            return Ok(step);
         }
     }
-
     for path in candidates {
-        if !path.exists() {
+        if let Some(step) = file_key(handle, ctx, &path, &mut round, attempts).await? {
+            return Ok(step);
+        }
+    }
+    Ok(Step::Failed(round.last))
+}
+
+/// What the publickey method carries from one key to the next.
+struct KeyRound {
+    rsa_hash: Option<HashAlg>,
+    /// The agent's keys already offered: the same key in a file is not offered twice.
+    offered: Vec<PublicKey>,
+    /// The server's newest list of methods.
+    last: Option<Vec<String>>,
+}
+
+/// Offer the agent's keys and certificates (certificates first; with IdentitiesOnly, only those
+/// of a configured IdentityFile). `Some`: the step that ends the method.
+async fn agent_keys(
+    handle: &mut Handle<ClientHandler>,
+    ctx: &Ctx<'_>,
+    sock: &Path,
+    wanted_publics: &[PublicKey],
+    round: &mut KeyRound,
+    attempts: &mut Attempts,
+) -> Result<Option<Step>, SshError> {
+    let mut agent = match tokio::time::timeout(Duration::from_secs(5), AgentClient::connect_uds(sock)).await {
+        Ok(Ok(agent)) => agent,
+        Ok(Err(e)) => {
+            attempts.note(format!("agent at {} unusable: {e}", sock.display()));
+            return Ok(None);
+        }
+        Err(_) => {
+            attempts.note(format!("agent at {} did not answer", sock.display()));
+            return Ok(None);
+        }
+    };
+    let ids = tokio::time::timeout(Duration::from_secs(5), agent.request_identities()).await;
+    let mut ids: Vec<AgentIdentity> = match ids {
+        Ok(Ok(ids)) => ids,
+        _ => {
+            attempts.note(format!("agent at {} (did not list its keys)", sock.display()));
+            Vec::new()
+        }
+    };
+    // As with files, a certificate goes before the bare keys (the sort is stable).
+    ids.sort_by_key(|id| !matches!(id, AgentIdentity::Certificate { .. }));
+    for id in ids {
+        let data = match &id {
+            AgentIdentity::PublicKey { key, .. } => key.key_data().clone(),
+            AgentIdentity::Certificate { certificate, .. } => certificate.public_key().clone(),
+        };
+        // IdentitiesOnly: only agent keys that match a configured IdentityFile.
+        if ctx.target.ssh.identities_only && !wanted_publics.iter().any(|w| *w.key_data() == data) {
             continue;
         }
-        if let Some(public) = public_of_file(&path) {
-            if offered.iter().any(|o| o.key_data() == public.key_data()) {
-                continue; // the agent already offered it
+        let res = match id {
+            AgentIdentity::PublicKey { key, .. } => {
+                let hash = if key.algorithm().is_rsa() { round.rsa_hash } else { None };
+                let label = format!("agent key {}", key.fingerprint(HashAlg::Sha256));
+                let res = tokio::time::timeout(
+                    ctx.limit,
+                    handle.authenticate_publickey_with(&ctx.user, key.clone(), hash, &mut agent),
+                )
+                .await;
+                round.offered.push(key);
+                (label, res)
             }
-        }
-        let key = match load_key(&path, ctx.prompter.as_ref(), attempts) {
-            Some(k) => k,
-            None => continue,
+            AgentIdentity::Certificate { certificate, .. } => {
+                let label = format!("agent certificate {:?}", certificate.key_id());
+                if let Err(why) = validity(&certificate, std::time::SystemTime::now()) {
+                    attempts.note(format!("{label} ({why})"));
+                    continue;
+                }
+                let hash = if certificate.algorithm().is_rsa() {
+                    round.rsa_hash
+                } else {
+                    None
+                };
+                let res = tokio::time::timeout(
+                    ctx.limit,
+                    handle.authenticate_certificate_with(&ctx.user, certificate, hash, &mut agent),
+                )
+                .await;
+                (label, res)
+            }
         };
-        let key = Arc::new(key);
-        // As ssh: a key's certificates are offered before the bare key.
-        for (cert_path, cert) in certificates_for(&path, &key, target) {
-            let label = format!("certificate {}", cert_path.display());
-            if let Err(why) = validity(&cert, std::time::SystemTime::now()) {
-                attempts.note(format!("{label} ({why})"));
-                continue;
-            }
-            let res = tokio::time::timeout(limit, handle.authenticate_openssh_cert(&user, key.clone(), cert)).await;
-            match res {
-                Err(_) => return Err(timeout_err()),
-                Ok(Ok(answer)) => {
-                    if let Some(step) = judge(answer, label, attempts, &mut last) {
-                        return Ok(step);
-                    }
-                }
-                Ok(Err(e)) => {
-                    attempts.note(format!("{label} ({e})"));
-                    if handle.is_closed() {
-                        return Ok(Step::Failed(last));
-                    }
-                }
-            }
-        }
-        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-        let label = format!("key {}", path.display());
-        let with_hash = PrivateKeyWithHashAlg::new(key, hash);
-        match tokio::time::timeout(limit, handle.authenticate_publickey(&user, with_hash)).await {
-            Err(_) => return Err(timeout_err()),
+        let (label, res) = res;
+        match res {
+            Err(_) => return Err(ctx.timeout_err()),
             Ok(Ok(answer)) => {
-                if let Some(step) = judge(answer, label, attempts, &mut last) {
-                    return Ok(step);
+                if let Some(step) = judge(answer, label, attempts, &mut round.last) {
+                    return Ok(Some(step));
+                }
+            }
+            Ok(Err(e)) => attempts.note(format!("{label} (agent error: {e})")),
+        }
+        if handle.is_closed() {
+            return Ok(Some(Step::Failed(round.last.take())));
+        }
+    }
+    Ok(None)
+}
+
+/// Offer the key in `path` (asking for its passphrase if need be): its certificates first, then
+/// the bare key. `Some`: the step that ends the method.
+async fn file_key(
+    handle: &mut Handle<ClientHandler>,
+    ctx: &Ctx<'_>,
+    path: &Path,
+    round: &mut KeyRound,
+    attempts: &mut Attempts,
+) -> Result<Option<Step>, SshError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    if let Some(public) = public_of_file(path) {
+        if round.offered.iter().any(|o| o.key_data() == public.key_data()) {
+            return Ok(None); // the agent already offered it
+        }
+    }
+    let Some(key) = load_key(path, ctx.prompter.as_ref(), attempts) else {
+        return Ok(None);
+    };
+    let key = Arc::new(key);
+    // As ssh: a key's certificates are offered before the bare key.
+    for (cert_path, cert) in certificates_for(path, &key, ctx.target) {
+        let label = format!("certificate {}", cert_path.display());
+        if let Err(why) = validity(&cert, std::time::SystemTime::now()) {
+            attempts.note(format!("{label} ({why})"));
+            continue;
+        }
+        let res = tokio::time::timeout(
+            ctx.limit,
+            handle.authenticate_openssh_cert(&ctx.user, key.clone(), cert),
+        )
+        .await;
+        match res {
+            Err(_) => return Err(ctx.timeout_err()),
+            Ok(Ok(answer)) => {
+                if let Some(step) = judge(answer, label, attempts, &mut round.last) {
+                    return Ok(Some(step));
                 }
             }
             Ok(Err(e)) => {
-                if handle.is_closed() {
-                    attempts.note(format!("{label} (server closed the connection: {e})"));
-                    return Ok(Step::Failed(last));
-                }
                 attempts.note(format!("{label} ({e})"));
+                if handle.is_closed() {
+                    return Ok(Some(Step::Failed(round.last.take())));
+                }
             }
         }
     }
-    Ok(Step::Failed(last))
+    let hash = if key.algorithm().is_rsa() { round.rsa_hash } else { None };
+    let label = format!("key {}", path.display());
+    let with_hash = PrivateKeyWithHashAlg::new(key, hash);
+    match tokio::time::timeout(ctx.limit, handle.authenticate_publickey(&ctx.user, with_hash)).await {
+        Err(_) => return Err(ctx.timeout_err()),
+        Ok(Ok(answer)) => {
+            if let Some(step) = judge(answer, label, attempts, &mut round.last) {
+                return Ok(Some(step));
+            }
+        }
+        Ok(Err(e)) => {
+            if handle.is_closed() {
+                attempts.note(format!("{label} (server closed the connection: {e})"));
+                return Ok(Some(Step::Failed(round.last.take())));
+            }
+            attempts.note(format!("{label} ({e})"));
+        }
+    }
+    Ok(None)
 }
 
 /// The certificates for the key in `path`: the `-cert.pub` beside it (as ssh loads it), then every
