@@ -38,6 +38,7 @@ impl ClientHandler {
         let status =
             known_hosts::check(&self.files, &self.host, self.port, key_text).map_err(|e| fail(e.to_string()))?;
         let line_of = |l: &known_hosts::KnownLine| format!("{}:{}", l.file.display(), l.line);
+        let mismatch = status.openssh_reports_mismatch();
         match status {
             HostKeyStatus::Known(_) => Ok(true),
             HostKeyStatus::Revoked(l) => Err(SshError::HostKeyRevoked {
@@ -59,7 +60,7 @@ impl ClientHandler {
             }),
             // OpenSSH treats a host known only by other key types as changed, not new: an attacker
             // must not get trusted just by offering a type we have no record of.
-            HostKeyStatus::Unknown { other_types } if !other_types.is_empty() => Err(SshError::HostKeyChanged {
+            HostKeyStatus::Unknown { other_types } if mismatch => Err(SshError::HostKeyChanged {
                 host: self.display.clone(),
                 lookup: known_hosts::host_pattern_name(&self.host, self.port),
                 key_type,
