@@ -75,12 +75,10 @@ pub(crate) async fn password(
                 remaining_methods,
                 partial_success,
             })) => {
-                let list = method_names(&remaining_methods);
-                if partial_success {
-                    attempts.note("password (accepted; the server wants another method too)".into());
-                    return Ok(Step::Failed(Some(list)));
-                }
-                let again = list.iter().any(|m| m == "password");
+                let (list, again) = match refused("password", &remaining_methods, partial_success, attempts) {
+                    Ok(r) => r,
+                    Err(step) => return Ok(step),
+                };
                 last = Some(list);
                 if !again || handle.is_closed() {
                     break;
@@ -116,12 +114,11 @@ pub(crate) async fn keyboard_interactive(
                     remaining_methods,
                     partial_success,
                 } => {
-                    let list = method_names(&remaining_methods);
-                    if partial_success {
-                        attempts.note("keyboard-interactive (accepted; the server wants another method too)".into());
-                        return Ok(Step::Failed(Some(list)));
-                    }
-                    let again = list.iter().any(|m| m == "keyboard-interactive");
+                    let (list, again) =
+                        match refused("keyboard-interactive", &remaining_methods, partial_success, attempts) {
+                            Ok(r) => r,
+                            Err(step) => return Ok(step),
+                        };
                     last = Some(list);
                     if !again || handle.is_closed() {
                         attempts.note(format!("keyboard-interactive (refused after {rounds} round(s))"));
@@ -187,4 +184,22 @@ pub(crate) async fn keyboard_interactive(
     }
     attempts.note(format!("keyboard-interactive (refused {} time(s))", ctx.prompts));
     Ok(Step::Failed(last))
+}
+
+/// The server's "no" to `method`: the new list of methods it accepts and whether `method` is still
+/// among them (worth asking the person again). `Err`: a partial success, which ends the method (it
+/// counted; the server wants another one too).
+fn refused(
+    method: &str,
+    remaining: &russh::MethodSet,
+    partial_success: bool,
+    attempts: &mut Attempts,
+) -> Result<(Vec<String>, bool), Step> {
+    let list = method_names(remaining);
+    if partial_success {
+        attempts.note(format!("{method} (accepted; the server wants another method too)"));
+        return Err(Step::Failed(Some(list)));
+    }
+    let again = list.iter().any(|m| m == method);
+    Ok((list, again))
 }
