@@ -199,15 +199,19 @@ pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow:
         );
         return super::run::follow_link(ctx, target, link, false, None, Some(screenful())).await;
     }
+    // Only the first attach can take the session over from someone else: after a drop, the client
+    // `screen -d -r` detaches is our own, still attached from before the outage.
     let mut took_over = false;
+    let mut first = true;
     let mut keys = stdin_pump();
     let status = StatusLine::new(&target.name, true, true, ctx.quiet);
     let _raw = RawMode::enable()?;
     loop {
         let session = link.session().await?;
         let dead = link.wait_dead();
+        let mut took = false;
         let end = tokio::select! {
-            r = attach_once(&session, target, backend, &mut keys, &mut took_over) => match r {
+            r = attach_once(&session, target, backend, &mut keys, &mut took) => match r {
                 Ok(end) => end,
                 Err(e) if e.is_retryable() => AttachEnd::Lost(e.to_string()),
                 Err(e) => return Err(e.into()),
@@ -216,6 +220,8 @@ pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow:
             _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
         };
         drop(session);
+        took_over |= took && first;
+        first = false;
         match end {
             AttachEnd::Lost(_) => {
                 reconnect_dropping_keys(ctx, link, &status, &mut keys).await?;
