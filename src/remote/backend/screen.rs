@@ -109,3 +109,71 @@ impl Backend for Screen {
         Some("the screen session stays")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    /// Runs SH plus `script` with a stand-in `screen` whose `-ls` prints `ls` and exits 1 (as older
+    /// screens do even when they list sessions), in a HOME of its own.
+    fn run(ls: &str, screendir: Option<&str>, script: &str) -> (String, tempfile::TempDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let fake = bin.join("screen");
+        std::fs::write(&fake, format!("#!/bin/sh\nprintf '%s\\n' {}\nexit 1\n", quote(ls))).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("{SH}{script}"))
+            .env("HOME", tmp.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env_remove("SCREENDIR");
+        if let Some(d) = screendir {
+            cmd.env("SCREENDIR", d);
+        }
+        let out = cmd.output().unwrap();
+        (String::from_utf8(out.stdout).unwrap(), tmp)
+    }
+
+    #[test]
+    fn a_socket_directory_screen_refuses_means_home_dot_screen_for_every_command() {
+        let refused = "Directory '/run/screen' must have mode 777.";
+        let (out, home) = run(refused, None, "rt_screen_prep; printf '%s' \"$SCREENDIR\"");
+        let dot = home.path().join(".screen");
+        assert_eq!(out, dot.display().to_string());
+        let mode = std::fs::metadata(&dot).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A usable default, or a SCREENDIR the user set, is left alone.
+        let (out, _) = run(
+            "No Sockets found in /run/screen/S-u.",
+            None,
+            "rt_screen_prep; printf '%s' \"${SCREENDIR-unset}\"",
+        );
+        assert_eq!(out, "unset");
+        let (out, _) = run(refused, Some("/mine"), "rt_screen_prep; printf '%s' \"$SCREENDIR\"");
+        assert_eq!(out, "/mine");
+    }
+
+    #[test]
+    fn a_session_is_found_by_its_whole_name_dead_ones_and_prefixes_are_not() {
+        let ls = "There are screens on:\n\t101.train\t(Dead ???)\n\t102.training run\t(12/01/26 20:00:00)\t(Detached)\n\t103.training\t(Attached)\n3 Sockets in /run/screen/S-u.";
+        let find = |name: &str| {
+            run(
+                ls,
+                Some("/x"),
+                &format!(
+                    "rt_session={}; rt_screen_find && printf '%s|%s' \"$rt_sp\" \"${{rt_sl##*(}}\"",
+                    quote(name)
+                ),
+            )
+            .0
+        };
+        assert_eq!(find("training"), "103.training|Attached)");
+        assert_eq!(find("training run"), "102.training run|Detached)");
+        assert_eq!(find("train"), "", "a dead session is not one");
+        assert_eq!(find("trai"), "", "nor is a prefix");
+    }
+}
