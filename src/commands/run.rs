@@ -952,7 +952,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> anyhow::Result<u8> {
 }
 
 /// Pick the checkpoint, prepare the config edit (or the resume command), then launch under the
-/// lock; `cmd` is `up --resume`'s CMD.
+/// lock; `cmd` is `up --resume`'s CMD, `backend` its `--backend` (else the run's own is kept).
 async fn resume_on(
     ctx: &Ctx,
     target: &Target,
@@ -962,77 +962,12 @@ async fn resume_on(
     backend: Option<Choice>,
 ) -> anyhow::Result<u8> {
     let listing = probe::probe_ckpts(session, target).await?;
-    let chosen = match &args.from {
-        None => listing.newest_complete().ok_or_else(|| {
-            anyhow::anyhow!(
-                "no complete checkpoint in {} on {}: nothing to resume from",
-                listing.dir_display(),
-                target.name
-            )
-        })?,
-        Some(want) => {
-            let found = listing.checkpoints.iter().find(|c| {
-                c.name == *want || String::from_utf8_lossy(&listing.checkpoint_path(c)) == want.trim_end_matches('/')
-            });
-            let c = found.ok_or_else(|| {
-                let names: Vec<&str> = listing.checkpoints.iter().map(|c| c.name.as_str()).collect();
-                anyhow::anyhow!(
-                    "no checkpoint {want:?} in {} on {} (there are: {})",
-                    listing.dir_display(),
-                    target.name,
-                    names.join(", ")
-                )
-            })?;
-            if !c.complete && !args.force {
-                anyhow::bail!(
-                    "checkpoint {} is incomplete (no trainer_state.json: it was probably cut off mid-save); use --force to resume from it anyway",
-                    c.name
-                );
-            }
-            c
-        }
-    };
+    let chosen = resume_checkpoint(&listing, target, args)?;
     let path = String::from_utf8(listing.checkpoint_path(chosen))
         .map_err(|_| anyhow::anyhow!("the path of checkpoint {} is not valid UTF-8; rename it", chosen.name))?;
     let base_command = launch_command(target, cmd.unwrap_or(&[]));
-
-    let (command, edit) = if let Some(template) = &target.settings.resume_command {
-        (run::resume_command(template, &path), None)
-    } else {
-        let text = read_train_config(session, target).await?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "the training config {} does not exist on {} (set `train_config`, or `resume_command`, in rtrain's config)",
-                target.settings.train_config,
-                target.name
-            )
-        })?;
-        let edit = train_config::edit_resume_from_checkpoint(&text, &path).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot set resume_from_checkpoint in {}: {e}",
-                target.settings.train_config
-            )
-        })?;
-        if args.dry_run {
-            println!(
-                "would resume {} from {} (step {})",
-                target.name,
-                chosen.name,
-                chosen.step.map(|s| s.to_string()).unwrap_or("?".into())
-            );
-            println!("--- {}", target.settings.train_config);
-            println!("+++ {} (line {})", target.settings.train_config, edit.line);
-            print!("{}", edit.diff());
-            println!("would launch: {base_command}");
-            return Ok(0);
-        }
-        // Written under up's lock only if the file is still what was read here.
-        let file = FileEdit {
-            path: target.settings.train_config.clone(),
-            content: edit.text,
-            backup: true,
-            expect_sha256: Some(run::sha256_hex(text.as_bytes())),
-        };
-        (base_command, Some(file))
+    let Some((command, edit)) = resume_plan(session, target, args, chosen, &path, base_command).await? else {
+        return Ok(0);
     };
     if args.dry_run {
         println!("would resume {} from {}", target.name, chosen.name);
@@ -1044,4 +979,85 @@ async fn resume_on(
     }
     launch(ctx, target, session, spec(target, command, edit, backend, true), true).await?;
     Ok(0)
+}
+
+/// The checkpoint to resume from: `--from` (complete, unless `--force`), else the newest complete one.
+fn resume_checkpoint<'a>(
+    listing: &'a rprobe::CkptsProbe,
+    target: &Target,
+    args: &ResumeArgs,
+) -> anyhow::Result<&'a crate::train::checkpoints::Checkpoint> {
+    let Some(want) = &args.from else {
+        return listing.newest_complete().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no complete checkpoint in {} on {}: nothing to resume from",
+                listing.dir_display(),
+                target.name
+            )
+        });
+    };
+    let found = listing.checkpoints.iter().find(|c| {
+        c.name == *want || String::from_utf8_lossy(&listing.checkpoint_path(c)) == want.trim_end_matches('/')
+    });
+    let c = found.ok_or_else(|| {
+        let names: Vec<&str> = listing.checkpoints.iter().map(|c| c.name.as_str()).collect();
+        anyhow::anyhow!(
+            "no checkpoint {want:?} in {} on {} (there are: {})",
+            listing.dir_display(),
+            target.name,
+            names.join(", ")
+        )
+    })?;
+    if !c.complete && !args.force {
+        anyhow::bail!(
+            "checkpoint {} is incomplete (no trainer_state.json: it was probably cut off mid-save); use --force to resume from it anyway",
+            c.name
+        );
+    }
+    Ok(c)
+}
+
+/// What the relaunch runs: `resume_command` filled with the checkpoint, or the plain command with the
+/// training config's `resume_from_checkpoint` edited (written under up's lock only if the file is still
+/// what was read here). `None`: `--dry-run` has shown the config edit, nothing more to do.
+async fn resume_plan(
+    session: &Session,
+    target: &Target,
+    args: &ResumeArgs,
+    chosen: &crate::train::checkpoints::Checkpoint,
+    path: &str,
+    base_command: String,
+) -> anyhow::Result<Option<(String, Option<FileEdit>)>> {
+    if let Some(template) = &target.settings.resume_command {
+        return Ok(Some((run::resume_command(template, path), None)));
+    }
+    let file = &target.settings.train_config;
+    let text = read_train_config(session, target).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "the training config {file} does not exist on {} (set `train_config`, or `resume_command`, in rtrain's config)",
+            target.name
+        )
+    })?;
+    let edit = train_config::edit_resume_from_checkpoint(&text, path)
+        .map_err(|e| anyhow::anyhow!("cannot set resume_from_checkpoint in {file}: {e}"))?;
+    if args.dry_run {
+        println!(
+            "would resume {} from {} (step {})",
+            target.name,
+            chosen.name,
+            chosen.step.map(|s| s.to_string()).unwrap_or("?".into())
+        );
+        println!("--- {file}");
+        println!("+++ {file} (line {})", edit.line);
+        print!("{}", edit.diff());
+        println!("would launch: {base_command}");
+        return Ok(None);
+    }
+    let edit = FileEdit {
+        path: file.clone(),
+        content: edit.text,
+        backup: true,
+        expect_sha256: Some(run::sha256_hex(text.as_bytes())),
+    };
+    Ok(Some((base_command, Some(edit))))
 }
