@@ -1826,6 +1826,39 @@ mod tests {
         assert_eq!(run_dirs(&wd), 0);
     }
 
+    /// `resume` relaunches where the run ran: the current run's recorded backend over the configured one;
+    /// a record from before backends (no `backend` file) is tmux's.
+    #[test]
+    fn a_resume_keeps_the_current_runs_backend_and_an_old_record_reads_as_tmux() {
+        let sb = Sandbox::new();
+        let wd = sb.project("inherit");
+        let on = |backend: &'static str, inherit: bool| {
+            let spec = LaunchSpec {
+                backend: Choice::Only(backend),
+                inherit_backend: inherit,
+                ..sb.spec(&wd, "true")
+            };
+            match parse_up(&sb.stdout(&up_script(&spec))) {
+                Ok(UpOutcome::Launched { run, .. }) => {
+                    sb.wait_state(&wd, &run.id, "finished");
+                    run
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        let first = on("nohup", false);
+        assert_eq!(on("tmux", true).backend, "nohup");
+        assert_eq!(on("screen", false).backend, "screen", "a plain up takes what it is told");
+        let old = on("screen", true);
+        assert_eq!(old.backend, "screen");
+        // As rtrain before backends wrote it.
+        let dir = wd.join(".rtrain/runs").join(&old.id);
+        fs::remove_file(dir.join("backend")).unwrap();
+        fs::remove_file(dir.join("format")).unwrap();
+        assert_eq!(on("nohup", true).backend, "tmux");
+        assert_ne!(first.id, old.id);
+    }
+
     /// `auto` takes tmux, else screen, else nohup; each records itself in the run record (format 2), and the
     /// run is its own process group under each, led by the wrapper.
     #[test]
