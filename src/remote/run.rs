@@ -1848,7 +1848,11 @@ mod tests {
         };
         let first = on("nohup", false);
         assert_eq!(on("tmux", true).backend, "nohup");
-        assert_eq!(on("screen", false).backend, "screen", "a plain up takes what it is told");
+        assert_eq!(
+            on("screen", false).backend,
+            "screen",
+            "a plain up takes what it is told"
+        );
         let old = on("screen", true);
         assert_eq!(old.backend, "screen");
         // As rtrain before backends wrote it.

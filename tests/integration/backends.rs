@@ -219,3 +219,26 @@ fn attach_on_nohup_says_there_is_no_terminal_and_shows_the_live_log() {
     );
     rig.rtrain(&["stop", "box", "--force"]);
 }
+
+/// `screen -d -r`: a second attach takes the session over; the first terminal's rtrain ends as a detach
+/// (the run goes on), and the second says, when it leaves, that it took the session over.
+#[test]
+fn a_second_attach_on_screen_takes_the_session_over_and_says_so() {
+    let rig = Rig::new(Kind::Screen);
+    rig.up("i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.5; done");
+    let script = "\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60";
+    let first = rig.term(script);
+    first.wait_for("tick-", T);
+    let second = rig.term(script);
+    second.wait_for("tick-", T);
+    let screen = first.wait_for("EXIT=", T);
+    assert!(
+        screen.contains("the run goes on") && screen.contains("EXIT=0"),
+        "{screen}"
+    );
+    second.send_keys(&["C-a", "d"]);
+    let screen = second.wait_for("EXIT=", T);
+    assert!(screen.contains("took it over") && screen.contains("EXIT=0"), "{screen}");
+    assert_eq!(rig.status()["run"]["state"], "running");
+    rig.rtrain(&["stop", "box", "--force"]);
+}
