@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs what the tests need (a real OpenSSH server, tmux, python3 for the
+# The whole test suite. Installs what the tests need (a real OpenSSH server, tmux, GNU screen, python3 for the
 # test trainer, nc for the ProxyCommand tests, pam_google_authenticator and the passwd tools for the
 # password and keyboard-interactive login tests, dbus for a private session bus and curl for the
 # box-side webhooks) when missing, then runs every unit and integration
@@ -11,6 +11,7 @@ need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v tmux >/dev/null || need+=(tmux)
+command -v screen >/dev/null || need+=(screen)
 command -v python3 >/dev/null || need+=(python3)
 command -v pkill >/dev/null || need+=(procps)
 command -v nc >/dev/null || need+=(netcat-openbsd)

@@ -40,6 +40,7 @@ pub fn status_inputs(target: &Target) -> StatusInputs {
         checkpoint_dir: s.checkpoint_dir.clone(),
         log_dir: s.log_dir.clone(),
         train_config: s.train_config.clone(),
+        backend: s.backend.as_str().to_string(),
     }
 }
 
@@ -445,6 +446,8 @@ mod tests {
             },
             tmux_installed: true,
             session_exists: Some(true),
+            session_backend: Some("tmux".into()),
+            available_backends: vec!["tmux".into()],
             run: Some(RunRecord {
                 id: "r1".into(),
                 command: Some("make train".into()),
@@ -458,6 +461,8 @@ mod tests {
                 is_wrapper: Some(true),
                 group_alive: None,
                 state: RunState::Running,
+                backend: "tmux".into(),
+                format: Some(2),
             }),
             log: None,
             log_summary: summarize_log(log.as_bytes(), false),
@@ -603,6 +608,8 @@ mod tests {
                     name: "training".into(),
                     exists: Some(true),
                     tmux_installed: Some(true),
+                    backend: Some("tmux".into()),
+                    available_backends: Some(vec!["tmux".into()]),
                 },
                 run: Some(RunJson {
                     id: "r1".into(),
@@ -612,6 +619,7 @@ mod tests {
                     exit_code: Some(0),
                     log: Some("l".into()),
                     command: Some("c".into()),
+                    backend: "tmux".into(),
                     silent_seconds: Some(1),
                     stalled: false,
                 }),

@@ -236,6 +236,7 @@ mod tests {
             exit_code: code,
             log: None,
             command: None,
+            backend: "tmux".into(),
             silent_seconds: None,
             stalled: false,
         });

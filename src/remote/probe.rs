@@ -171,7 +171,20 @@ if [ -n "$r" ]; then
   if [ -n "$rt_ga" ]; then _s run_group_alive; printf '%s' "$rt_ga" | base64; fi
   if [ -f "$r/exit" ]; then _s run_exit; head -c 65536 "$r/exit" | base64; fi
   if [ -e "$r/stopped" ]; then _s run_stopped; fi
+  rt_backend_of "$r"
+  _s run_backend; printf '%s' "$rt_b" | base64
+  if [ -f "$r/format" ]; then _s run_format; head -c 64 "$r/format" | base64; fi
+  sb=$rt_b
+else
+  rt_resolve "$BK"
+  sb=$rt_b
 fi
+# The session of the run's backend (or of the configured one): what attach would join.
+rt_available
+_s backends; printf '%s' "$rt_av" | base64
+_s session_backend; printf '%s' "$sb" | base64
+if rt_backend_ok "$sb"; then "rt_${sb}_session" >/dev/null 2>&1; sx=$?; else sx=missing; fi
+_s session; printf '%s' "$sx" | base64
 l=
 lsrc=
 if [ -n "$r" ] && [ -f "$r/log" ]; then l=$(head -c 4096 "$r/log"); lsrc=record; fi
@@ -252,9 +265,13 @@ pub struct StatusInputs {
     pub checkpoint_dir: String,
     pub log_dir: String,
     pub train_config: String,
+    /// The configured backend (`auto` or a name): whose session `session.exists` asks about when there is
+    /// no run (a run's own backend is in its record).
+    pub backend: String,
 }
 
-/// The `status`/`check` script: everything of [`ckpts_script`] plus the tmux session, the current
+/// The `status`/`check` script: everything of [`ckpts_script`] plus the backends the box offers and
+/// the session of the run's (or the configured) backend, the current
 /// run record, the log's tail, the newest complete trainer_state.json, nvidia-smi and the
 /// training config.
 pub fn status_script(inputs: &StatusInputs) -> String {
@@ -271,11 +288,13 @@ pub fn status_script(inputs: &StatusInputs) -> String {
     s += &assign_path("L", &inputs.log_dir);
     s += &assign_path("C", &inputs.train_config);
     s += &format!("S={}\n", quote(&format!("={}", inputs.session)));
+    s += &format!("rt_session={}\nBK={}\n", quote(&inputs.session), quote(&inputs.backend));
     // Left unquoted in the script on purpose, to split into two arguments; both are fixed text.
     s += &format!("Q={}\n", quote(gpu::QUERY_GPU_ARGS));
     s += PRELUDE;
     s += LISTING;
     s += RUN_STATE_SH;
+    s += &crate::remote::backend::functions_sh();
     s += STATUS;
     s += DONE_LINE;
     s
@@ -543,6 +562,10 @@ pub struct RunRecord {
     /// Decided on the remote box by the very shell functions `up` and `stop` use (`rt_decide` in
     /// [`RUN_STATE_SH`]), so `status` can never disagree with them; `exit` and `stopped` are read after it.
     pub state: RunState,
+    /// The backend the run was launched with (`tmux` for a record from before backends were recorded).
+    pub backend: String,
+    /// The record's `format` (`None`: version 1, no `format` file).
+    pub format: Option<u32>,
 }
 
 fn run_from_sections(s: &Sections) -> Result<Option<RunRecord>, ProbeError> {
@@ -568,6 +591,11 @@ fn run_from_sections(s: &Sections) -> Result<Option<RunRecord>, ProbeError> {
         is_wrapper: yes("run_is_wrapper"),
         group_alive: yes("run_group_alive"),
         state,
+        backend: s
+            .text("run_backend")
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "tmux".into()),
+        format: s.int("run_format"),
         id,
     }))
 }
@@ -598,8 +626,14 @@ pub struct StatusProbe {
     pub ckpts: CkptsProbe,
     /// `command -v tmux` found it.
     pub tmux_installed: bool,
-    /// `tmux has-session -t =SESSION` succeeded; `None` without tmux.
+    /// The session of [`StatusProbe::session_backend`] exists (`None` from a probe that did not ask: an
+    /// older script's output; `Some(false)` for a backend without sessions, or one the box lacks).
     pub session_exists: Option<bool>,
+    /// The backend whose session was asked about: the current run's, else the configured one as the box
+    /// resolves `auto` (`none`: it offers none).
+    pub session_backend: Option<String>,
+    /// The backends the box offers, in `auto`'s order of preference.
+    pub available_backends: Vec<String>,
     pub run: Option<RunRecord>,
     pub log: Option<LogInfo>,
     /// From the log's tail (default when there is no log).
@@ -616,11 +650,18 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
     let ckpts = ckpts_from_sections(&s)?;
     let tmux = s.text("tmux");
     let tmux_installed = tmux.as_deref().is_some_and(|t| t != "missing");
-    let session_exists = if tmux_installed {
-        tmux.as_deref().map(|t| t == "0")
-    } else {
-        None
+    let session_exists = match s.text("session") {
+        Some(code) => Some(code == "0"),
+        None if tmux_installed => tmux.as_deref().map(|t| t == "0"),
+        None => None,
     };
+    let session_backend = s.text("session_backend").filter(|b| !b.is_empty());
+    let available_backends = s
+        .text("backends")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let log = s.get("log_path").map(|path| LogInfo {
         path: path.to_vec(),
         source: if s.text("log_source").as_deref() == Some("record") {
@@ -653,6 +694,8 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
         ckpts,
         tmux_installed,
         session_exists,
+        session_backend,
+        available_backends,
         run: run_from_sections(&s)?,
         log,
         log_summary,
@@ -1022,6 +1065,7 @@ mod tests {
             checkpoint_dir: "out puts".into(),
             log_dir: format!("$(touch {})", pwn.display()),
             train_config: format!("-c $(touch {}).yaml", pwn.display()),
+            backend: "auto".into(),
         };
         let st = parse_status(&b.run(&status_script(&inputs))).unwrap();
         assert!(st.ckpts.workdir_exists);
@@ -1038,6 +1082,7 @@ mod tests {
             checkpoint_dir: "outputs".into(),
             log_dir: "logs".into(),
             train_config: "c.yaml".into(),
+            backend: "auto".into(),
         };
         for s in [ckpts_script("~/w", "outputs"), status_script(&inputs)] {
             assert!(!s.contains("\\\\") && !s.contains("\\'"), "{s}");
@@ -1137,6 +1182,7 @@ mod tests {
             checkpoint_dir: "outputs".into(),
             log_dir: "logs".into(),
             train_config: "config/training_config.yaml".into(),
+            backend: "auto".into(),
         }
     }
 
@@ -1175,6 +1221,9 @@ mod tests {
         assert_eq!(p.session_exists, Some(true));
         let r = p.run.clone().unwrap();
         assert_eq!(r.id, "20261129-015300-ab12");
+        // A record written before backends (no `backend`, no `format`) is tmux's.
+        assert_eq!((r.backend.as_str(), r.format), ("tmux", None));
+        assert_eq!(p.session_backend.as_deref(), Some("tmux"));
         assert_eq!(
             (r.alive, r.is_wrapper, r.state),
             (Some(true), Some(true), RunState::Running)
@@ -1668,18 +1717,67 @@ exec {real} "$@""#,
         }
     }
 
+    /// The session asked about is the run's recorded backend's, whatever the config says; screen's
+    /// `-ls` is parsed with its exit status ignored (older screens exit 1 when they list sessions) and
+    /// a name is matched whole, never as the prefix `-S` would take.
+    #[test]
+    fn status_asks_the_session_of_the_runs_recorded_backend() {
+        let b = TestBox::new();
+        b.fake("tmux", "exit 0");
+        let ls =
+            "There are screens on:\n\t77.training2\t(Detached)\n\t78.other\t(Attached)\n2 Sockets in /run/screen/S-u.";
+        b.fake(
+            "screen",
+            &format!("[ \"$1\" = -ls ] || exit 2\nprintf '%s\\n' '{ls}'\nexit 1"),
+        );
+        let proj = b.home.join("proj");
+        let run = Run::new(&proj, "20261129-015300-ab12");
+        run.file("backend", "screen\n").file("format", "2\n");
+        let status = |session: &str| {
+            let inputs = StatusInputs {
+                session: session.into(),
+                backend: "tmux".into(),
+                ..inputs()
+            };
+            parse_status(&b.run(&status_script(&inputs))).unwrap()
+        };
+        let p = status("training");
+        let r = p.run.clone().unwrap();
+        assert_eq!((r.backend.as_str(), r.format), ("screen", Some(2)));
+        assert_eq!(p.session_backend.as_deref(), Some("screen"));
+        assert_eq!(p.session_exists, Some(false), "training2 is not training");
+        assert_eq!(p.available_backends[..2], ["tmux".to_string(), "screen".to_string()]);
+        let p = status("other");
+        assert_eq!(p.session_exists, Some(true));
+        let v = serde_json::to_value(StatusJson::build("h", "other", &p)).unwrap();
+        assert_eq!(v["run"]["backend"], "screen");
+        assert_eq!(v["session"]["backend"], "screen");
+        assert_eq!(v["session"]["exists"], true);
+        assert_eq!(v["session"]["tmux_installed"], true);
+        // No run: the configured backend's session.
+        std::fs::remove_file(proj.join(".rtrain/current")).unwrap();
+        let p = status("training");
+        assert_eq!(p.session_backend.as_deref(), Some("tmux"));
+        assert_eq!(p.session_exists, Some(true));
+    }
+
     #[test]
     fn bare_box_without_tmux_nvidia_smi_or_run() {
         let b = TestBox::bare(&BASE_TOOLS);
         let p = status_of(&b);
         assert!(!p.tmux_installed);
-        assert_eq!(p.session_exists, None);
+        // Not even setsid and nohup: auto has nothing to pick, and there is no session.
+        assert_eq!(p.session_exists, Some(false));
+        assert_eq!(p.session_backend.as_deref(), Some("none"));
+        assert!(p.available_backends.is_empty());
         assert!(p.gpus.gpus.is_empty());
         assert_eq!(p.gpus.unavailable.as_deref(), Some("nvidia-smi is not installed"));
         assert!(!p.ckpts.workdir_exists && p.run.is_none() && p.log.is_none() && p.trainer_state.is_none());
         let v = serde_json::to_value(StatusJson::build("h", "training", &p)).unwrap();
         assert_eq!(v["session"]["exists"], false);
         assert_eq!(v["session"]["tmux_installed"], false);
+        assert_eq!(v["session"]["backend"], "none");
+        assert_eq!(v["session"]["available_backends"], serde_json::json!([]));
         assert_eq!(v["gpus"], serde_json::json!([]));
         assert_eq!(v["run"], serde_json::Value::Null);
         assert_eq!(v["latest_checkpoint"], serde_json::Value::Null);

@@ -26,9 +26,15 @@ pub struct StatusJson {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionJson {
     pub name: String,
+    /// The session of `backend` exists; `false` for a backend without sessions (nohup) or one the box lacks.
     pub exists: Option<bool>,
-    /// Added.
+    /// Added (kept for scripts from before backends: the box has tmux).
     pub tmux_installed: Option<bool>,
+    /// Added: the backend whose session this is: the current run's, else the configured one (`auto`
+    /// resolved on the box; `none` when it offers none).
+    pub backend: Option<String>,
+    /// Added: what the box offers, in `auto`'s order of preference (`tmux`, `screen`, `nohup`).
+    pub available_backends: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,6 +46,8 @@ pub struct RunJson {
     pub exit_code: Option<i32>,
     pub log: Option<String>,
     pub command: Option<String>,
+    /// Added: the backend the run was launched with: `tmux`, `screen` or `nohup`.
+    pub backend: String,
     /// Added: seconds since the run's log last grew (its mtime against the remote clock).
     pub silent_seconds: Option<i64>,
     /// Added: running, and silent for `stall_after` or longer (a hang: NCCL, a dataloader deadlock, a full disk).
@@ -93,6 +101,8 @@ impl StatusJson {
                 name: session.to_string(),
                 exists: None,
                 tmux_installed: None,
+                backend: None,
+                available_backends: None,
             },
             run: None,
             progress: ProgressJson::default(),
@@ -160,12 +170,10 @@ impl StatusJson {
             reachable: true,
             session: SessionJson {
                 name: session.to_string(),
-                exists: if p.tmux_installed {
-                    p.session_exists
-                } else {
-                    Some(false)
-                },
+                exists: Some(p.session_exists.unwrap_or(false)),
                 tmux_installed: Some(p.tmux_installed),
+                backend: p.session_backend.clone(),
+                available_backends: Some(p.available_backends.clone()),
             },
             run: p.run.as_ref().map(|r| RunJson {
                 id: r.id.clone(),
@@ -175,6 +183,7 @@ impl StatusJson {
                 exit_code: r.exit_code,
                 log: r.log.clone(),
                 command: r.command.clone(),
+                backend: r.backend.clone(),
                 silent_seconds,
                 stalled: facts::is_stalled(r.state, silent_seconds, crate::config::DEFAULT_STALL_AFTER),
             }),
@@ -256,11 +265,7 @@ pub fn render_status(j: &StatusJson, probe: Option<&StatusProbe>, several: bool)
         }
         return vec![Segment::Text(s)];
     };
-    let session = match (j.session.tmux_installed, j.session.exists) {
-        (Some(false), _) => "tmux NOT INSTALLED".to_string(),
-        (_, Some(true)) => format!("session {:?}", j.session.name),
-        _ => format!("no session {:?}", j.session.name),
-    };
+    let session = session_words(&j.session);
     let run = run_line(j, p);
     let _ = writeln!(s, "{}  {run}  {session}", j.host);
     let pr = &j.progress;
@@ -428,4 +433,27 @@ fn loss_origin(pr: &ProgressJson) -> String {
 pub enum Segment {
     Text(String),
     Bar { step: u64, total: u64, msg: String },
+}
+/// The session part of the panel: tmux's as before backends (`session "training"`), another backend's
+/// named after it, and a backend the box lacks in capitals.
+fn session_words(j: &SessionJson) -> String {
+    let backend = j.backend.as_deref().unwrap_or("tmux");
+    let installed = j
+        .available_backends
+        .as_ref()
+        .is_none_or(|a| a.iter().any(|b| b == backend));
+    let of = if backend == "tmux" {
+        String::new()
+    } else {
+        format!(" ({backend})")
+    };
+    match (backend, j.exists) {
+        ("none", _) => "NO tmux, screen OR nohup".to_string(),
+        ("nohup", _) => "no session (nohup)".to_string(),
+        _ if !installed || j.tmux_installed == Some(false) && backend == "tmux" => {
+            format!("{backend} NOT INSTALLED")
+        }
+        (_, Some(true)) => format!("session {:?}{of}", j.name),
+        _ => format!("no session {:?}{of}", j.name),
+    }
 }

@@ -511,6 +511,7 @@ mod tests {
             exit_code: None,
             log: None,
             command: Some("make train".into()),
+            backend: "tmux".into(),
             silent_seconds: Some(3),
             stalled: false,
         });

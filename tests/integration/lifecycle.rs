@@ -1,5 +1,6 @@
-//! `up`, `stop`, `logs`, `resume` against a real box: real sshd, real tmux, and the stand-in
-//! trainer (docker/gpu-box/project/train.py) in a workdir whose name would break naive quoting.
+//! `up`, `stop`, `logs`, `resume` against a real box: real sshd, real tmux (or GNU screen, or plain
+//! nohup: the lifecycle tests run once per backend from one body, see `per_backend!`), and the
+//! stand-in trainer (docker/gpu-box/project/train.py) in a workdir whose name would break naive quoting.
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ impl Project {
     /// A box with the demo project in WORKDIR, and rtrain configured to run `command` there.
     fn new(command: &str) -> Project {
         Self::with_sshd(Sshd::start(), command)
+    }
+
+    /// A box where `auto` picks `kind`'s backend.
+    fn on(kind: Kind, command: &str) -> Project {
+        Self::with_sshd(kind.sshd(), command)
     }
 
     fn with_sshd(sshd: Sshd, command: &str) -> Project {
@@ -98,12 +104,15 @@ impl Project {
     }
 }
 
-#[test]
-fn up_launches_once_and_the_run_finishes_with_its_output_in_the_log() {
-    let p = Project::new(&format!("{FAST} --max-steps 60"));
+crate::per_backend! {
+fn up_launches_once_and_the_run_finishes_with_its_output_in_the_log(kind) {
+    let p = Project::on(kind, &format!("{FAST} --max-steps 60"));
     let ran = p.rtrain(&["up", "box"]);
     assert_eq!(ran.code, 0, "{ran}");
     assert!(ran.stdout_str().contains("launched run"), "{ran}");
+    // auto says what it picked when it is not tmux, once, in one line.
+    let note = ran.stderr.lines().filter(|l| l.contains("using")).count();
+    assert_eq!(note, usize::from(kind != Kind::Tmux), "{ran}");
     let ran = p.rtrain(&["up", "box"]);
     assert_eq!(ran.code, 0, "{ran}");
     assert!(
@@ -113,7 +122,9 @@ fn up_launches_once_and_the_run_finishes_with_its_output_in_the_log() {
     assert_eq!(p.run_dirs(), 1);
     let v = p.wait_state("finished", T);
     assert_eq!(v["run"]["exit_code"], 0, "{v:#}");
-    assert_eq!(v["session"]["exists"], true);
+    assert_eq!(v["run"]["backend"], kind.name(), "{v:#}");
+    assert_eq!(v["session"]["backend"], kind.name(), "{v:#}");
+    assert_eq!(v["session"]["exists"], kind.has_session(), "{v:#}");
     assert!(v["run"]["log"].as_str().unwrap().contains("/logs/training_"), "{v:#}");
     // stdout (dict lines) and stderr (tqdm bar) both reached the log; \r redraws are collapsed.
     let log = p.log_text();
@@ -128,10 +139,11 @@ fn up_launches_once_and_the_run_finishes_with_its_output_in_the_log() {
     assert_eq!(p.run_dirs(), 2);
     p.no_injection();
 }
+}
 
-#[test]
-fn ten_concurrent_ups_start_exactly_one_run() {
-    let p = Project::new(&format!("{FAST} --max-steps 400"));
+crate::per_backend! {
+fn ten_concurrent_ups_start_exactly_one_run(kind) {
+    let p = Project::on(kind, &format!("{FAST} --max-steps 400"));
     let children: Vec<_> = (0..10)
         .map(|_| {
             let mut cmd = p.c.rtrain();
@@ -153,8 +165,10 @@ fn ten_concurrent_ups_start_exactly_one_run() {
     }
     assert_eq!((launched, active), (1, 9));
     assert_eq!(p.run_dirs(), 1);
+    assert_eq!(p.status()["run"]["backend"], kind.name());
     let ran = p.rtrain(&["stop", "box", "--force"]);
     assert_eq!(ran.code, 0, "{ran}");
+}
 }
 
 #[test]
@@ -202,20 +216,26 @@ fn stop_sends_sigint_first_and_the_trainer_exits_cleanly() {
     assert!(ran.stdout_str().contains("no active run"), "{ran}");
 }
 
-#[test]
-fn stop_escalates_to_sigterm_when_sigint_is_ignored() {
-    let p = Project::new(&format!("{FAST} --max-steps 100000 --ignore-sigint"));
+crate::per_backend! {
+fn stop_escalates_to_sigterm_when_sigint_is_ignored(kind) {
+    let p = Project::on(kind, &format!("{FAST} --max-steps 100000 --ignore-sigint"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     p.wait_training(T);
     let ran = p.rtrain(&["stop", "box", "--timeout", "2"]);
     assert!(ran.stdout_str().contains("after SIGTERM"), "{ran}");
+    assert_eq!(
+        ran.stdout_str().contains(&format!("the {} session stays", kind.name())),
+        kind.has_session(),
+        "{ran}"
+    );
     let v = p.wait_state("stopped", T);
     assert_eq!(v["run"]["exit_code"], 143, "{v:#}");
 }
+}
 
-#[test]
-fn a_run_killed_from_outside_is_lost_and_up_starts_a_new_one() {
-    let p = Project::new(&format!("{FAST} --max-steps 100000"));
+crate::per_backend! {
+fn a_run_killed_from_outside_is_lost_and_up_starts_a_new_one(kind) {
+    let p = Project::on(kind, &format!("{FAST} --max-steps 100000"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     let v = p.wait_state("running", T);
     let pid = v["run"]["pid"].as_u64().unwrap();
@@ -225,15 +245,17 @@ fn a_run_killed_from_outside_is_lost_and_up_starts_a_new_one() {
         .status()
         .unwrap();
     assert!(st.success());
-    p.wait_state("lost", T);
+    let v = p.wait_state("lost", T);
+    assert_eq!(v["run"]["backend"], kind.name(), "{v:#}");
     let ran = p.rtrain(&["up", "box"]);
     assert!(ran.stdout_str().contains("launched run"), "{ran}");
     p.rtrain(&["stop", "box", "--force"]);
 }
+}
 
-#[test]
-fn resume_after_a_crash_picks_the_newest_complete_checkpoint_and_edits_one_line() {
-    let p = Project::new(FAST);
+crate::per_backend! {
+fn resume_after_a_crash_picks_the_newest_complete_checkpoint_and_edits_one_line(kind) {
+    let p = Project::on(kind, FAST);
     // Crash at step 25: checkpoints 10 and 20 are complete.
     assert_eq!(
         p.rtrain(&["up", "box", "--", &format!("{FAST} --crash-at-step 25")])
@@ -285,7 +307,9 @@ fn resume_after_a_crash_picks_the_newest_complete_checkpoint_and_edits_one_line(
         log.contains("skip to saved global_step 20"),
         "the relaunched trainer continued from step 20:\n{log}"
     );
+    assert_eq!(p.status()["run"]["backend"], kind.name(), "resume relaunched on the run's backend");
     p.no_injection();
+}
 }
 
 #[test]
@@ -313,20 +337,9 @@ fn resume_refuses_while_a_run_is_active_and_leaves_the_config_alone() {
 }
 
 #[test]
-fn up_without_tmux_on_the_box_says_so_and_starts_nothing() {
-    // A PATH with everything of /usr/bin and /bin except tmux.
-    let bin = tempfile::tempdir().unwrap();
-    for dir in ["/usr/bin", "/bin"] {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let name = e.file_name();
-            if name != "tmux" && !bin.path().join(&name).exists() {
-                let _ = std::os::unix::fs::symlink(e.path(), bin.path().join(&name));
-            }
-        }
-    }
-    let sshd = Sshd::start_with_env(&[("PATH", &bin.path().display().to_string())]);
-    let p = Project::with_sshd(sshd, FAST);
-    let ran = p.rtrain(&["up", "box"]);
+fn up_with_backend_tmux_on_a_box_without_tmux_says_so_and_starts_nothing() {
+    let p = Project::on(Kind::Screen, FAST);
+    let ran = p.rtrain(&["up", "box", "--backend", "tmux"]);
     assert_eq!(ran.code, 1, "{ran}");
     assert!(
         ran.stderr.contains("tmux not found on box") && ran.stderr.contains("apt install tmux"),

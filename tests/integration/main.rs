@@ -6,6 +6,7 @@ mod support;
 
 mod attach;
 mod auth;
+mod backends;
 mod edges;
 mod fault_proxy;
 mod foundation;

@@ -3,12 +3,14 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod backend;
 pub mod http;
 pub mod login;
 pub mod proxy;
 pub mod sshd;
 
 pub use agent::*;
+pub use backend::Kind;
 pub use login::*;
 pub use proxy::{Mode, Proxy};
 pub use sshd::*;

@@ -38,6 +38,8 @@ pub struct Sshd {
     pub remote_home: PathBuf,
     /// TMUX_TMPDIR of the box: each box has its own tmux server.
     pub tmux_dir: PathBuf,
+    /// SCREENDIR of the box (mode 700): each box has its own screen sockets.
+    pub screen_dir: PathBuf,
     pub host_key: PathBuf,
     pub user: String,
     pub extra_config: String,
@@ -55,6 +57,8 @@ pub struct Sshd {
     /// after its program name), or None for [`SSHD`].
     pub program: Option<PathBuf>,
     child: Option<Child>,
+    /// Directories that live as long as the box (the PATH of [`Sshd::start_without`]).
+    keep: Vec<tempfile::TempDir>,
 }
 
 /// How to start a box beyond the defaults.
@@ -119,8 +123,11 @@ impl Sshd {
         let dir = tempfile::Builder::new().prefix("rtrain-sshd-").tempdir().unwrap();
         let remote_home = dir.path().join("remote home");
         let tmux_dir = dir.path().join("tmux");
+        let screen_dir = dir.path().join("screen");
         std::fs::create_dir_all(&remote_home).unwrap();
         std::fs::create_dir_all(&tmux_dir).unwrap();
+        std::fs::create_dir_all(&screen_dir).unwrap();
+        std::fs::set_permissions(&screen_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         std::fs::create_dir_all("/run/sshd").ok(); // privilege separation directory, when root
         let host_key = dir.path().join("ssh_host_ed25519_key");
         keygen(&host_key, "ed25519", "");
@@ -129,6 +136,7 @@ impl Sshd {
             port: 0,
             remote_home,
             tmux_dir,
+            screen_dir,
             host_key,
             user: current_user(),
             extra_config: opts.extra_config,
@@ -138,6 +146,7 @@ impl Sshd {
             auth_config: opts.auth_config,
             program: opts.program,
             child: None,
+            keep: Vec::new(),
             dir,
         };
         sshd.spawn_on_free_port();
@@ -173,7 +182,7 @@ impl Sshd {
             "{auth}Port {port}\nListenAddress {listen}\nHostKey {hk}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile {dir}/authorized_keys\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\nStrictModes no\n\
              PermitRootLogin yes\nLogLevel {log_level}\nMaxStartups 100:30:200\nMaxSessions 100\n\
-             SetEnv \"HOME={home}\" \"TMUX_TMPDIR={tmux}\"{env}\n{extra}\n",
+             SetEnv \"HOME={home}\" \"TMUX_TMPDIR={tmux}\" \"SCREENDIR={screen}\"{env}\n{extra}\n",
             auth = self.auth_config,
             port = self.port,
             listen = self.listen,
@@ -182,6 +191,7 @@ impl Sshd {
             dir = self.dir.path().display(),
             home = self.remote_home.display(),
             tmux = self.tmux_dir.display(),
+            screen = self.screen_dir.display(),
             extra = self.extra_config,
             env = self.extra_env.iter().map(|(k, v)| format!(" \"{k}={v}\"")).collect::<String>(),
         );
@@ -271,14 +281,68 @@ impl Sshd {
             .arg(script)
             .env("HOME", &self.remote_home)
             .env("TMUX_TMPDIR", &self.tmux_dir)
+            .env("SCREENDIR", &self.screen_dir)
             .output()
             .unwrap()
+    }
+
+    /// A box without `tools` (e.g. tmux, or tmux and screen): its sessions' PATH is a directory of
+    /// symlinks to everything in /usr/bin and /bin but those, so `command -v` does not find them.
+    pub fn start_without(tools: &[&str]) -> Sshd {
+        let keep = tempfile::Builder::new().prefix("rtrain-bin-").tempdir().unwrap();
+        let bin = keep.path().join("bin");
+        bin_without(&bin, tools);
+        let mut sshd = Sshd::start_with_env(&[("PATH", &bin.display().to_string())]);
+        sshd.keep.push(keep);
+        sshd
+    }
+
+    /// The process groups of every run recorded under the box's HOME (`.rtrain/runs/*/pid`) whose
+    /// leader is still a run wrapper: a nohup run has no tmux or screen server to take it down.
+    fn kill_runs(&self) {
+        fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+            let Ok(rd) = std::fs::read_dir(dir) else { return };
+            for e in rd.flatten() {
+                let p = e.path();
+                if e.file_name() == ".rtrain" {
+                    for run in std::fs::read_dir(p.join("runs")).into_iter().flatten().flatten() {
+                        out.push(run.path().join("pid"));
+                    }
+                } else if depth > 0 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&p, depth - 1, out);
+                }
+            }
+        }
+        let mut pids = Vec::new();
+        walk(&self.remote_home, 4, &mut pids);
+        for pid in pids.iter().filter_map(|p| std::fs::read_to_string(p).ok()) {
+            let Ok(pid) = pid.trim().parse::<u32>() else { continue };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if pid > 1 && String::from_utf8_lossy(&cmdline).contains("/.rtrain/runs/") {
+                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+            }
+        }
+    }
+}
+
+/// Fills `bin` with symlinks to everything in /usr/bin and /bin except `without`.
+pub fn bin_without(bin: &Path, without: &[&str]) {
+    std::fs::create_dir_all(bin).unwrap();
+    for dir in ["/usr/bin", "/bin"] {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = e.file_name();
+            if !without.iter().any(|w| name == *w) && !bin.join(&name).exists() {
+                let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
+            }
+        }
     }
 }
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        // The box's tmux server (if a test started one) goes with it.
+        // The box's runs, and its tmux and screen servers (if a test started them), go with it.
+        self.kill_runs();
+        let _ = self.sh(r"screen -ls 2>/dev/null | sed -n 's/^\t\([0-9][0-9]*\)\..*/\1/p' | xargs -r kill 2>/dev/null");
         let _ = Command::new("tmux")
             .arg("kill-server")
             .env("TMUX_TMPDIR", &self.tmux_dir)
