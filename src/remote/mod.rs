@@ -4,4 +4,5 @@
 pub mod probe;
 pub mod quote;
 pub mod run;
+pub mod slurm;
 pub mod transfer;

@@ -16,6 +16,7 @@ mod observe;
 mod protect;
 mod proxy;
 mod resilience;
+mod slurm;
 mod ssh_compat;
 mod top;
 mod transfer;

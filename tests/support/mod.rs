@@ -6,6 +6,7 @@ pub mod agent;
 pub mod http;
 pub mod login;
 pub mod proxy;
+pub mod slurm;
 pub mod sshd;
 
 pub use agent::*;
