@@ -30,9 +30,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or reuse the tmux session and launch the run unless one is active
+    /// Launch the run (in a tmux or screen session, or under nohup) unless one is active
     Up(UpArgs),
-    /// Interactive view of the tmux session; reconnects and reattaches by itself
+    /// Interactive view of the run's session (the live log without one); reconnects by itself
     Attach(HostArg),
     /// Run state, progress, ETA, loss, GPUs, disk, latest checkpoint
     Status(StatusArgs),
@@ -106,6 +106,10 @@ pub struct UpArgs {
     /// Push the current directory to the workdir first (as `rtrain push HOST`)
     #[arg(long)]
     pub sync: bool,
+    /// What keeps the run alive: auto (tmux, else screen, else nohup), tmux, screen or nohup
+    /// (default: `backend` from the config)
+    #[arg(long, value_name = "B", value_parser = parse_backend)]
+    pub backend: Option<crate::remote::backend::Choice>,
     /// The training command (default: `command` from the config)
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,
@@ -334,6 +338,10 @@ impl Cli {
         }
         self
     }
+}
+
+fn parse_backend(s: &str) -> Result<crate::remote::backend::Choice, String> {
+    crate::remote::backend::Choice::parse(s)
 }
 
 #[cfg(test)]

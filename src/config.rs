@@ -61,6 +61,8 @@ pub struct Settings {
     pub stall_after: Option<Duration>,
     /// Where to say that a run ended or stalled (a host's `notify:` replaces the defaults' whole).
     pub notify: Option<NotifyConfig>,
+    /// What keeps a run alive: `auto` (default: tmux, else screen, else nohup), `tmux`, `screen`, `nohup`.
+    pub backend: Option<String>,
 }
 
 /// `notify:`: box-side webhooks the run wrapper posts to when the run ends (no laptop needed), and
@@ -245,6 +247,8 @@ pub struct HostSettings {
     pub stop_signal: String,
     pub stall_after: Duration,
     pub notify: Option<NotifyConfig>,
+    /// For new runs; a run's own backend is in its run record.
+    pub backend: crate::remote::backend::Choice,
 }
 
 impl ConfigFile {
@@ -338,6 +342,9 @@ impl ConfigFile {
                     check_webhook_url(url).map_err(|why| bad(&format!("notify.{key}"), &why))?;
                 }
             }
+            if let Some(b) = &s.backend {
+                crate::remote::backend::Choice::parse(b).map_err(|why| bad("backend", &why))?;
+            }
             if let Some(t) = &s.resume_command {
                 if !t.contains("{checkpoint}") {
                     return Err(bad("resume_command", "must contain {checkpoint}"));
@@ -390,6 +397,8 @@ impl ConfigFile {
                 .or(d.stall_after)
                 .unwrap_or(DEFAULT_STALL_AFTER),
             notify: h.and_then(|h| h.notify.clone()).or_else(|| d.notify.clone()),
+            backend: crate::remote::backend::Choice::parse(&pick(|s| &s.backend, "auto"))
+                .unwrap_or(crate::remote::backend::Choice::Auto),
         }
     }
 }
@@ -401,7 +410,7 @@ pub fn normalize_signal(s: &str) -> String {
 }
 
 /// tmux silently rewrites `.` and `:` in session names, after which `-t NAME` no longer finds
-/// the session; refuse them up front instead.
+/// the session; refuse them up front instead (screen, whose names are `PID.NAME`, is spared a `.` too).
 pub fn validate_session_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());

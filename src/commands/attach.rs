@@ -1,10 +1,11 @@
-//! `rtrain attach HOST`: the remote tmux session in the local terminal, through an SSH PTY, with
-//! the local terminal in raw mode for exactly as long as that lasts.
+//! `rtrain attach HOST`: the run's remote session (tmux or screen, whichever its backend is) in the
+//! local terminal, through an SSH PTY, with the local terminal in raw mode for exactly as long as that
+//! lasts; for a backend without a terminal (nohup), its live log instead.
 
 use super::resilient::StatusLine;
 use super::{CommandError, Ctx};
 use crate::config::Target;
-use crate::remote::quote::{quote, quote_path};
+use crate::remote::backend::{self, Backend, PtyEnd};
 use crate::ssh::link::{Link, LinkError};
 use crate::ssh::{Session, SshError};
 use russh::ChannelMsg;
@@ -15,17 +16,14 @@ use tokio::sync::mpsc;
 /// How one attached PTY ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AttachEnd {
-    /// The user detached (tmux prefix + d): the run goes on.
-    Detached,
-    /// The tmux session ended (its last window closed).
-    SessionEnded,
-    /// The tmux client exited some other way (status, last bytes it printed).
-    Exited(u32),
+    /// The session's client ended as its backend tells ([`PtyEnd`]).
+    Pty(PtyEnd),
     /// The connection died under us.
     Lost(String),
-    /// The remote side has no tmux.
-    TmuxMissing,
 }
+
+/// Printed by screen's attach command when it takes the session over from another terminal.
+const TOOK_OVER: &[u8] = b"rtrain: took over the screen session";
 
 /// Puts the terminal in raw mode and restores it on drop, whatever the exit path (errors,
 /// panics unwinding, Ctrl-C handling).
@@ -67,30 +65,26 @@ pub fn stdin_pump() -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// The remote command: attach to the session, creating it in the workdir when missing (as `up`
-/// would, without launching a run).
-pub fn attach_command(target: &Target) -> String {
-    let s = &target.settings;
-    format!(
-        "command -v tmux >/dev/null 2>&1 || {{ echo 'rtrain: tmux not found' >&2; exit 127; }}; \
-         cd {wd} 2>/dev/null || cd; exec tmux new-session -A -s {name}",
-        wd = quote_path(&s.workdir),
-        name = quote(&s.session),
-    )
-}
-
 fn terminal_size() -> (u32, u32) {
     crossterm::terminal::size()
         .map(|(c, r)| (c as u32, r as u32))
         .unwrap_or((80, 24))
 }
 
-/// Run one attached PTY until it ends. Keystrokes come from `keys`; output goes to stdout.
+/// Run one attached PTY until it ends. Keystrokes come from `keys`; output goes to stdout. `took_over`
+/// is set when the backend took the session over from another terminal.
 pub async fn attach_once(
     session: &Session,
     target: &Target,
+    backend: &dyn Backend,
     keys: &mut mpsc::Receiver<Vec<u8>>,
+    took_over: &mut bool,
 ) -> Result<AttachEnd, SshError> {
+    let s = &target.settings;
+    // Callers check `has_terminal` first; a backend without one ends here as a client that could not start.
+    let Some(command) = backend.attach_command(&s.workdir, &s.session) else {
+        return Ok(AttachEnd::Pty(PtyEnd::Exited(1)));
+    };
     use tokio::io::AsyncWriteExt;
     let channel = session.open_channel(std::time::Duration::from_secs(15)).await?;
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
@@ -101,14 +95,11 @@ pub async fn attach_once(
         .request_pty(true, &term, cols, rows, 0, 0, &[])
         .await
         .map_err(map)?;
-    channel
-        .exec(true, attach_command(target).as_bytes())
-        .await
-        .map_err(map)?;
+    channel.exec(true, command.as_bytes()).await.map_err(map)?;
     let (mut read, write) = channel.split();
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
     let mut stdout = tokio::io::stdout();
-    // The last bytes tmux printed tell a detach ("[detached") from the session ending ("[exited]").
+    // The last bytes the client printed tell a detach from the session ending (the backend knows which).
     let mut tail: Vec<u8> = Vec::new();
     let mut status = None;
     loop {
@@ -124,6 +115,9 @@ pub async fn attach_once(
                     let _ = stdout.write_all(&data).await;
                     let _ = stdout.flush().await;
                     tail.extend_from_slice(&data);
+                    if !*took_over && tail.windows(TOOK_OVER.len()).any(|w| w == TOOK_OVER) {
+                        *took_over = true;
+                    }
                     if tail.len() > 512 {
                         tail.drain(..tail.len() - 512);
                     }
@@ -153,10 +147,7 @@ pub async fn attach_once(
     let text = String::from_utf8_lossy(&tail);
     Ok(match status {
         None => AttachEnd::Lost("the connection closed".into()),
-        Some(127) if text.contains("tmux not found") => AttachEnd::TmuxMissing,
-        Some(_) if text.contains("[detached") => AttachEnd::Detached,
-        Some(_) if text.contains("[exited]") => AttachEnd::SessionEnded,
-        Some(code) => AttachEnd::Exited(code),
+        Some(code) => AttachEnd::Pty(backend.attach_end(code, &text)),
     })
 }
 
@@ -171,9 +162,44 @@ pub async fn run(ctx: &Ctx, host: &str) -> anyhow::Result<u8> {
     attach_link(ctx, &target, &mut link).await
 }
 
+/// The backend of the current run (as its record says), else the configured one as the box resolves it.
+async fn which_backend(target: &Target, link: &mut Link) -> anyhow::Result<&'static dyn Backend> {
+    let session = link.session().await?;
+    let script = crate::remote::run::backend_script(&target.settings.workdir, target.settings.backend);
+    let text = super::run::run_script_stdin(&session, &script, None, std::time::Duration::from_secs(60)).await?;
+    let name = match crate::remote::run::parse_backend(&text) {
+        Ok(name) => name,
+        Err(crate::remote::run::RunError::BackendMissing { backend, available }) => {
+            return Err(super::run::backend_missing(target, &backend, &available))
+        }
+        Err(e) => anyhow::bail!("{}: {e}", target.name),
+    };
+    backend::by_name(&name).ok_or_else(|| super::run::backend_missing(target, &name, &[]))
+}
+
+/// Rows of the local terminal: how much log a screenful is.
+fn screenful() -> usize {
+    crossterm::terminal::size()
+        .map_or(24, |(_, r)| r as usize)
+        .saturating_sub(2)
+        .max(1)
+}
+
 /// Attach over `link` (already connected), re-attaching with a fresh PTY at the current terminal
-/// size after every reconnect, until the user detaches or the session ends.
+/// size after every reconnect, until the user detaches or the session ends. A backend without a
+/// terminal shows the live log from the last screenful instead, as `logs -f` does.
 pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow::Result<u8> {
+    let backend = which_backend(target, link).await?;
+    if !backend.has_terminal() {
+        eprintln!(
+            "the run on {} has no terminal to attach to (backend {}): showing its live log as `rtrain logs {} -f` does (Ctrl-C leaves; the run goes on)",
+            target.name,
+            backend.name(),
+            target.name
+        );
+        return super::run::follow_link(ctx, target, link, false, None, Some(screenful())).await;
+    }
+    let mut took_over = false;
     let mut keys = stdin_pump();
     let status = StatusLine::new(&target.name, true, true, ctx.quiet);
     let _raw = RawMode::enable()?;
@@ -181,7 +207,7 @@ pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow:
         let session = link.session().await?;
         let dead = link.wait_dead();
         let end = tokio::select! {
-            r = attach_once(&session, target, &mut keys) => match r {
+            r = attach_once(&session, target, backend, &mut keys, &mut took_over) => match r {
                 Ok(end) => end,
                 Err(e) if e.is_retryable() => AttachEnd::Lost(e.to_string()),
                 Err(e) => return Err(e.into()),
@@ -196,7 +222,14 @@ pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow:
             }
             other => {
                 drop(_raw);
-                return report_end(target, other);
+                if took_over {
+                    eprintln!(
+                        "rtrain: the {} session on {} was attached elsewhere: rtrain took it over (that terminal was detached)",
+                        backend.label(),
+                        target.name
+                    );
+                }
+                return report_end(target, backend, other);
             }
         }
     }
@@ -226,27 +259,26 @@ async fn reconnect_dropping_keys(
     }
 }
 
-pub fn report_end(target: &Target, end: AttachEnd) -> anyhow::Result<u8> {
+pub fn report_end(target: &Target, backend: &dyn Backend, end: AttachEnd) -> anyhow::Result<u8> {
     match end {
-        AttachEnd::Detached => {
+        AttachEnd::Pty(PtyEnd::Detached) => {
             eprintln!("detached from {}; the run goes on", target.name);
             Ok(0)
         }
-        AttachEnd::SessionEnded => {
+        AttachEnd::Pty(PtyEnd::SessionEnded) => {
             eprintln!(
-                "the tmux session {:?} on {} ended",
-                target.settings.session, target.name
+                "the {} session {:?} on {} ended",
+                backend.name(),
+                target.settings.session,
+                target.name
             );
             Ok(0)
         }
-        AttachEnd::Exited(code) => {
-            eprintln!("tmux on {} exited with status {code}", target.name);
+        AttachEnd::Pty(PtyEnd::Exited(code)) => {
+            eprintln!("{} on {} exited with status {code}", backend.name(), target.name);
             Ok(if code == 0 { 0 } else { 1 })
         }
-        AttachEnd::TmuxMissing => Err(anyhow::anyhow!(
-            "tmux not found on {}: install it with `sudo apt install tmux`",
-            target.name
-        )),
+        AttachEnd::Pty(PtyEnd::Missing) => Err(super::run::backend_missing(target, backend.name(), &[])),
         AttachEnd::Lost(reason) => Err(SshError::Disconnected {
             host: target.name.clone(),
             reason,

@@ -5,6 +5,7 @@ use super::resilient::StatusLine;
 use super::{attach, probe, CommandError, Ctx};
 use crate::cli::{LogsArgs, ResumeArgs, StopArgs, UpArgs};
 use crate::config::Target;
+use crate::remote::backend::{self, Choice};
 use crate::remote::probe::{self as rprobe, StatusJson};
 use crate::remote::quote;
 use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunState, StopOutcome, UpOutcome};
@@ -22,9 +23,7 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// A remote::run error, said with the host's name.
 fn run_error(target: &Target, e: RunError) -> anyhow::Error {
     match e {
-        RunError::TmuxMissing => {
-            anyhow::anyhow!("tmux not found on {}: install it with `sudo apt install tmux`", target.name)
-        }
+        RunError::BackendMissing { backend, available } => backend_missing(target, &backend, &available),
         RunError::WorkdirMissing { path } => anyhow::anyhow!(
             "the working directory {path} does not exist on {} (create it, or set `workdir` for this host in rtrain's config)",
             target.name
@@ -32,6 +31,36 @@ fn run_error(target: &Target, e: RunError) -> anyhow::Error {
         RunError::NoRun => anyhow::anyhow!("no run has been launched on {} (in {}) yet", target.name, target.settings.workdir),
         other => anyhow::anyhow!("{}: {other}", target.name),
     }
+}
+
+/// The box lacks the backend asked for (`none`: auto found none), said with what it does offer.
+pub(super) fn backend_missing(target: &Target, backend: &str, available: &[String]) -> anyhow::Error {
+    let Some(b) = backend::by_name(backend) else {
+        if backend == "none" {
+            return anyhow::anyhow!(
+                "nothing on {} can keep a run alive: it has neither tmux, GNU screen nor setsid and nohup (install one: `sudo apt install tmux`)",
+                target.name
+            );
+        }
+        return anyhow::anyhow!(
+            "the run on {} was launched with {backend:?}, a backend this rtrain does not know: update rtrain",
+            target.name
+        );
+    };
+    let instead = match available.first() {
+        Some(other) => format!(
+            ", or choose another backend (`--backend {other}`; {} has {})",
+            target.name,
+            available.join(", ")
+        ),
+        None => String::new(),
+    };
+    anyhow::anyhow!(
+        "{} not found on {}: install it with `{}`{instead}",
+        b.name(),
+        target.name,
+        b.install_hint()
+    )
 }
 
 /// Run a lifecycle script and return its stdout as text (results are `@rtrain key=value` lines).
@@ -77,11 +106,21 @@ fn run_env(target: &Target) -> Vec<(String, String)> {
     env
 }
 
-fn spec(target: &Target, command: String, edit: Option<FileEdit>) -> LaunchSpec {
+/// What `up` and `resume` launch. `backend`: `up --backend`, else the config's; `inherit`: keep the
+/// current run's recorded backend (a resume relaunches the run where it ran).
+fn spec(
+    target: &Target,
+    command: String,
+    edit: Option<FileEdit>,
+    backend: Option<Choice>,
+    inherit: bool,
+) -> LaunchSpec {
     let s = &target.settings;
     LaunchSpec {
         workdir: s.workdir.clone(),
         session: s.session.clone(),
+        backend: backend.unwrap_or(s.backend),
+        inherit_backend: inherit && backend.is_none(),
         command,
         log_dir: s.log_dir.clone(),
         env: run_env(target),
@@ -110,6 +149,21 @@ pub(super) fn notify_file(target: &Target) -> Option<String> {
     }))
 }
 
+/// What `auto` says when it did not get the first choice: `no tmux on gpu-box: using GNU screen`.
+fn auto_note(host: &str, chosen: &str) -> String {
+    let skipped: Vec<&str> = backend::ALL
+        .iter()
+        .map(|b| b.name())
+        .take_while(|n| *n != chosen)
+        .collect();
+    let label = backend::by_name(chosen).map_or(chosen, |b| b.label());
+    let without = match backend::by_name(chosen) {
+        Some(b) if !b.has_terminal() => " (no terminal: attach shows the log)",
+        _ => "",
+    };
+    format!("no {} on {host}: using {label}{without}", skipped.join(" or "))
+}
+
 /// Launch unless a run is active; returns whether a run was launched.
 async fn launch(
     ctx: &Ctx,
@@ -127,15 +181,17 @@ async fn launch(
         );
     }
     match run::parse_up(&text).map_err(|e| run_error(target, e))? {
-        UpOutcome::Launched {
-            run,
-            session: tmux_session,
-        } => {
+        UpOutcome::Launched { run, session, picked } => {
+            let b = backend::by_name(&run.backend);
+            if picked.auto && !ctx.quiet && backend::ALL.first().map(|f| f.name()) != Some(run.backend.as_str()) {
+                eprintln!("{}", auto_note(&target.name, &run.backend));
+            }
             if !ctx.quiet {
-                println!(
-                    "launched run {} on {} (pid {}) in tmux session {:?}",
-                    run.id, target.name, run.pid, tmux_session
-                );
+                let how = match b {
+                    Some(b) if b.has_terminal() => format!("in {} session {session:?}", b.name()),
+                    _ => format!("under {} (no terminal)", run.backend),
+                };
+                println!("launched run {} on {} (pid {}) {how}", run.id, target.name, run.pid);
                 println!("  command: {}", spec.command);
                 println!("  log:     {}", run.log);
                 println!(
@@ -178,13 +234,19 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
                 dry_run: false,
                 force: false,
             };
-            resume_on(ctx, &target, &session, &resume, Some(&args.cmd)).await
+            resume_on(ctx, &target, &session, &resume, Some(&args.cmd), args.backend).await
         } else {
             let command = launch_command(&target, &args.cmd);
             let edit = guard_resume(ctx, &target, &session, args.fresh).await?;
-            launch(ctx, &target, &session, spec(&target, command, edit), false)
-                .await
-                .map(|_| 0)
+            launch(
+                ctx,
+                &target,
+                &session,
+                spec(&target, command, edit, args.backend, false),
+                false,
+            )
+            .await
+            .map(|_| 0)
         }
     };
     let code = tokio::select! {
@@ -464,14 +526,23 @@ async fn signal_stop(
     }
     let text = text?;
     match run::parse_stop(&text).map_err(|e| run_error(target, e))? {
-        StopOutcome::Stopped { id, signal, exit_code } => {
+        StopOutcome::Stopped {
+            id,
+            signal,
+            exit_code,
+            backend,
+        } => {
             let code = exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
             // The trainer ran on for at most a poll interval after the save: say so rather than "nothing lost".
             let saved = after
                 .map(|(name, step)| format!(" right after {name} (step {step}), which is complete"))
                 .unwrap_or_default();
+            let stays = backend::by_name(&backend)
+                .and_then(|b| b.after_stop())
+                .map(|s| format!("; {s}"))
+                .unwrap_or_default();
             println!(
-                "stopped run {id} on {}{saved}, after {}{code}; the tmux session stays",
+                "stopped run {id} on {}{saved}, after {}{code}{stays}",
                 target.name,
                 signal.name()
             );
@@ -803,10 +874,29 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<u8> {
 /// run's log, so the output is the remote file byte for byte: nothing lost, nothing twice.
 async fn follow(ctx: &Ctx, target: &Target, args: &LogsArgs, lines: Option<usize>) -> anyhow::Result<u8> {
     let mut link = ctx.connected_link(target).await?;
+    let code = follow_link(ctx, target, &mut link, args.raw, args.run.clone(), lines).await?;
+    if let Some(s) = link.current() {
+        drop(link);
+        if let Ok(s) = Arc::try_unwrap(s) {
+            s.close().await;
+        }
+    }
+    Ok(code)
+}
+
+/// [`follow`] over a link that is already up (`attach` on a backend without a terminal uses it too):
+/// `run_id` pins a run, `lines` where to start (`None`: the whole log).
+pub(super) async fn follow_link(
+    ctx: &Ctx,
+    target: &Target,
+    link: &mut Link,
+    raw: bool,
+    mut run_id: Option<String>,
+    lines: Option<usize>,
+) -> anyhow::Result<u8> {
     let status = StatusLine::new(&target.name, false, ctx.env.interactive, ctx.quiet);
-    let mut sink = LogSink::new(args.raw);
+    let mut sink = LogSink::new(raw);
     let mut start = lines.map_or(LogStart::Offset(0), LogStart::LastLines);
-    let mut run_id = args.run.clone();
     let trailer = loop {
         let session = link.session().await?;
         let script = run::follow_script(&target.settings.workdir, run_id.as_deref(), start);
@@ -845,12 +935,6 @@ async fn follow(ctx: &Ctx, target: &Target, args: &LogsArgs, lines: Option<usize
         link.reconnect(&cancel, |ev| status.event(&ev)).await?;
     };
     sink.finish()?;
-    if let Some(s) = link.current() {
-        drop(link);
-        if let Ok(s) = Arc::try_unwrap(s) {
-            s.close().await;
-        }
-    }
     let code = trailer.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
     eprintln!("rtrain: the run on {} {}{code}", target.name, trailer.state);
     Ok(if trailer.state == RunState::Finished { 0 } else { 1 })
@@ -860,7 +944,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> anyhow::Result<u8> {
     let target = ctx.target(&args.host)?;
     let session = ctx.connect(&target).await?;
     let code = tokio::select! {
-        r = resume_on(ctx, &target, &session, &args, None) => r?,
+        r = resume_on(ctx, &target, &session, &args, None, None) => r?,
         _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
     };
     session.close().await;
@@ -875,6 +959,7 @@ async fn resume_on(
     session: &Session,
     args: &ResumeArgs,
     cmd: Option<&[String]>,
+    backend: Option<Choice>,
 ) -> anyhow::Result<u8> {
     let listing = probe::probe_ckpts(session, target).await?;
     let chosen = match &args.from {
@@ -957,6 +1042,6 @@ async fn resume_on(
     if !ctx.quiet {
         println!("resuming from {} ({path})", chosen.name);
     }
-    launch(ctx, target, session, spec(target, command, edit), true).await?;
+    launch(ctx, target, session, spec(target, command, edit, backend, true), true).await?;
     Ok(0)
 }

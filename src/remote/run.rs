@@ -6,6 +6,7 @@
 //! from a login profile can never be mistaken for a result. The log scripts print the log's bytes untouched on
 //! stdout and their `@rtrain` lines on stderr, so a trailer can never be confused with log bytes.
 
+use crate::remote::backend::{self, Choice};
 use crate::remote::quote::{quote, quote_path};
 use std::fmt;
 use std::str::FromStr;
@@ -18,8 +19,13 @@ use std::str::FromStr;
 pub struct LaunchSpec {
     /// Working directory on the remote box; a leading `~` is the remote `$HOME`.
     pub workdir: String,
-    /// tmux session name (`:` and `.` become `_`, as tmux itself does, see [`tmux_session_name`]).
+    /// The session name (tmux's or screen's; the config refuses `:` and `.`, which tmux would rewrite).
     pub session: String,
+    /// Which backend keeps the run alive (remote::backend).
+    pub backend: Choice,
+    /// Keep the current run's recorded backend (`resume` relaunches a run where it ran), falling back to
+    /// `backend` when there is no run yet.
+    pub inherit_backend: bool,
     /// A shell command line, run as `sh -c COMMAND` in the workdir.
     pub command: String,
     /// Directory of the log files, relative to the workdir unless absolute or `~`-based.
@@ -149,12 +155,27 @@ pub struct RunInfo {
     pub started_at: String,
     /// Absolute path of the run's log file.
     pub log: String,
+    /// The backend it was launched with (`tmux` for a record from before backends were recorded).
+    pub backend: String,
+}
+
+/// Which backend `up` launched with, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picked {
+    /// `auto` chose it (the first the box offers), rather than the config or `--backend`.
+    pub auto: bool,
+    /// The backends the box offers, in preference order.
+    pub available: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpOutcome {
-    /// A new run was started in a new window of `session`.
-    Launched { run: RunInfo, session: String },
+    /// A new run was started by its backend, in a new window of `session` where the backend has sessions.
+    Launched {
+        run: RunInfo,
+        session: String,
+        picked: Picked,
+    },
     /// A run is already active; nothing was started (and no [`FileEdit`] was written).
     AlreadyActive { run: RunInfo },
 }
@@ -249,6 +270,8 @@ pub enum StopOutcome {
         id: String,
         signal: StopSignal,
         exit_code: Option<i32>,
+        /// The backend the run was launched with.
+        backend: String,
     },
     /// The current run was not running; nothing was signalled.
     NotRunning {
@@ -290,8 +313,10 @@ pub struct LogTrailer {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
-    #[error("tmux not found on the remote host: install it with `sudo apt install tmux`")]
-    TmuxMissing,
+    /// The backend asked for (or recorded by the run being resumed) is not on the box; `none`: `auto` found
+    /// no backend at all.
+    #[error("{backend} not found on the remote host")]
+    BackendMissing { backend: String, available: Vec<String> },
     #[error("working directory {path} does not exist on the remote host")]
     WorkdirMissing { path: String },
     #[error("no run has been launched in this working directory yet")]
@@ -412,14 +437,15 @@ rt_wd=$(pwd)
 ///   here, unlike an ignore, is reset in children), so Ctrl-C reaches the trainer as a KeyboardInterrupt; this
 ///   shell defers its handler until the command ends (POSIX), so it always records `exit`; tee ignores the
 ///   signals so it cannot die first and take the command down with SIGPIPE.
-/// - SIGHUP (the window or the tmux server killed) is not caught: a deferred handler could not pass it on, so
+/// - SIGHUP (the window or the tmux/screen server killed) is not caught: a deferred handler could not pass it on, so
 ///   the wrapper dies, the kernel hangs up the group, and the run ends `lost`, like a closed terminal's job.
 /// - dash has no pipefail: the command writes into a FIFO that tee drains, so `$?` is the command's own status.
 /// - `exit` is written after tee has drained (bounded, in case a daemonised child holds the FIFO open), so a log
 ///   follower that stops at `exit` has every byte.
-/// - The window then becomes a login shell in the workdir, as if the user had typed the command there.
-const WRAPPER: &str = r##"# rtrain run wrapper (written by `rtrain up`): runs this run's command in its tmux window and
-# records pid and exit in this directory. See docs/run-record.md.
+/// - A window (tmux, screen) then becomes a login shell in the workdir, as if the user had typed the command
+///   there; without a terminal (nohup) the wrapper just ends.
+const WRAPPER: &str = r##"# rtrain run wrapper (written by `rtrain up`): runs this run's command under its backend (a tmux or
+# screen window, or setsid nohup) and records pid and exit in this directory. See docs/run-record.md.
 rd=$(dirname -- "$0")
 case $rd in /*) ;; *) rd=$(cd -- "$rd" && pwd) ;; esac
 wd=${rd%/.rtrain/runs/*}
@@ -450,6 +476,7 @@ echo "$status" > "$rd/exit.tmp" && mv -f -- "$rd/exit.tmp" "$rd/exit"
 printf '\n[rtrain] run %s ended with exit status %s\n' "${rd##*/}" "$status"
 [ ! -f "$rd/notify" ] || rt_notify "$status" "${log:-}" 2>/dev/null
 trap - INT TERM QUIT USR1 USR2
+[ -t 0 ] || exit "$status"
 [ -x "${SHELL:-}" ] || SHELL=/bin/sh
 exec "$SHELL" -l
 "##;
@@ -516,14 +543,14 @@ const NOTIFY_SH: &str = r##"rt_notify() (
 )
 "##;
 
-const UP_BODY: &str = r##"if ! command -v tmux >/dev/null 2>&1; then rt_say result tmux-missing; exit 10; fi
-# The notify file (webhook URLs, maybe secret) is the first rt_notify_len bytes of stdin, before any edit's content.
+/// `up`, first part: the lock, then whether a run is active (which then is all `up` says).
+const UP_LOCK: &str = r##"# The notify file (webhook URLs, maybe secret) is the first rt_notify_len bytes of stdin, before any edit's content.
 rt_notify=
 if [ "$rt_notify_len" -gt 0 ]; then rt_notify=$(head -c "$rt_notify_len"; echo x); rt_notify=${rt_notify%x}; fi
 rt_out=1
 CD_WORKDIR
 rt_fail() { rt_say error "$1"; rt_say result error; exit 1; }
-[ -n "$rt_session" ] || rt_fail "the tmux session name is empty"
+[ -n "$rt_session" ] || rt_fail "the session name is empty"
 mkdir -p .rtrain/runs 2>/dev/null || rt_fail "cannot create $rt_wd/.rtrain/runs"
 
 # The lock: mkdir is atomic. A lock is stale when its owner (on this host) is gone or it is older than 60 s;
@@ -594,11 +621,29 @@ if [ -n "$rt_active" ]; then
   rt_say pid "$rt_p"
   rt_say started_at "$(cat "$rt_d/started_at" 2>/dev/null)"
   rt_say log "$(cat "$rt_d/log" 2>/dev/null)"
+  rt_backend_of "$rt_d"
+  rt_say backend "$rt_b"
   rt_say result active
   exit 0
 fi
+"##;
 
-if [ -n "$rt_edit_path" ]; then
+/// `up`: which backend starts the run ([`backend::functions_sh`] resolves it).
+const UP_PICK: &str = r##"# The backend: the one asked for, or (auto) the first the box offers; `resume` keeps the current run's.
+rt_want=$rt_backend
+if [ "$rt_inherit" = 1 ] && rt_valid_id "$rt_cur" && [ -d ".rtrain/runs/$rt_cur" ]; then
+  rt_backend_of ".rtrain/runs/$rt_cur"
+  rt_want=$rt_b
+fi
+rt_available
+rt_say available "$rt_av"
+if ! rt_resolve "$rt_want"; then rt_say backend "$rt_b"; rt_say result backend-missing; exit 10; fi
+rt_backend=$rt_b
+[ "$rt_want" = auto ] && rt_say picked auto
+"##;
+
+/// `up`: the edit under the lock, then the run record, shared by every backend.
+const UP_RECORD: &str = r##"if [ -n "$rt_edit_path" ]; then
   # Compare and swap under the lock: the file must still be what the edit was computed from.
   if [ -n "$rt_edit_expect" ] && command -v sha256sum >/dev/null 2>&1; then
     rt_h=$(sha256sum < "$rt_edit_path" 2>/dev/null)
@@ -638,37 +683,28 @@ done
   printf '%s\n' "$rt_started" > "$rt_rd/started_at" &&
   printf '%s\n' "$rt_log" > "$rt_rd/log" &&
   printf '%s' "$rt_wrapper" > "$rt_rd/run.sh" &&
-  printf '%s' "$rt_env" > "$rt_rd/env"; } 2>/dev/null ||
+  printf '%s' "$rt_env" > "$rt_rd/env" &&
+  printf '%s\n' "$rt_backend" > "$rt_rd/backend" &&
+  printf '%s\n' "$rt_format" > "$rt_rd/format"; } 2>/dev/null ||
   { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
 if [ -n "$rt_notify" ]; then
   (umask 077 && printf '%s' "$rt_notify" > "$rt_rd/notify") 2>/dev/null ||
     { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
   command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || rt_say notify no-curl-or-wget
 fi
-# Recorded as current before the window opens: a run that exists is never invisible to the next `up`.
+# Recorded as current before the backend starts it: a run that exists is never invisible to the next `up`.
 { printf '%s\n' "$rt_id" > ".rtrain/current.$$" && mv -f ".rtrain/current.$$" .rtrain/current; } 2>/dev/null ||
   { rt_rollback; rt_fail "cannot write $rt_wd/.rtrain/current"; }
+"##;
 
-rt_fmt_escape() {
-  rt_in=$1 rt_esc=
-  while :; do
-    case $rt_in in *'#'*) rt_esc=$rt_esc${rt_in%%'#'*}'##'; rt_in=${rt_in#*'#'} ;; *) break ;; esac
-  done
-  printf '%s' "$rt_esc$rt_in"
-}
-rt_wd_fmt=$(rt_fmt_escape "$rt_wd")
-if ! tmux has-session -t "=$rt_session" 2>/dev/null; then
-  rt_err=$(tmux new-session -d -s "$(rt_fmt_escape "$rt_session")" -c "$rt_wd_fmt" 2>&1) ||
-    tmux has-session -t "=$rt_session" 2>/dev/null || { rt_rollback; rt_fail "tmux new-session failed: $rt_err"; }
-fi
-rt_err=$(tmux new-window -t "=$rt_session:" -n rtrain -c "$rt_wd_fmt" /bin/sh "$rt_rd/run.sh" 2>&1) ||
-  { rt_rollback; rt_fail "tmux new-window failed: $rt_err"; }
+/// `up`, last part: the backend starts the wrapper, which writes its pid when it runs.
+const UP_START: &str = r##"if ! "rt_${rt_backend}_start"; then rt_rollback; rt_fail "$rt_err"; fi
 rt_i=0
 while [ ! -s "$rt_rd/pid" ]; do
   rt_i=$((rt_i + 1))
   if [ "$rt_i" -gt 200 ]; then
     rt_say id "$rt_id"
-    rt_fail "run $rt_id was launched in tmux session $rt_session but its wrapper did not start within 10 s"
+    rt_fail "run $rt_id was launched with $rt_backend (session $rt_session) but its wrapper did not start within 10 s"
   fi
   sleep 0.05
 done
@@ -677,6 +713,7 @@ rt_say pid "$(cat "$rt_rd/pid")"
 rt_say started_at "$rt_started"
 rt_say log "$rt_log"
 rt_say session "$rt_session"
+rt_say backend "$rt_backend"
 rt_say result launched
 "##;
 
@@ -687,6 +724,8 @@ rt_id=$rt_v
 if ! rt_valid_id "$rt_id" || [ ! -d ".rtrain/runs/$rt_id" ]; then rt_say result no-run; exit 0; fi
 rt_rd=.rtrain/runs/$rt_id
 rt_say id "$rt_id"
+rt_backend_of "$rt_rd"
+rt_say backend "$rt_b"
 rt_st=$(rt_state "$rt_rd")
 if [ "$rt_st" != running ]; then
   rt_say state "$rt_st"
@@ -810,14 +849,6 @@ while :; do
 done
 "##;
 
-const WRITE_BODY: &str = r##"if rt_atomic_write "$rt_path" "$rt_backup"; then
-  rt_say result ok
-else
-  rt_say result error
-  exit 1
-fi
-"##;
-
 // ------------------------------------------------------------------------------------------------------------
 // Script builders
 
@@ -835,6 +866,7 @@ fn script(vars: &[(&str, String)], body: &str) -> String {
     }
     out.push_str(RUN_STATE_SH);
     out.push_str(FUNCS);
+    out.push_str(&backend::functions_sh());
     out.push_str(&body.replace("CD_WORKDIR\n", CD_WORKDIR));
     out
 }
@@ -843,12 +875,6 @@ fn script(vars: &[(&str, String)], body: &str) -> String {
 /// `cd --`, so a name starting with `-` is safe too).
 fn dir_word(path: &str) -> String {
     quote_path(path)
-}
-
-/// The session name tmux will actually use: it turns `:` and `.` into `_` (they separate window and pane in
-/// targets), so rtrain does the same up front and can find the session again.
-pub fn tmux_session_name(name: &str) -> String {
-    name.replace([':', '.'], "_")
 }
 
 /// The run dir's `env` file, sourced by the wrapper: one `export NAME=VALUE` per variable, each value quoted, so
@@ -866,7 +892,7 @@ pub fn env_file(env: &[(String, String)]) -> String {
 }
 
 /// The script for `rtrain up`. Output: `@rtrain` lines ending with `result=launched|active|edit-changed|
-/// tmux-missing|workdir-missing|error`; see [`parse_up`]. With an edit, send [`up_stdin`] on its stdin.
+/// backend-missing|workdir-missing|error`; see [`parse_up`]. With an edit, send [`up_stdin`] on its stdin.
 pub fn up_script(spec: &LaunchSpec) -> String {
     let (edit_path, edit_expect, edit_backup) = match &spec.edit {
         Some(e) => (
@@ -879,7 +905,10 @@ pub fn up_script(spec: &LaunchSpec) -> String {
     script(
         &[
             ("rt_workdir", dir_word(&spec.workdir)),
-            ("rt_session", quote(&tmux_session_name(&spec.session))),
+            ("rt_session", quote(&spec.session)),
+            ("rt_backend", quote(spec.backend.as_str())),
+            ("rt_inherit", if spec.inherit_backend { "1" } else { "0" }.to_string()),
+            ("rt_format", backend::RECORD_FORMAT.to_string()),
             ("rt_command", quote(&spec.command)),
             ("rt_log_dir", dir_word(&spec.log_dir)),
             ("rt_edit_path", edit_path),
@@ -889,7 +918,27 @@ pub fn up_script(spec: &LaunchSpec) -> String {
             ("rt_notify_len", spec.notify.as_ref().map_or(0, |n| n.len()).to_string()),
             ("rt_env", quote(&env_file(&spec.env))),
         ],
-        UP_BODY,
+        &[UP_LOCK, UP_PICK, UP_RECORD, UP_START].concat(),
+    )
+}
+
+/// The backend `attach` joins: the current run's (as recorded), else `choice` as the box resolves it.
+/// Output `@rtrain backend=NAME` and `result=ok`, or `result=backend-missing`; see [`parse_backend`].
+pub fn backend_script(workdir: &str, choice: Choice) -> String {
+    // A missing workdir is no error here: attach then opens its session in $HOME, as tmux always did.
+    let body = r#"rt_available
+rt_say available "$rt_av"
+if cd -- "$rt_workdir" 2>/dev/null; then
+  rt_read1 .rtrain/current
+  if rt_valid_id "$rt_v" && [ -d ".rtrain/runs/$rt_v" ]; then rt_backend_of ".rtrain/runs/$rt_v"; rt_want=$rt_b; fi
+fi
+if ! rt_resolve "$rt_want"; then rt_say backend "$rt_b"; rt_say result backend-missing; exit 0; fi
+rt_say backend "$rt_b"
+rt_say result ok
+"#;
+    script(
+        &[("rt_workdir", dir_word(workdir)), ("rt_want", quote(choice.as_str()))],
+        body,
     )
 }
 
@@ -952,19 +1001,6 @@ pub fn logs_script(workdir: &str, run_id: Option<&str>, lines: Option<usize>) ->
 pub fn follow_script(workdir: &str, run_id: Option<&str>, start: LogStart) -> String {
     let body = format!("{LOG_BODY}{FOLLOW_LOOP}{}", LOG_TRAILER.replace("RESULT", "end"));
     script(&log_vars(workdir, run_id, start), &body)
-}
-
-/// Replace `path` atomically with what arrives on stdin (so send this script as the exec command, not on stdin):
-/// a temp file in the same directory, the old content kept as `PATH.bak` when `backup`, then `mv`. A symlink is
-/// followed, so the link survives. Output `@rtrain result=ok|error` (+ `error=...`); see [`parse_write`].
-pub fn write_file_atomically_script(path: &str, backup: bool) -> String {
-    script(
-        &[
-            ("rt_path", quote_path(path)),
-            ("rt_backup", if backup { "1" } else { "0" }.to_string()),
-        ],
-        WRITE_BODY,
-    )
 }
 
 /// The script that tells whether the checkpoint `path` (relative to the workdir unless absolute or `~`-based) is
@@ -1066,13 +1102,25 @@ fn run_info(f: &[(&str, &str)], output: &str) -> Result<RunInfo, RunError> {
         pid: get("pid")?.trim().parse().map_err(|_| unexpected("up", output))?,
         started_at: get("started_at")?.to_string(),
         log: get("log")?.to_string(),
+        backend: first(f, "backend").unwrap_or("tmux").to_string(),
     })
+}
+
+fn available(f: &[(&str, &str)]) -> Vec<String> {
+    first(f, "available")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Errors every script reports the same way.
 fn common_error(f: &[(&str, &str)], result: &str) -> Option<RunError> {
     Some(match result {
-        "tmux-missing" => RunError::TmuxMissing,
+        "backend-missing" => RunError::BackendMissing {
+            backend: first(f, "backend").unwrap_or("none").to_string(),
+            available: available(f),
+        },
         "workdir-missing" => RunError::WorkdirMissing {
             path: first(f, "workdir").unwrap_or_default().to_string(),
         },
@@ -1096,6 +1144,10 @@ pub fn parse_up(output: &str) -> Result<UpOutcome, RunError> {
         "launched" => Ok(UpOutcome::Launched {
             run: run_info(&f, output)?,
             session: first(&f, "session").unwrap_or_default().to_string(),
+            picked: Picked {
+                auto: first(&f, "picked") == Some("auto"),
+                available: available(&f),
+            },
         }),
         "active" => Ok(UpOutcome::AlreadyActive {
             run: run_info(&f, output)?,
@@ -1104,6 +1156,18 @@ pub fn parse_up(output: &str) -> Result<UpOutcome, RunError> {
             path: first(&f, "path").unwrap_or_default().to_string(),
         }),
         other => Err(common_error(&f, other).unwrap_or_else(|| unexpected("up", output))),
+    }
+}
+
+/// Parse the stdout of [`backend_script`]: the backend's name.
+pub fn parse_backend(output: &str) -> Result<String, RunError> {
+    let f = fields(output);
+    match first(&f, "result") {
+        Some("ok") => first(&f, "backend")
+            .map(str::to_string)
+            .ok_or_else(|| unexpected("backend", output)),
+        Some(other) => Err(common_error(&f, other).unwrap_or_else(|| unexpected("backend", output))),
+        None => Err(unexpected("backend", output)),
     }
 }
 
@@ -1121,6 +1185,7 @@ pub fn parse_stop(output: &str) -> Result<StopOutcome, RunError> {
                 id: id(),
                 signal,
                 exit_code: exit_code(&f),
+                backend: first(&f, "backend").unwrap_or("tmux").to_string(),
             })
         }
         "not-running" => {
@@ -1179,16 +1244,6 @@ pub fn parse_log_trailer(stderr: &str) -> Result<Option<LogTrailer>, RunError> {
     }))
 }
 
-/// Parse the stdout of [`write_file_atomically_script`].
-pub fn parse_write(output: &str) -> Result<(), RunError> {
-    let f = fields(output);
-    match first(&f, "result") {
-        Some("ok") => Ok(()),
-        Some(other) => Err(common_error(&f, other).unwrap_or_else(|| unexpected("write", output))),
-        None => Err(unexpected("write", output)),
-    }
-}
-
 // ------------------------------------------------------------------------------------------------------------
 // The resume edit lives with the training config's reader (train::train_config); re-exported for the scripts' users.
 
@@ -1204,6 +1259,39 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    // rt_atomic_write (up's edit under the lock) on its own, as a script of its own.
+    const WRITE_BODY: &str = r##"if rt_atomic_write "$rt_path" "$rt_backup"; then
+      rt_say result ok
+    else
+      rt_say result error
+      exit 1
+    fi
+    "##;
+
+    /// Replace `path` atomically with what arrives on stdin (so send this script as the exec command, not on stdin):
+    /// a temp file in the same directory, the old content kept as `PATH.bak` when `backup`, then `mv`. A symlink is
+    /// followed, so the link survives. Output `@rtrain result=ok|error` (+ `error=...`); see [`parse_write`].
+    fn write_file_atomically_script(path: &str, backup: bool) -> String {
+        script(
+            &[
+                ("rt_path", quote_path(path)),
+                ("rt_backup", if backup { "1" } else { "0" }.to_string()),
+            ],
+            WRITE_BODY,
+        )
+    }
+
+    /// Parse the stdout of [`write_file_atomically_script`].
+    fn parse_write(output: &str) -> Result<(), RunError> {
+        let f = fields(output);
+        match first(&f, "result") {
+            Some("ok") => Ok(()),
+            Some(other) => Err(common_error(&f, other).unwrap_or_else(|| unexpected("write", output))),
+            None => Err(unexpected("write", output)),
+        }
+    }
+
     use std::fs;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Output};
@@ -1251,6 +1339,10 @@ mod tests {
                 let _ = self.cmd(&format!("kill -s KILL -- -{pgid} 2>/dev/null")).output();
             }
             let _ = self.cmd("tmux kill-server 2>/dev/null").output();
+            // A screen session's PID.NAME starts with its server's pid.
+            let _ = self
+                .cmd(r"screen -ls 2>/dev/null | sed -n 's/^\t\([0-9][0-9]*\)\..*/\1/p' | xargs -r kill 2>/dev/null")
+                .output();
         }
     }
 
@@ -1259,6 +1351,12 @@ mod tests {
             let root = tempfile::Builder::new().prefix("rt").tempdir().unwrap();
             fs::create_dir(root.path().join("home")).unwrap();
             fs::create_dir(root.path().join("tmux")).unwrap();
+            fs::create_dir(root.path().join("screen")).unwrap();
+            fs::set_permissions(
+                root.path().join("screen"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )
+            .unwrap();
             Sandbox { root }
         }
 
@@ -1284,9 +1382,31 @@ mod tests {
                 .current_dir(self.root.path())
                 .env_remove("TMUX")
                 .env("TMUX_TMPDIR", self.path("tmux"))
+                .env("SCREENDIR", self.path("screen"))
                 .env("HOME", self.path("home"))
                 .env("SHELL", "/bin/sh");
             c
+        }
+
+        /// A directory of symlinks to everything in /usr/bin and /bin but `without`: a box that lacks them.
+        fn bin_without(&self, without: &[&str]) -> PathBuf {
+            let bin = self.path(&format!("bin-without-{}", without.join("-")));
+            fs::create_dir_all(&bin).unwrap();
+            for dir in ["/usr/bin", "/bin"] {
+                for e in fs::read_dir(dir).unwrap().flatten() {
+                    let name = e.file_name();
+                    if !without.iter().any(|w| name == *w) && !bin.join(&name).exists() {
+                        let _ = std::os::unix::fs::symlink(e.path(), bin.join(&name));
+                    }
+                }
+            }
+            bin
+        }
+
+        /// The up script run with `PATH=bin`.
+        fn up_on(&self, bin: &Path, spec: &LaunchSpec) -> (Option<i32>, Result<UpOutcome, RunError>) {
+            let out = self.cmd(&up_script(spec)).env("PATH", bin).output().unwrap();
+            (out.status.code(), parse_up(&String::from_utf8(out.stdout).unwrap()))
         }
 
         fn sh(&self, script: &str) -> Output {
@@ -1325,6 +1445,8 @@ mod tests {
                 env: Vec::new(),
                 edit: None,
                 notify: None,
+                backend: Choice::Only("tmux"),
+                inherit_backend: false,
             }
         }
 
@@ -1426,6 +1548,8 @@ mod tests {
                 expect_sha256: None,
             }),
             notify: Some(n.clone()),
+            backend: Choice::Auto,
+            inherit_backend: false,
         };
         let script = up_script(&spec);
         assert!(!script.contains("SECRET"));
@@ -1676,20 +1800,76 @@ mod tests {
     }
 
     #[test]
-    fn tmux_missing_is_reported_and_nothing_is_started() {
+    fn a_backend_the_box_lacks_is_reported_with_what_it_has_and_nothing_is_started() {
         let sb = Sandbox::new();
         let wd = sb.project("proj");
-        let out = sb
-            .cmd(&up_script(&sb.spec(&wd, FAST)))
-            .env("PATH", sb.path("empty-bin"))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(10));
+        let (code, out) = sb.up_on(&sb.bin_without(&["tmux"]), &sb.spec(&wd, FAST));
+        assert_eq!(code, Some(10));
         assert_eq!(
-            parse_up(&String::from_utf8(out.stdout).unwrap()),
-            Err(RunError::TmuxMissing)
+            out,
+            Err(RunError::BackendMissing {
+                backend: "tmux".into(),
+                available: vec!["screen".into(), "nohup".into()]
+            })
         );
-        assert!(!wd.join(".rtrain").exists());
+        assert_eq!(run_dirs(&wd), 0);
+        assert!(!wd.join(".rtrain/current").exists() && !wd.join(".rtrain/lock").exists());
+        let spec = LaunchSpec {
+            backend: Choice::Auto,
+            ..sb.spec(&wd, FAST)
+        };
+        let (_, out) = sb.up_on(&sb.bin_without(&["tmux", "screen", "setsid"]), &spec);
+        assert!(
+            matches!(&out, Err(RunError::BackendMissing { backend, available }) if backend == "none" && available.is_empty()),
+            "{out:?}"
+        );
+        assert_eq!(run_dirs(&wd), 0);
+    }
+
+    /// `auto` takes tmux, else screen, else nohup; each records itself in the run record (format 2), and the
+    /// run is its own process group under each, led by the wrapper.
+    #[test]
+    fn auto_picks_tmux_then_screen_then_nohup_and_the_record_names_it() {
+        let sb = Sandbox::new();
+        for (without, want) in [
+            (&[][..], "tmux"),
+            (&["tmux"][..], "screen"),
+            (&["tmux", "screen"][..], "nohup"),
+        ] {
+            let wd = sb.project(&format!("auto-{want}"));
+            let spec = LaunchSpec {
+                backend: Choice::Auto,
+                session: format!("s {want}"),
+                ..sb.spec(&wd, "sleep 0.3; echo done-$((6*7))")
+            };
+            let (_, out) = sb.up_on(&sb.bin_without(without), &spec);
+            let (run, picked) = match out {
+                Ok(UpOutcome::Launched { run, picked, .. }) => (run, picked),
+                other => panic!("{want}: {other:?}"),
+            };
+            assert_eq!(run.backend, want);
+            assert!(
+                picked.auto && picked.available.first().map(String::as_str) == Some(want),
+                "{picked:?}"
+            );
+            assert_eq!(record(&wd, &run.id, "backend"), format!("{want}\n"));
+            assert_eq!(record(&wd, &run.id, "format"), "2\n");
+            let stat = fs::read_to_string(format!("/proc/{}/stat", run.pid)).unwrap_or_default();
+            let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            assert_eq!(
+                f[2],
+                run.pid.to_string(),
+                "{want}: the wrapper leads its process group: {stat}"
+            );
+            sb.wait_state(&wd, &run.id, "finished");
+            assert!(log_of(&wd, &run.id).contains("done-42"), "{want}");
+        }
+        let screens = sb.stdout("screen -ls");
+        assert!(
+            screens.contains(".s screen\t"),
+            "one screen session per rtrain session: {screens}"
+        );
+        assert_eq!(sb.stdout("tmux ls -F '#{session_name}'").trim(), "s tmux");
     }
 
     #[test]
@@ -1720,9 +1900,11 @@ mod tests {
             env: Vec::new(),
             edit: None,
             notify: None,
+            backend: Choice::Only("tmux"),
+            inherit_backend: false,
         };
         let run = match parse_up(&sb.stdout(&up_script(&spec))) {
-            Ok(UpOutcome::Launched { run, session }) => {
+            Ok(UpOutcome::Launched { run, session, .. }) => {
                 assert_eq!(session, spec.session);
                 run
             }
@@ -1784,22 +1966,24 @@ mod tests {
     }
 
     #[test]
-    fn a_tilde_workdir_is_the_remote_home_and_session_names_are_normalised_like_tmux() {
+    fn a_tilde_workdir_is_the_remote_home() {
         let sb = Sandbox::new();
         let wd = sb.project("home/my proj");
         let spec = LaunchSpec {
             workdir: "~/my proj".into(),
-            session: "a.b:c".into(),
+            session: "my s".into(),
             command: "true".into(),
             log_dir: "~/all logs".into(),
             env: Vec::new(),
             edit: None,
             notify: None,
+            backend: Choice::Only("tmux"),
+            inherit_backend: false,
         };
-        let Ok(UpOutcome::Launched { run, session }) = parse_up(&sb.stdout(&up_script(&spec))) else {
+        let Ok(UpOutcome::Launched { run, session, .. }) = parse_up(&sb.stdout(&up_script(&spec))) else {
             panic!()
         };
-        assert_eq!(session, "a_b_c");
+        assert_eq!(session, "my s");
         assert_eq!(record(&wd, &run.id, "pid").trim(), run.pid.to_string());
         assert!(
             run.log
@@ -1807,7 +1991,7 @@ mod tests {
             "{}",
             run.log
         );
-        assert_eq!(sb.stdout("tmux ls -F '#{session_name}'").trim(), "a_b_c");
+        assert_eq!(sb.stdout("tmux ls -F '#{session_name}'").trim(), "my s");
     }
 
     #[test]
@@ -1919,6 +2103,7 @@ mod tests {
                     id: first.id.clone(),
                     signal: StopSignal::Int,
                     exit_code: Some(130),
+                    backend: "tmux".into(),
                 }
             }
         );
@@ -1994,7 +2179,8 @@ mod tests {
             StopOutcome::Stopped {
                 id: run.id.clone(),
                 signal: StopSignal::Int,
-                exit_code: Some(130)
+                exit_code: Some(130),
+                backend: "tmux".into(),
             }
         );
         assert_eq!(sb.state(&wd, &run.id), "stopped");
@@ -2026,7 +2212,8 @@ mod tests {
             StopOutcome::Stopped {
                 id: run.id.clone(),
                 signal: StopSignal::Usr1,
-                exit_code: Some(0)
+                exit_code: Some(0),
+                backend: "tmux".into(),
             }
         );
         assert!(log_of(&wd, &run.id).contains("saved-on-usr1"));
@@ -2060,7 +2247,8 @@ mod tests {
             StopOutcome::Stopped {
                 id: run.id.clone(),
                 signal: StopSignal::Term,
-                exit_code: Some(143)
+                exit_code: Some(143),
+                backend: "tmux".into(),
             }
         );
         assert!(log_of(&wd, &run.id).contains("ignore_sigint is set"));
@@ -2078,7 +2266,8 @@ mod tests {
             StopOutcome::Stopped {
                 id: run.id.clone(),
                 signal: StopSignal::Kill,
-                exit_code: Some(137)
+                exit_code: Some(137),
+                backend: "tmux".into(),
             }
         );
         assert_eq!(sb.state(&wd, &run.id), "stopped");
@@ -2257,12 +2446,36 @@ mod tests {
             pid: 4242,
             started_at: "2026-11-29T01:53:00Z".into(),
             log: "/home/u/p/logs/a b.log".into(),
+            backend: "tmux".into(),
         };
+        // An rtrain from before backends printed no backend: its runs are tmux's.
         assert_eq!(
             parse_up(out),
             Ok(UpOutcome::Launched {
-                run,
-                session: "training".into()
+                run: run.clone(),
+                session: "training".into(),
+                picked: Picked {
+                    auto: false,
+                    available: vec![]
+                },
+            })
+        );
+        let screen = out.replace(
+            "@rtrain result=launched",
+            "@rtrain available=screen nohup\n@rtrain picked=auto\n@rtrain backend=screen\n@rtrain result=launched",
+        );
+        assert_eq!(
+            parse_up(&screen),
+            Ok(UpOutcome::Launched {
+                run: RunInfo {
+                    backend: "screen".into(),
+                    ..run
+                },
+                session: "training".into(),
+                picked: Picked {
+                    auto: true,
+                    available: vec!["screen".into(), "nohup".into()]
+                },
             })
         );
         assert!(matches!(
@@ -2273,7 +2486,13 @@ mod tests {
             parse_up("@rtrain error=disk full\n@rtrain result=error\n"),
             Err(RunError::Other("disk full".into()))
         );
-        assert_eq!(parse_up("@rtrain result=tmux-missing\n"), Err(RunError::TmuxMissing));
+        assert_eq!(
+            parse_up("@rtrain available=nohup\n@rtrain backend=tmux\n@rtrain result=backend-missing\n"),
+            Err(RunError::BackendMissing {
+                backend: "tmux".into(),
+                available: vec!["nohup".into()]
+            })
+        );
     }
 
     #[test]
@@ -2283,7 +2502,8 @@ mod tests {
             Ok(StopOutcome::Stopped {
                 id: "x".into(),
                 signal: StopSignal::Term,
-                exit_code: Some(143)
+                exit_code: Some(143),
+                backend: "tmux".into(),
             })
         );
         assert_eq!(

@@ -313,7 +313,7 @@ fn resume_refuses_while_a_run_is_active_and_leaves_the_config_alone() {
 }
 
 #[test]
-fn up_without_tmux_on_the_box_says_so_and_starts_nothing() {
+fn up_with_backend_tmux_on_a_box_without_tmux_says_so_and_starts_nothing() {
     // A PATH with everything of /usr/bin and /bin except tmux.
     let bin = tempfile::tempdir().unwrap();
     for dir in ["/usr/bin", "/bin"] {
@@ -326,7 +326,7 @@ fn up_without_tmux_on_the_box_says_so_and_starts_nothing() {
     }
     let sshd = Sshd::start_with_env(&[("PATH", &bin.path().display().to_string())]);
     let p = Project::with_sshd(sshd, FAST);
-    let ran = p.rtrain(&["up", "box"]);
+    let ran = p.rtrain(&["up", "box", "--backend", "tmux"]);
     assert_eq!(ran.code, 1, "{ran}");
     assert!(
         ran.stderr.contains("tmux not found on box") && ran.stderr.contains("apt install tmux"),
