@@ -322,6 +322,7 @@ fn notify_change(ctx: &Ctx, t: &Target, j: &StatusJson, prev: &mut Option<(Strin
                 RunState::Stopped => Some(NotifyEvent::Stopped),
                 RunState::Lost => Some(NotifyEvent::Lost),
                 RunState::Running => (r.stalled && !stalled).then_some(NotifyEvent::Stalled),
+                RunState::Pending => None,
             };
             if let Some(ev) = ev {
                 super::wait::notify(ctx, t, j, ev);
@@ -404,6 +405,7 @@ mod tests {
             tmux_installed: true,
             session_exists: Some(true),
             run: Some(RunRecord {
+                slurm: None,
                 id: "r1".into(),
                 command: Some("make train".into()),
                 started_at: Some("2026-11-29T01:53:00Z".into()),
@@ -563,6 +565,8 @@ mod tests {
                     tmux_installed: Some(true),
                 },
                 run: Some(RunJson {
+                    reason: None,
+                    slurm: None,
                     id: "r1".into(),
                     state: RunState::Running,
                     pid: Some(1),

@@ -681,7 +681,7 @@ async fn stop_at_checkpoint(ctx: &Ctx, target: &Target, args: &StopArgs) -> anyh
         };
         let newest = newest_of_run(&p);
         let newest_step = newest.and_then(|c| c.step);
-        if run.state != RunState::Running {
+        if !matches!(run.state, RunState::Pending | RunState::Running) {
             clear(&spinner);
             let code = run.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
             if baseline.is_none() {

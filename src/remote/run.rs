@@ -188,6 +188,8 @@ pub enum UpOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
+    /// Queued by a scheduler (a Slurm job waiting for its node): active, not yet running.
+    Pending,
     Running,
     Finished,
     Failed,
@@ -198,6 +200,7 @@ pub enum RunState {
 impl RunState {
     pub fn as_str(self) -> &'static str {
         match self {
+            RunState::Pending => "pending",
             RunState::Running => "running",
             RunState::Finished => "finished",
             RunState::Failed => "failed",
@@ -217,6 +220,7 @@ impl FromStr for RunState {
     type Err = RunError;
     fn from_str(s: &str) -> Result<Self, RunError> {
         Ok(match s {
+            "pending" => RunState::Pending,
             "running" => RunState::Running,
             "finished" => RunState::Finished,
             "failed" => RunState::Failed,

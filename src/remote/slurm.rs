@@ -372,6 +372,156 @@ pub fn job_word(job_id: &str) -> String {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// A Slurm run, as `status` sees it
+
+/// One continuation, a line of the run record's `restarts`: `N REASON TIME CHECKPOINT` (`-`: none yet).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Restart {
+    pub n: u32,
+    pub reason: String,
+    pub at: String,
+    pub checkpoint: Option<String>,
+}
+
+/// The status probe's Slurm sections: the record's files and what the scheduler still says about the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlurmRun {
+    pub job_id: String,
+    /// `squeue` (pending or running jobs only).
+    pub queue: Option<QueueEntry>,
+    /// `scontrol show job`, asked once the run is no longer active (until MinJobAge).
+    pub control: Option<ControlEntry>,
+    /// How the run ended, as the batch script recorded it (`timeout`, `cancelled`, ...).
+    pub recorded_reason: Option<String>,
+    pub node: Option<String>,
+    pub restarts: Vec<Restart>,
+    pub max_restarts: Option<u32>,
+}
+
+pub fn parse_restarts(text: &str) -> Vec<Restart> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [n, reason, at, ck] = f.as_slice() else { return None };
+            Some(Restart {
+                n: n.parse().ok()?,
+                reason: reason.to_string(),
+                at: at.to_string(),
+                checkpoint: (*ck != "-").then(|| ck.to_string()),
+            })
+        })
+        .collect()
+}
+
+impl SlurmRun {
+    /// From the probe's `slurm_*` sections (`get` by name); `None` for a run that is not a Slurm job.
+    pub fn from_record(job: Option<&str>, get: impl Fn(&str) -> Option<String>) -> Option<SlurmRun> {
+        let job_id = job?.trim().to_string();
+        if job_id.is_empty() {
+            return None;
+        }
+        let max_restarts = get("slurm_settings").and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("rt_requeue_max="))
+                .and_then(|v| v.trim().parse().ok())
+        });
+        Some(SlurmRun {
+            queue: get("slurm_squeue").and_then(|t| parse_squeue(&t, &job_id)),
+            control: get("slurm_scontrol").and_then(|t| parse_scontrol(&t, &job_id)),
+            recorded_reason: get("slurm_reason"),
+            node: get("slurm_node"),
+            restarts: get("slurm_restarts").map(|t| parse_restarts(&t)).unwrap_or_default(),
+            max_restarts,
+            job_id,
+        })
+    }
+
+    pub fn state(&self) -> Option<&JobState> {
+        self.queue
+            .as_ref()
+            .map(|q| &q.state)
+            .or(self.control.as_ref().map(|c| &c.state))
+    }
+
+    /// Waiting in the queue (or on its way back to it), not yet on a node.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self.queue.as_ref().map(|q| &q.state),
+            Some(JobState::Pending | JobState::Requeued | JobState::Configuring)
+        )
+    }
+
+    /// `run.reason`: what the batch script recorded, else the scheduler's terminal state.
+    pub fn reason(&self) -> Option<String> {
+        self.recorded_reason
+            .clone()
+            .or_else(|| self.control.as_ref().and_then(|c| c.state.reason()).map(str::to_string))
+    }
+
+    pub fn node(&self) -> Option<String> {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.node.clone())
+            .or_else(|| self.control.as_ref().and_then(|c| c.node.clone()))
+            .or_else(|| self.node.clone())
+    }
+
+    pub fn elapsed_seconds(&self) -> Option<u64> {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.elapsed_seconds)
+            .or_else(|| self.control.as_ref().and_then(|c| c.elapsed_seconds))
+    }
+
+    pub fn time_limit_seconds(&self) -> Option<u64> {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.time_limit_seconds)
+            .or_else(|| self.control.as_ref().and_then(|c| c.time_limit_seconds))
+    }
+
+    /// The status line's scheduler part: `PENDING (Resources)`, `RUNNING on node gpu017 for 1:02:33 of
+    /// 4:00:00`, then `restarts: 1 of 3 (timeout)`.
+    pub fn phrase(&self) -> String {
+        let mut out = match &self.queue {
+            Some(q) if self.is_pending() => {
+                format!("{} ({})", q.state.name(), q.reason.as_deref().unwrap_or("None"))
+            }
+            Some(q) => {
+                let mut s = q.state.name().to_string();
+                if let Some(n) = &q.node {
+                    s += &format!(" on node {n}");
+                }
+                if let Some(e) = q.elapsed_seconds {
+                    s += &format!(" for {}", fmt_hms(e));
+                    if let Some(l) = q.time_limit_seconds {
+                        s += &format!(" of {}", fmt_hms(l));
+                    }
+                }
+                s
+            }
+            None => self
+                .control
+                .as_ref()
+                .map_or_else(String::new, |c| c.state.name().to_string()),
+        };
+        if !out.is_empty() {
+            out = format!("Slurm job {} {out}", self.job_id);
+        } else {
+            out = format!("Slurm job {}", self.job_id);
+        }
+        if let Some(max) = self.max_restarts.filter(|m| *m > 0) {
+            let reasons: Vec<&str> = self.restarts.iter().map(|r| r.reason.as_str()).collect();
+            out += &format!(", restarts: {} of {max}", self.restarts.len());
+            if !reasons.is_empty() {
+                out += &format!(" ({})", reasons.join(", "));
+            }
+        }
+        out
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
 // The run record's Slurm files
 
 /// The config's `slurm:` block, validated (see [`SlurmOptions::check`]).
@@ -843,6 +993,82 @@ mod tests {
         assert!(p.contains(&("Command", "/tmp/remote home/b.sh")), "{p:?}");
         assert!(p.contains(&("WorkDir", "/tmp/remote home")), "{p:?}");
         assert!(p.contains(&("ReqB:S:C:T", "0:0:*:*")), "{p:?}");
+    }
+
+    #[test]
+    fn a_slurm_run_from_the_status_sections() {
+        let sections = |name: &str| match name {
+            "slurm_squeue" => Some(fixture("squeue-running")),
+            "slurm_restarts" => Some("1 timeout 2026-12-01T20:44:00Z outputs/checkpoint-120\n".to_string()),
+            "slurm_settings" => Some("rt_requeue_max=3\nrt_warn_signal=USR1\n".to_string()),
+            _ => None,
+        };
+        let j = SlurmRun::from_record(Some("11\n"), sections).unwrap();
+        assert!(!j.is_pending());
+        assert_eq!(
+            j.phrase(),
+            "Slurm job 11 RUNNING on node vm for 0:00:03 of 0:01:00, restarts: 1 of 3 (timeout)"
+        );
+        assert_eq!(j.restarts[0].checkpoint.as_deref(), Some("outputs/checkpoint-120"));
+        let pending = SlurmRun::from_record(Some("12"), |n| {
+            (n == "slurm_squeue").then(|| fixture("squeue-pending-resources"))
+        })
+        .unwrap();
+        assert!(pending.is_pending());
+        assert_eq!(pending.phrase(), "Slurm job 12 PENDING (Resources)");
+        // Forgotten by squeue, ended by the time limit: scontrol's state gives the reason until MinJobAge.
+        let ended = SlurmRun::from_record(Some("11"), |n| {
+            (n == "slurm_scontrol").then(|| fixture("scontrol-timeout"))
+        })
+        .unwrap();
+        assert_eq!(ended.reason().as_deref(), Some("timeout"));
+        // After MinJobAge only the record is left, and it says how the run ended.
+        let later =
+            SlurmRun::from_record(Some("11"), |n| (n == "slurm_reason").then(|| "timeout".to_string())).unwrap();
+        assert_eq!((later.reason().as_deref(), later.state()), (Some("timeout"), None));
+        assert_eq!(SlurmRun::from_record(None, |_| None), None, "not a Slurm run");
+    }
+
+    #[test]
+    fn signals_and_options_become_quoted_sbatch_words() {
+        assert_eq!(parse_signal("USR1@120"), Ok(("USR1", 120)));
+        assert_eq!(parse_signal("B:SIGUSR2@60"), Ok(("USR2", 60)));
+        assert!(parse_signal("TERM@60").is_err());
+        assert!(parse_signal("USR1").is_err());
+        let spec = BatchSpec {
+            job_name: "my run".into(),
+            options: SlurmOptions {
+                partition: Some("gpu".into()),
+                time: Some("04:00:00".into()),
+                extra_args: vec!["--constraint=a100 & 80gb".into()],
+                requeue: 2,
+                ..SlurmOptions::default()
+            },
+            checkpoint_dir: "~/out puts".into(),
+            train_config: Some("config/training_config.yaml".into()),
+            resume_command: Some("make train RESUME={checkpoint}".into()),
+        };
+        let submit = submit_file(&spec);
+        assert!(
+            submit.contains(
+                "--job-name='my run' --chdir=\"$wd\" --output=\"$log\" --error=\"$log\" --open-mode=append \
+                 --signal=B:USR1@120 --requeue --partition=gpu --time=04:00:00 '--constraint=a100 & 80gb' \"$rd/batch.sh\" \"$rd\""
+            ),
+            "{submit}"
+        );
+        let env = settings_file(&spec);
+        assert!(env.contains("rt_requeue_max=2\n"), "{env}");
+        assert!(env.contains("rt_ckpt_dir=\"$HOME\"/'out puts'\n"), "{env}");
+        assert!(
+            env.contains("rt_resume_template='make train RESUME={checkpoint}'\n"),
+            "{env}"
+        );
+        assert!(SlurmOptions {
+            time: Some("soon".into()),
+            ..SlurmOptions::default()
+        }
+        .check()
+        .is_err());
     }
 
     #[test]

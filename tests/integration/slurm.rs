@@ -368,8 +368,12 @@ fn slurm_up_submits_a_job_that_finishes_with_exit_0_and_its_output_in_the_log() 
     let job = login.record("job").expect("the run record names its job");
     assert!(up.stdout_str().contains(&format!("as Slurm job {job}")), "{up}");
     assert_eq!(login.record("backend").as_deref(), Some("slurm"));
+    let v = login.status();
+    assert_eq!(v["run"]["slurm"]["job_id"], job.as_str(), "{v:#}");
     let v = login.wait_state("finished", Duration::from_secs(120));
     assert_eq!(v["run"]["exit_code"], 0, "{v:#}");
+    assert_eq!(v["run"]["slurm"]["node"], Slurm::get().node.as_str(), "{v:#}");
+    assert_eq!(v["run"]["reason"], serde_json::Value::Null, "{v:#}");
     let logs = login.rtrain(&["logs", "box", "-n", "all"]);
     assert!(logs.stdout_str().contains("'train_runtime'"), "{logs}");
     login.no_injection();
@@ -415,4 +419,25 @@ fn slurm_ten_concurrent_ups_submit_one_job_and_stop_cancels_it() {
         std::thread::sleep(Duration::from_secs(1));
     }
     login.no_injection();
+}
+
+#[test]
+fn slurm_a_queued_job_is_pending_with_its_reason_and_stop_cancels_it_before_it_runs() {
+    let login = Login::new("echo never", "  slurm:\n    extra_args: [\"--begin=now+1hour\"]\n");
+    let up = login.rtrain(&["up", "box"]);
+    assert_eq!(up.code, 0, "{up}");
+    let v = login.wait_state("pending", Duration::from_secs(30));
+    assert_eq!(v["run"]["slurm"]["pending_reason"], "BeginTime", "{v:#}");
+    let human = login.rtrain(&["status", "box"]);
+    assert!(human.stdout_str().contains("PENDING (BeginTime)"), "{human}");
+    let again = login.rtrain(&["up", "box"]);
+    assert!(
+        again.stdout_str().contains("already active"),
+        "a pending job is active: {again}"
+    );
+    let stop = login.rtrain(&["stop", "box"]);
+    assert_eq!(stop.code, 0, "{stop}");
+    let v = login.wait_state("stopped", Duration::from_secs(30));
+    assert_eq!(v["run"]["reason"], "cancelled", "{v:#}");
+    assert_eq!(login.record("jobs").unwrap().lines().count(), 1);
 }
