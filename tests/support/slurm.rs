@@ -26,6 +26,18 @@ static CLUSTER: OnceLock<Slurm> = OnceLock::new();
 static DAEMONS: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 
 extern "C" fn stop_daemons() {
+    // The jobs first: their processes belong to slurmstepd, which outlives a stopped slurmd.
+    if let Some(c) = CLUSTER.get() {
+        let _ = c.cmd("scancel").args(["-u", &super::current_user()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let out = c.cmd("squeue").args(["-h", "-o", "%i"]).output();
+            if matches!(&out, Ok(o) if o.stdout.is_empty()) || out.is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     if let Ok(mut ds) = DAEMONS.lock() {
         // slurmd last started, first stopped: it must not outlive the controller it reports to for long.
         // SIGTERM first: slurmctld then reaps its slurmscriptd, which a SIGKILL leaves behind as a zombie.
