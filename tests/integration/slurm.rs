@@ -177,22 +177,22 @@ fn slurm_scancel_records_cancelled_so_the_end_is_known_after_min_job_age() {
     assert_eq!(run.file("reason").as_deref(), Some("cancelled"));
 }
 
-/// The trainer runs 200 steps of 0.5 s (100 s) with a checkpoint every 10 steps; the job's limit is 2 minutes with
-/// the warning 30 s before it, which Slurm sends up to 30 s early (its timer ticks every 30 s): so at 60-90 s, a
-/// step between about 120 and 180. The continuation has at most 80 steps (40 s) left, less than the 60 s before
-/// its own warning can come.
+/// Slurm sends the warning up to 60 s before it is due (its timer ticks coarsely): with a 4-minute limit and
+/// `USR1@60`, at 120-180 s into a job. The trainer runs 420 steps of 0.5 s (210 s, so not done by 180 s) with a
+/// checkpoint every 10 steps; warned at 120 s or later it has at most 90 s (+5 s since its checkpoint) left,
+/// less than the 120 s before the continuation's own warning can come.
 #[test]
 fn slurm_time_limit_with_requeue_1_continues_from_the_newest_complete_checkpoint_in_a_new_job() {
     let slurm = Slurm::get();
     let options = SlurmOptions {
-        time: Some("2".into()),
-        signal: "USR1@30".into(),
+        time: Some("4".into()),
+        signal: "USR1@60".into(),
         requeue: 1,
         ..SlurmOptions::default()
     };
-    let run = Run::new(&trainer(200, 0.5, 10), options);
+    let run = Run::new(&trainer(420, 0.5, 10), options);
     let first = run.submit(slurm);
-    let exit = run.wait_exit(slurm, Duration::from_secs(330));
+    let exit = run.wait_exit(slurm, Duration::from_secs(420));
     let log = run.log();
     assert_eq!(exit, "0", "the continuation finished:\n{log}");
     let restarts = run.file("restarts").unwrap_or_default();
