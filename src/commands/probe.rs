@@ -157,7 +157,8 @@ fn json_with_error(st: &HostStatus) -> serde_json::Value {
     v
 }
 
-pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
+/// The hosts `status` asks: those named, or with `--all` every host of rtrain's config.
+fn host_names(ctx: &Ctx, args: &StatusArgs) -> Result<Vec<String>, CommandError> {
     let names: Vec<String> = if args.all {
         ctx.config.hosts.keys().cloned().collect()
     } else {
@@ -172,26 +173,15 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
         } else {
             "name a host (or use --all)".to_string()
         };
-        return Err(CommandError::Usage(why).into());
+        return Err(CommandError::Usage(why));
     }
+    Ok(names)
+}
+
+pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
+    let names = host_names(ctx, &args)?;
     let several = names.len() > 1 || args.all;
-    // A name that cannot be resolved (e.g. unknown to every config and to DNS) is a usage error:
-    // alone, it is the command's error; among several hosts, it is said once on stderr, that host
-    // gets no row (and a JSON entry with its `error`), and the others are still asked.
-    let mut targets = Vec::new();
-    let mut bad: Vec<(String, String)> = Vec::new();
-    for n in &names {
-        match ctx.target(n) {
-            Ok(t) => targets.push(t),
-            Err(e) if several => {
-                if !args.json {
-                    eprintln!("rtrain: {e}");
-                }
-                bad.push((n.clone(), e.to_string()));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let (targets, bad) = resolve_all(ctx, &names, several, args.json)?;
     let unresolved = || {
         bad.iter().map(|(name, why)| HostStatus {
             json: StatusJson::unreachable(name, &ctx.config.settings_for(name).session),
@@ -231,58 +221,21 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
                 }
             }
         }
-        let mut out = String::new();
-        let mut panel: Vec<Segment> = Vec::new();
+        let unresolved: Vec<HostStatus> = unresolved().collect();
         if args.json {
-            // In the order the hosts were named.
-            let mut all: Vec<&HostStatus> = Vec::new();
-            let unresolved: Vec<HostStatus> = unresolved().collect();
-            let (mut ok, mut no) = (results.iter(), unresolved.iter());
-            for n in &names {
-                let next = if bad.iter().any(|(b, _)| b == n) {
-                    no.next()
-                } else {
-                    ok.next()
-                };
-                all.extend(next);
-            }
-            let vals: Vec<serde_json::Value> = all.into_iter().map(json_with_error).collect();
-            let v = if several {
-                serde_json::Value::Array(vals)
-            } else {
-                vals.into_iter().next().unwrap()
-            };
-            // --watch in JSON: one document per line per refresh, for `jq` and friends.
-            out = if args.watch {
-                serde_json::to_string(&v)?
-            } else {
-                serde_json::to_string_pretty(&v)?
-            };
-            out.push('\n');
+            print_round(
+                ctx,
+                &args,
+                first,
+                &json_document(&names, &bad, &results, &unresolved, several, args.watch)?,
+                &[],
+            );
         } else {
-            for st in &results {
-                panel.extend(render_status(st, several));
-            }
+            let panel: Vec<Segment> = results.iter().flat_map(|st| render_status(st, several)).collect();
+            print_round(ctx, &args, first, "", &panel);
         }
-        if args.watch && ctx.env.fancy && !args.json {
-            // Clear and redraw in place.
-            print!("\x1b[H\x1b[2J");
-        } else if !first && !args.json {
-            println!();
-        }
-        print!("{out}");
-        print_segments(&panel, ctx.env.fancy);
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
         first = false;
         if !args.watch {
-            let code = results
-                .iter()
-                .chain(&unresolved().collect::<Vec<_>>())
-                .filter_map(|r| r.error.as_ref())
-                .map(super::exit_code_for)
-                .max()
-                .unwrap_or(0);
             if !args.json {
                 for r in &results {
                     if let Some(e) = &r.error {
@@ -290,23 +243,112 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<u8> {
                     }
                 }
             }
-            return Ok(code);
+            return Ok(worst_exit_code(results.iter().chain(&unresolved)));
         }
         tokio::select! {
             _ = tokio::time::sleep(WATCH_INTERVAL) => {},
             _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
         }
-        // Reconnect any host whose connection dropped, for the next round.
-        for (t, s) in targets.iter().zip(sessions.iter_mut()) {
-            if s.as_ref().is_none_or(|s| s.is_closed()) {
-                *s = match ctx.connect(t).await {
-                    Ok(s) => Some(s),
-                    Err(e) if super::exit_code_for(&e) == 130 => return Err(e),
-                    Err(_) => None,
-                };
+        reconnect_dropped(ctx, &targets, &mut sessions).await?;
+    }
+}
+
+/// One refresh on stdout: on a terminal `--watch` redraws in place, elsewhere refreshes are
+/// separated by an empty line (JSON documents by nothing: one per line).
+fn print_round(ctx: &Ctx, args: &StatusArgs, first: bool, out: &str, panel: &[Segment]) {
+    use std::io::Write;
+    if args.watch && ctx.env.fancy && !args.json {
+        print!("\x1b[H\x1b[2J");
+    } else if !first && !args.json {
+        println!();
+    }
+    print!("{out}");
+    print_segments(panel, ctx.env.fancy);
+    let _ = std::io::stdout().flush();
+}
+
+/// (name, why) of the hosts named that did not resolve.
+type Unresolved = Vec<(String, String)>;
+
+/// The named hosts resolved. A name that cannot be resolved (e.g. unknown to every config and to
+/// DNS) is a usage error: alone, it is the command's error; among several hosts, it is said once
+/// on stderr (not with `--json`), that host gets no row (and a JSON entry with its `error`), and the
+/// others are still asked. Returns the targets and the (name, why) of those that did not resolve.
+fn resolve_all(ctx: &Ctx, names: &[String], several: bool, json: bool) -> anyhow::Result<(Vec<Target>, Unresolved)> {
+    let mut targets = Vec::new();
+    let mut bad: Vec<(String, String)> = Vec::new();
+    for n in names {
+        match ctx.target(n) {
+            Ok(t) => targets.push(t),
+            Err(e) if several => {
+                if !json {
+                    eprintln!("rtrain: {e}");
+                }
+                bad.push((n.clone(), e.to_string()));
             }
+            Err(e) => return Err(e.into()),
         }
     }
+    Ok((targets, bad))
+}
+
+/// `status --json`: one document (an array with several hosts) in the order the hosts were named;
+/// with `--watch`, on one line per refresh, for `jq` and friends.
+fn json_document(
+    names: &[String],
+    bad: &[(String, String)],
+    results: &[HostStatus],
+    unresolved: &[HostStatus],
+    several: bool,
+    watch: bool,
+) -> anyhow::Result<String> {
+    let mut all: Vec<&HostStatus> = Vec::new();
+    let (mut ok, mut no) = (results.iter(), unresolved.iter());
+    for n in names {
+        let next = if bad.iter().any(|(b, _)| b == n) {
+            no.next()
+        } else {
+            ok.next()
+        };
+        all.extend(next);
+    }
+    let vals: Vec<serde_json::Value> = all.into_iter().map(json_with_error).collect();
+    let v = if several {
+        serde_json::Value::Array(vals)
+    } else {
+        vals.into_iter().next().unwrap()
+    };
+    let mut out = if watch {
+        serde_json::to_string(&v)?
+    } else {
+        serde_json::to_string_pretty(&v)?
+    };
+    out.push('\n');
+    Ok(out)
+}
+
+/// The exit code of a `status` that asked several hosts: the worst of their errors.
+fn worst_exit_code<'a>(statuses: impl Iterator<Item = &'a HostStatus>) -> u8 {
+    statuses
+        .filter_map(|r| r.error.as_ref())
+        .map(super::exit_code_for)
+        .max()
+        .unwrap_or(0)
+}
+
+/// `status --watch`: reconnect any host whose connection dropped, for the next round (a host that
+/// cannot be reached now is tried again at the next one).
+async fn reconnect_dropped(ctx: &Ctx, targets: &[Target], sessions: &mut [Option<Session>]) -> anyhow::Result<()> {
+    for (t, s) in targets.iter().zip(sessions.iter_mut()) {
+        if s.as_ref().is_none_or(|s| s.is_closed()) {
+            *s = match ctx.connect(t).await {
+                Ok(s) => Some(s),
+                Err(e) if super::exit_code_for(&e) == 130 => return Err(e),
+                Err(_) => None,
+            };
+        }
+    }
+    Ok(())
 }
 
 /// `status --watch --notify`: an alert when a run seen running is seen ended, or starts stalling.

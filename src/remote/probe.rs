@@ -937,7 +937,7 @@ mod tests {
             p.checkpoints
                 .iter()
                 .filter(|c| c.layout == l)
-                .map(|c| c.display_path())
+                .map(|c| String::from_utf8_lossy(&c.rel_path).into_owned())
                 .collect::<Vec<_>>()
         };
         assert_eq!(

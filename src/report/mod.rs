@@ -1,10 +1,11 @@
 //! Views: the JSON documents (the stable contracts of DESIGN.md "JSON") and the human text of
-//! `status`, `ckpts` and `check`, built from the facts the probes parsed. Which source wins for
+//! `status`, `ckpts`, `check` and `hosts`, built from the facts the probes parsed. Which source wins for
 //! each figure is decided once, in [`facts`], so the views cannot disagree.
 
 pub mod check;
 pub mod ckpts;
 pub mod facts;
+pub mod hosts;
 pub mod status;
 
 /// Seconds since the epoch as RFC 3339 (UTC, whole seconds), as the JSON has times.

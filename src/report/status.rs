@@ -303,40 +303,7 @@ pub fn render_status(j: &StatusJson, probe: Option<&StatusProbe>, several: bool)
         (_, Some(true)) => format!("session {:?}", j.session.name),
         _ => format!("no session {:?}", j.session.name),
     };
-    let run = match &j.run {
-        None => "no run yet".to_string(),
-        Some(r) => {
-            let mut line = format!("run {} {}", r.id, r.state.as_str().to_uppercase());
-            if let (true, Some(silent)) = (r.stalled, r.silent_seconds) {
-                let _ = write!(line, ", STALLED for {}", fmt_duration(silent as f64));
-                if let Some(m) = p.log.as_ref().and_then(|l| l.mtime) {
-                    let _ = write!(line, " (no output since {})", clock_time(m));
-                }
-            }
-            if let Some(pid) = r.pid {
-                if r.state == RunState::Running {
-                    let _ = write!(line, " (pid {pid}");
-                    if let Some(t) = &r.started_at {
-                        let _ = write!(line, ", since {t}");
-                    }
-                    line.push(')');
-                }
-            }
-            if let Some(c) = r.exit_code {
-                if r.state != RunState::Running {
-                    let _ = write!(
-                        line,
-                        " (exit {c}{})",
-                        r.reason.as_ref().map(|w| format!(", {w}")).unwrap_or_default()
-                    );
-                }
-            }
-            if let Some(j) = p.run.as_ref().and_then(|r| r.slurm.as_ref()) {
-                let _ = write!(line, "  {}", j.phrase());
-            }
-            line
-        }
-    };
+    let run = run_line(j, p);
     let _ = writeln!(s, "{}  {run}  {session}", j.host);
     let pr = &j.progress;
     if let (Some(step), Some(total)) = (pr.step, pr.total) {
@@ -362,31 +329,75 @@ pub fn render_status(j: &StatusJson, probe: Option<&StatusProbe>, several: bool)
     if p.log_summary.loss.is_some_and(|l| !l.is_finite()) {
         let _ = writeln!(s, "  ! the loss is not a number (diverged?)");
     }
-    match &j.latest_checkpoint {
-        Some(c) => {
-            let age = c.age_seconds.map(fmt_age).unwrap_or_else(|| "age unknown".into());
-            let earlier = if c.of_current_run == Some(false) {
-                ", from an earlier run"
-            } else {
-                ""
-            };
-            let mut line = format!("  latest checkpoint {} ({age}{earlier})", c.name);
-            let running = j.run.as_ref().is_some_and(|r| r.state == RunState::Running);
-            if let (true, Some(a)) = (running, c.age_seconds) {
-                if a >= 15 * 60 {
-                    let _ = write!(
-                        line,
-                        " — work at risk: {} since last checkpoint",
-                        fmt_duration(a as f64)
-                    );
+    let _ = writeln!(s, "{}", checkpoint_line(j));
+    hardware_lines(&mut s, j);
+    last_log_lines(&mut s, j, p);
+    segs.push(Segment::Text(s));
+    segs
+}
+
+/// `run 20261129-… RUNNING (pid 42, since …)`, with how long it has been silent when it stalled.
+fn run_line(j: &StatusJson, p: &StatusProbe) -> String {
+    match &j.run {
+        None => "no run yet".to_string(),
+        Some(r) => {
+            let mut line = format!("run {} {}", r.id, r.state.as_str().to_uppercase());
+            if let (true, Some(silent)) = (r.stalled, r.silent_seconds) {
+                let _ = write!(line, ", STALLED for {}", fmt_duration(silent as f64));
+                if let Some(m) = p.log.as_ref().and_then(|l| l.mtime) {
+                    let _ = write!(line, " (no output since {})", clock_time(m));
                 }
             }
-            let _ = writeln!(s, "{line}");
-        }
-        None => {
-            let _ = writeln!(s, "  no complete checkpoint yet");
+            if let Some(pid) = r.pid {
+                if r.state == RunState::Running {
+                    let _ = write!(line, " (pid {pid}");
+                    if let Some(t) = &r.started_at {
+                        let _ = write!(line, ", since {t}");
+                    }
+                    line.push(')');
+                }
+            }
+            if let Some(c) = r.exit_code {
+                if r.state != RunState::Running {
+                    let why = r.reason.as_ref().map(|w| format!(", {w}")).unwrap_or_default();
+                    let _ = write!(line, " (exit {c}{why})");
+                }
+            }
+            if let Some(slurm) = p.run.as_ref().and_then(|r| r.slurm.as_ref()) {
+                let _ = write!(line, "  {}", slurm.phrase());
+            }
+            line
         }
     }
+}
+
+/// `  latest checkpoint checkpoint-40 (3 min ago)`, and the work at risk when that is long ago.
+fn checkpoint_line(j: &StatusJson) -> String {
+    let Some(c) = &j.latest_checkpoint else {
+        return "  no complete checkpoint yet".to_string();
+    };
+    let age = c.age_seconds.map(fmt_age).unwrap_or_else(|| "age unknown".into());
+    let earlier = if c.of_current_run == Some(false) {
+        ", from an earlier run"
+    } else {
+        ""
+    };
+    let mut line = format!("  latest checkpoint {} ({age}{earlier})", c.name);
+    let running = j.run.as_ref().is_some_and(|r| r.state == RunState::Running);
+    if let (true, Some(a)) = (running, c.age_seconds) {
+        if a >= 15 * 60 {
+            let _ = write!(
+                line,
+                " — work at risk: {} since last checkpoint",
+                fmt_duration(a as f64)
+            );
+        }
+    }
+    line
+}
+
+/// One line per GPU, then the disk the checkpoints are on.
+fn hardware_lines(s: &mut String, j: &StatusJson) {
     if let Some(gpus) = &j.gpus {
         for g in gpus {
             let util = g
@@ -407,7 +418,10 @@ pub fn render_status(j: &StatusJson, probe: Option<&StatusProbe>, several: bool)
             let _ = writeln!(s, "  disk {}: {} free of {}", d.path, fmt_bytes(free), fmt_bytes(total));
         }
     }
-    // A failed or lost run: the last lines of its log say why.
+}
+
+/// A failed or lost run: the last lines of its log say why.
+fn last_log_lines(s: &mut String, j: &StatusJson, p: &StatusProbe) {
     let ended_badly = j
         .run
         .as_ref()
@@ -423,8 +437,6 @@ pub fn render_status(j: &StatusJson, probe: Option<&StatusProbe>, several: bool)
             }
         }
     }
-    segs.push(Segment::Text(s));
-    segs
 }
 
 /// `14:02` in the local time zone (libc's localtime_r, which honours TZ); with the date when it is

@@ -1,11 +1,12 @@
 //! Authentication as OpenSSH's client does it: the methods of PreferredAuthentications that
 //! ssh_config leaves on and the server accepts, in order. Public keys live here (the agent's keys,
 //! then IdentityFile keys or the default key names; RSA signs with rsa-sha2-512/256, since
-//! OpenSSH 9 refuses ssh-rsa); the methods a person answers are in `interactive_auth`.
+//! OpenSSH 9 refuses ssh-rsa); the methods a person answers are in `auth::interactive`.
 
-use super::session::{classify, ClientHandler};
-use super::{ConnectOptions, Prompter, SshError};
-use crate::config::Target;
+use super::certificate::validity;
+use super::endpoint::Endpoint;
+use super::handler::ClientHandler;
+use super::{classify, ConnectOptions, Prompter, SshError};
 use russh::client::{AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::agent::AgentIdentity;
@@ -14,6 +15,8 @@ use russh::MethodSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod interactive;
 
 /// OpenSSH's default identities, in its order, used only when no IdentityFile is configured.
 const DEFAULT_KEYS: &[&str] = &[
@@ -27,7 +30,7 @@ const DEFAULT_KEYS: &[&str] = &[
 ];
 
 /// Which files to try: the configured IdentityFiles, else the defaults that exist.
-pub fn identity_candidates(target: &Target) -> Vec<PathBuf> {
+pub fn identity_candidates(target: &Endpoint) -> Vec<PathBuf> {
     if !target.ssh.identity_files.is_empty() {
         return target.ssh.identity_files.clone();
     }
@@ -36,7 +39,7 @@ pub fn identity_candidates(target: &Target) -> Vec<PathBuf> {
 
 /// The agent to ask, as OpenSSH picks it from IdentityAgent: `none`, `SSH_AUTH_SOCK` (the
 /// caller's), a legacy `$VAR` naming another environment variable, or a socket path.
-fn agent_socket(target: &Target, opts: &ConnectOptions) -> Option<PathBuf> {
+fn agent_socket(target: &Endpoint, opts: &ConnectOptions) -> Option<PathBuf> {
     match target.ssh.identity_agent.as_deref() {
         Some(a) if a.eq_ignore_ascii_case("none") => None,
         Some(a) if a == "SSH_AUTH_SOCK" || a == "$SSH_AUTH_SOCK" => opts.agent_socket.clone(),
@@ -179,7 +182,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) user: String,
     pub(crate) limit: Duration,
     pub(crate) prompter: Arc<dyn Prompter>,
-    pub(crate) target: &'a Target,
+    pub(crate) target: &'a Endpoint,
     pub(crate) prompts: u32,
 }
 
@@ -206,7 +209,7 @@ pub struct AuthOutcome {
 /// server's new list after each refusal (so `AuthenticationMethods publickey,password` works).
 pub async fn authenticate(
     handle: &mut Handle<ClientHandler>,
-    target: &Target,
+    target: &Endpoint,
     opts: &ConnectOptions,
     prompter: Arc<dyn Prompter>,
 ) -> Result<AuthOutcome, SshError> {
@@ -244,10 +247,8 @@ pub async fn authenticate(
         }
         let step = match Method::from_name(&planned.method) {
             Some(Method::PublicKey) => publickey(handle, &ctx, opts, &mut attempts).await?,
-            Some(Method::Password) => super::interactive_auth::password(handle, &ctx, &mut attempts).await?,
-            Some(Method::KeyboardInteractive) => {
-                super::interactive_auth::keyboard_interactive(handle, &ctx, &mut attempts).await?
-            }
+            Some(Method::Password) => interactive::password(handle, &ctx, &mut attempts).await?,
+            Some(Method::KeyboardInteractive) => interactive::keyboard_interactive(handle, &ctx, &mut attempts).await?,
             None => continue,
         };
         match step {
@@ -299,160 +300,202 @@ async fn publickey(
     opts: &ConnectOptions,
     attempts: &mut Attempts,
 ) -> Result<Step, SshError> {
-    let target = ctx.target;
-    let host = ctx.host.clone();
-    let user = ctx.user.clone();
-    let limit = ctx.limit;
-    let timeout_err = || ctx.timeout_err();
-    let mut offered: Vec<PublicKey> = Vec::new();
-    let mut last: Option<Vec<String>> = None;
-
     // Decided once: RSA keys must sign with SHA-2 where the server allows it.
-    let rsa_hash: Option<HashAlg> = match tokio::time::timeout(limit, handle.best_supported_rsa_hash()).await {
+    let rsa_hash: Option<HashAlg> = match tokio::time::timeout(ctx.limit, handle.best_supported_rsa_hash()).await {
         Ok(Ok(Some(h))) => h,
         Ok(Ok(None)) => Some(HashAlg::Sha256),
-        Ok(Err(e)) => return Err(classify(&host, e)),
-        Err(_) => return Err(timeout_err()),
+        Ok(Err(e)) => return Err(classify(&ctx.host, e)),
+        Err(_) => return Err(ctx.timeout_err()),
     };
-
-    let candidates = identity_candidates(target);
+    let mut round = KeyRound {
+        rsa_hash,
+        offered: Vec::new(),
+        last: None,
+    };
+    let candidates = identity_candidates(ctx.target);
     let wanted_publics: Vec<PublicKey> = candidates.iter().filter_map(|p| public_of_file(p)).collect();
-
-    if let Some(sock) = agent_socket(target, opts) {
-        match tokio::time::timeout(Duration::from_secs(5), AgentClient::connect_uds(&sock)).await {
-            Ok(Ok(mut agent)) => {
-                let ids = tokio::time::timeout(Duration::from_secs(5), agent.request_identities()).await;
-                let mut ids: Vec<AgentIdentity> = match ids {
-                    Ok(Ok(ids)) => ids,
-                    _ => {
-                        attempts.note(format!("agent at {} (did not list its keys)", sock.display()));
-                        Vec::new()
-                    }
-                };
-                // As with files, a certificate goes before the bare keys (the sort is stable).
-                ids.sort_by_key(|id| !matches!(id, AgentIdentity::Certificate { .. }));
-                for id in ids {
-                    let data = match &id {
-                        AgentIdentity::PublicKey { key, .. } => key.key_data().clone(),
-                        AgentIdentity::Certificate { certificate, .. } => certificate.public_key().clone(),
-                    };
-                    // IdentitiesOnly: only agent keys that match a configured IdentityFile.
-                    if target.ssh.identities_only && !wanted_publics.iter().any(|w| *w.key_data() == data) {
-                        continue;
-                    }
-                    let res = match id {
-                        AgentIdentity::PublicKey { key, .. } => {
-                            let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-                            let label = format!("agent key {}", key.fingerprint(HashAlg::Sha256));
-                            let res = tokio::time::timeout(
-                                limit,
-                                handle.authenticate_publickey_with(&user, key.clone(), hash, &mut agent),
-                            )
-                            .await;
-                            offered.push(key);
-                            (label, res)
-                        }
-                        AgentIdentity::Certificate { certificate, .. } => {
-                            let label = format!("agent certificate {:?}", certificate.key_id());
-                            if let Err(why) = validity(&certificate, std::time::SystemTime::now()) {
-                                attempts.note(format!("{label} ({why})"));
-                                continue;
-                            }
-                            let hash = if certificate.algorithm().is_rsa() {
-                                rsa_hash
-                            } else {
-                                None
-                            };
-                            let res = tokio::time::timeout(
-                                limit,
-                                handle.authenticate_certificate_with(&user, certificate, hash, &mut agent),
-                            )
-                            .await;
-                            (label, res)
-                        }
-                    };
-                    let (label, res) = res;
-                    match res {
-                        Err(_) => return Err(timeout_err()),
-                        Ok(Ok(answer)) => {
-                            if let Some(step) = judge(answer, label, attempts, &mut last) {
-                                return Ok(step);
-                            }
-                        }
-                        Ok(Err(e)) => attempts.note(format!("{label} (agent error: {e})")),
-                    }
-                    if handle.is_closed() {
-                        return Ok(Step::Failed(last));
-                    }
-                }
-            }
-            Ok(Err(e)) => attempts.note(format!("agent at {} unusable: {e}", sock.display())),
-            Err(_) => attempts.note(format!("agent at {} did not answer", sock.display())),
+    if let Some(sock) = agent_socket(ctx.target, opts) {
+        if let Some(step) = agent_keys(handle, ctx, &sock, &wanted_publics, &mut round, attempts).await? {
+            return Ok(step);
         }
     }
-
     for path in candidates {
-        if !path.exists() {
+        if let Some(step) = file_key(handle, ctx, &path, &mut round, attempts).await? {
+            return Ok(step);
+        }
+    }
+    Ok(Step::Failed(round.last))
+}
+
+/// What the publickey method carries from one key to the next.
+struct KeyRound {
+    rsa_hash: Option<HashAlg>,
+    /// The agent's keys already offered: the same key in a file is not offered twice.
+    offered: Vec<PublicKey>,
+    /// The server's newest list of methods.
+    last: Option<Vec<String>>,
+}
+
+/// Offer the agent's keys and certificates (certificates first; with IdentitiesOnly, only those
+/// of a configured IdentityFile). `Some`: the step that ends the method.
+async fn agent_keys(
+    handle: &mut Handle<ClientHandler>,
+    ctx: &Ctx<'_>,
+    sock: &Path,
+    wanted_publics: &[PublicKey],
+    round: &mut KeyRound,
+    attempts: &mut Attempts,
+) -> Result<Option<Step>, SshError> {
+    let mut agent = match tokio::time::timeout(Duration::from_secs(5), AgentClient::connect_uds(sock)).await {
+        Ok(Ok(agent)) => agent,
+        Ok(Err(e)) => {
+            attempts.note(format!("agent at {} unusable: {e}", sock.display()));
+            return Ok(None);
+        }
+        Err(_) => {
+            attempts.note(format!("agent at {} did not answer", sock.display()));
+            return Ok(None);
+        }
+    };
+    let ids = tokio::time::timeout(Duration::from_secs(5), agent.request_identities()).await;
+    let mut ids: Vec<AgentIdentity> = match ids {
+        Ok(Ok(ids)) => ids,
+        _ => {
+            attempts.note(format!("agent at {} (did not list its keys)", sock.display()));
+            Vec::new()
+        }
+    };
+    // As with files, a certificate goes before the bare keys (the sort is stable).
+    ids.sort_by_key(|id| !matches!(id, AgentIdentity::Certificate { .. }));
+    for id in ids {
+        let data = match &id {
+            AgentIdentity::PublicKey { key, .. } => key.key_data().clone(),
+            AgentIdentity::Certificate { certificate, .. } => certificate.public_key().clone(),
+        };
+        // IdentitiesOnly: only agent keys that match a configured IdentityFile.
+        if ctx.target.ssh.identities_only && !wanted_publics.iter().any(|w| *w.key_data() == data) {
             continue;
         }
-        if let Some(public) = public_of_file(&path) {
-            if offered.iter().any(|o| o.key_data() == public.key_data()) {
-                continue; // the agent already offered it
+        let res = match id {
+            AgentIdentity::PublicKey { key, .. } => {
+                let hash = if key.algorithm().is_rsa() { round.rsa_hash } else { None };
+                let label = format!("agent key {}", key.fingerprint(HashAlg::Sha256));
+                let res = tokio::time::timeout(
+                    ctx.limit,
+                    handle.authenticate_publickey_with(&ctx.user, key.clone(), hash, &mut agent),
+                )
+                .await;
+                round.offered.push(key);
+                (label, res)
             }
-        }
-        let key = match load_key(&path, ctx.prompter.as_ref(), attempts) {
-            Some(k) => k,
-            None => continue,
+            AgentIdentity::Certificate { certificate, .. } => {
+                let label = format!("agent certificate {:?}", certificate.key_id());
+                if let Err(why) = validity(&certificate, std::time::SystemTime::now()) {
+                    attempts.note(format!("{label} ({why})"));
+                    continue;
+                }
+                let hash = if certificate.algorithm().is_rsa() {
+                    round.rsa_hash
+                } else {
+                    None
+                };
+                let res = tokio::time::timeout(
+                    ctx.limit,
+                    handle.authenticate_certificate_with(&ctx.user, certificate, hash, &mut agent),
+                )
+                .await;
+                (label, res)
+            }
         };
-        let key = Arc::new(key);
-        // As ssh: a key's certificates are offered before the bare key.
-        for (cert_path, cert) in certificates_for(&path, &key, target) {
-            let label = format!("certificate {}", cert_path.display());
-            if let Err(why) = validity(&cert, std::time::SystemTime::now()) {
-                attempts.note(format!("{label} ({why})"));
-                continue;
-            }
-            let res = tokio::time::timeout(limit, handle.authenticate_openssh_cert(&user, key.clone(), cert)).await;
-            match res {
-                Err(_) => return Err(timeout_err()),
-                Ok(Ok(answer)) => {
-                    if let Some(step) = judge(answer, label, attempts, &mut last) {
-                        return Ok(step);
-                    }
-                }
-                Ok(Err(e)) => {
-                    attempts.note(format!("{label} ({e})"));
-                    if handle.is_closed() {
-                        return Ok(Step::Failed(last));
-                    }
-                }
-            }
-        }
-        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-        let label = format!("key {}", path.display());
-        let with_hash = PrivateKeyWithHashAlg::new(key, hash);
-        match tokio::time::timeout(limit, handle.authenticate_publickey(&user, with_hash)).await {
-            Err(_) => return Err(timeout_err()),
+        let (label, res) = res;
+        match res {
+            Err(_) => return Err(ctx.timeout_err()),
             Ok(Ok(answer)) => {
-                if let Some(step) = judge(answer, label, attempts, &mut last) {
-                    return Ok(step);
+                if let Some(step) = judge(answer, label, attempts, &mut round.last) {
+                    return Ok(Some(step));
+                }
+            }
+            Ok(Err(e)) => attempts.note(format!("{label} (agent error: {e})")),
+        }
+        if handle.is_closed() {
+            return Ok(Some(Step::Failed(round.last.take())));
+        }
+    }
+    Ok(None)
+}
+
+/// Offer the key in `path` (asking for its passphrase if need be): its certificates first, then
+/// the bare key. `Some`: the step that ends the method.
+async fn file_key(
+    handle: &mut Handle<ClientHandler>,
+    ctx: &Ctx<'_>,
+    path: &Path,
+    round: &mut KeyRound,
+    attempts: &mut Attempts,
+) -> Result<Option<Step>, SshError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    if let Some(public) = public_of_file(path) {
+        if round.offered.iter().any(|o| o.key_data() == public.key_data()) {
+            return Ok(None); // the agent already offered it
+        }
+    }
+    let Some(key) = load_key(path, ctx.prompter.as_ref(), attempts) else {
+        return Ok(None);
+    };
+    let key = Arc::new(key);
+    // As ssh: a key's certificates are offered before the bare key.
+    for (cert_path, cert) in certificates_for(path, &key, ctx.target) {
+        let label = format!("certificate {}", cert_path.display());
+        if let Err(why) = validity(&cert, std::time::SystemTime::now()) {
+            attempts.note(format!("{label} ({why})"));
+            continue;
+        }
+        let res = tokio::time::timeout(
+            ctx.limit,
+            handle.authenticate_openssh_cert(&ctx.user, key.clone(), cert),
+        )
+        .await;
+        match res {
+            Err(_) => return Err(ctx.timeout_err()),
+            Ok(Ok(answer)) => {
+                if let Some(step) = judge(answer, label, attempts, &mut round.last) {
+                    return Ok(Some(step));
                 }
             }
             Ok(Err(e)) => {
-                if handle.is_closed() {
-                    attempts.note(format!("{label} (server closed the connection: {e})"));
-                    return Ok(Step::Failed(last));
-                }
                 attempts.note(format!("{label} ({e})"));
+                if handle.is_closed() {
+                    return Ok(Some(Step::Failed(round.last.take())));
+                }
             }
         }
     }
-    Ok(Step::Failed(last))
+    let hash = if key.algorithm().is_rsa() { round.rsa_hash } else { None };
+    let label = format!("key {}", path.display());
+    let with_hash = PrivateKeyWithHashAlg::new(key, hash);
+    match tokio::time::timeout(ctx.limit, handle.authenticate_publickey(&ctx.user, with_hash)).await {
+        Err(_) => return Err(ctx.timeout_err()),
+        Ok(Ok(answer)) => {
+            if let Some(step) = judge(answer, label, attempts, &mut round.last) {
+                return Ok(Some(step));
+            }
+        }
+        Ok(Err(e)) => {
+            if handle.is_closed() {
+                attempts.note(format!("{label} (server closed the connection: {e})"));
+                return Ok(Some(Step::Failed(round.last.take())));
+            }
+            attempts.note(format!("{label} ({e})"));
+        }
+    }
+    Ok(None)
 }
 
 /// The certificates for the key in `path`: the `-cert.pub` beside it (as ssh loads it), then every
 /// CertificateFile whose public key is this key. Unreadable files are skipped, as ssh does.
-fn certificates_for(path: &Path, key: &PrivateKey, target: &Target) -> Vec<(PathBuf, Certificate)> {
+fn certificates_for(path: &Path, key: &PrivateKey, target: &Endpoint) -> Vec<(PathBuf, Certificate)> {
     let mut beside = path.as_os_str().to_owned();
     beside.push("-cert.pub");
     let mut files = vec![PathBuf::from(beside)];
@@ -468,29 +511,6 @@ fn certificates_for(path: &Path, key: &PrivateKey, target: &Target) -> Vec<(Path
         }
     }
     out
-}
-
-/// Whether a certificate is valid at `now`; if not, why, naming its validity window.
-pub fn validity(cert: &Certificate, now: std::time::SystemTime) -> Result<(), String> {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let at = |t: u64| -> String {
-        if t == u64::MAX {
-            "forever".to_string()
-        } else {
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
-        }
-    };
-    let window = format!("valid from {} to {}", at(cert.valid_after()), at(cert.valid_before()));
-    if secs < cert.valid_after() {
-        Err(format!("not yet valid: {window}"))
-    } else if secs >= cert.valid_before() {
-        Err(format!("expired: {window}"))
-    } else {
-        Ok(())
-    }
 }
 
 /// Load a private key, asking for its passphrase (up to three tries, like ssh) when it is encrypted.
@@ -520,7 +540,7 @@ fn load_key(path: &Path, prompter: &dyn Prompter, attempts: &mut Attempts) -> Op
     None
 }
 
-fn auth_failed(target: &Target, attempts: Attempts) -> SshError {
+fn auth_failed(target: &Endpoint, attempts: Attempts) -> SshError {
     let tried = if attempts.tried.is_empty() {
         "no usable key".to_string()
     } else {

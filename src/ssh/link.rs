@@ -5,9 +5,9 @@
 //! One attempt is still `connect_once`'s business (timeouts, host key, authentication); this module
 //! only decides when to attempt, and never retries what retrying cannot fix (auth, host keys).
 
+use super::endpoint::{Endpoint, Route};
 use super::session::{self, Session};
 use super::{connect_once, ConnectOptions, Prompter, SshError};
-use crate::config::Target;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// passes without receiving anything, and gives up when that timer fires with `max` keepalives
 /// already unanswered (russh 0.65, `client::Session::run_inner`): after `(max + 1) × interval` of
 /// silence. OpenSSH counts ServerAliveCountMax the same way. `max` must be at least 1 (russh treats
-/// 0 as "never give up"; [`Target::keepalive`] never returns 0).
+/// 0 as "never give up"; `config::Target::keepalive` never returns 0).
 pub fn detection_time(interval: Duration, max: usize) -> Duration {
     interval.saturating_mul(max as u32 + 1)
 }
@@ -288,7 +288,7 @@ impl Drop for Current {
 
 /// The connection to one target, replaced whenever it dies. See the module docs.
 pub struct Link {
-    target: Target,
+    target: Endpoint,
     opts: ConnectOptions,
     prompter: Arc<dyn Prompter>,
     policy: ReconnectPolicy,
@@ -298,10 +298,15 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new(target: Target, opts: ConnectOptions, prompter: Arc<dyn Prompter>, policy: ReconnectPolicy) -> Link {
+    pub fn new(
+        target: impl Into<Endpoint>,
+        opts: ConnectOptions,
+        prompter: Arc<dyn Prompter>,
+        policy: ReconnectPolicy,
+    ) -> Link {
         let backoff = Backoff::new(&policy);
         Link {
-            target,
+            target: target.into(),
             opts,
             prompter,
             policy,
@@ -311,7 +316,7 @@ impl Link {
         }
     }
 
-    pub fn target(&self) -> &Target {
+    pub fn target(&self) -> &Endpoint {
         &self.target
     }
 
@@ -379,27 +384,17 @@ impl Link {
         mut on_event: impl FnMut(LinkEvent),
     ) -> Result<Arc<Session>, LinkError> {
         let started = Instant::now();
-        if let Some(cur) = self.current.take() {
-            self.backoff.on_lost(cur.since.elapsed(), self.policy.healthy_after);
-            let reason = cur
-                .dead
-                .borrow()
-                .clone()
-                .unwrap_or_else(|| "reconnect requested".to_string());
-            abandon(cur);
-            on_event(LinkEvent::Lost { reason });
-        }
+        self.drop_current(&mut on_event);
         let deadline = self.policy.give_up_after.map(|d| started + d);
         let host = self.target.name.clone();
         let prompter: Arc<dyn Prompter> = Arc::new(OutagePrompter::new(self.prompter.clone(), &host));
-        let no_answer = || SshError::Unreachable {
-            host: host.clone(),
-            reason: "no answer yet".to_string(),
-        };
-        let gave_up = |last: Option<SshError>| LinkError::GaveUp {
-            host: host.clone(),
-            after: started.elapsed(),
-            last: last.unwrap_or_else(no_answer),
+        let stopped = |stop: Stop, last: Option<SshError>| match stop {
+            Stop::Cancelled => LinkError::Cancelled,
+            Stop::Deadline => LinkError::GaveUp {
+                host: host.clone(),
+                after: started.elapsed(),
+                last: last.unwrap_or_else(|| no_answer(&host)),
+            },
         };
         // TCP connects still waiting for an answer. A slow one is not abandoned when the next
         // attempt starts: on a link with a long round trip it may be the one that gets through.
@@ -409,55 +404,12 @@ impl Link {
         loop {
             attempt += 1;
             let next_at = Instant::now() + self.backoff.next_delay();
-            let connected = if uses_proxy(&self.target) {
-                // The first hop is not ours to probe: one full attempt does it all.
-                tokio::select! {
-                    () = cancel.cancelled() => return Err(LinkError::Cancelled),
-                    () = sleep_until(deadline) => return Err(gave_up(last_error)),
-                    r = connect_once(&self.target, &self.opts, prompter.clone()) => Some(r),
-                }
-            } else {
-                let (name, port, limit) = (
-                    self.target.ssh.host_name.clone(),
-                    self.target.port,
-                    self.opts.connect_timeout,
-                );
-                let display = host.clone();
-                probes.spawn(async move { session::tcp_connect(&name, port, limit, &display).await });
-                let mut stream = None;
-                let mut failed = false;
-                while stream.is_none() && !probes.is_empty() {
-                    tokio::select! {
-                        () = cancel.cancelled() => return Err(LinkError::Cancelled),
-                        () = sleep_until(deadline) => return Err(gave_up(last_error)),
-                        () = tokio::time::sleep_until(next_at) => break,
-                        Some(joined) = probes.join_next() => match joined {
-                            Ok(Ok(s)) => stream = Some(s),
-                            Ok(Err(e)) => {
-                                last_error = Some(e);
-                                failed = true;
-                            }
-                            Err(_) => {}
-                        },
-                    }
-                }
-                match stream {
-                    Some(stream) => {
-                        probes.abort_all();
-                        tokio::select! {
-                            () = cancel.cancelled() => return Err(LinkError::Cancelled),
-                            () = sleep_until(deadline) => return Err(gave_up(last_error)),
-                            r = session::connect_over(stream, &self.target, &self.opts, prompter.clone()) => Some(r),
-                        }
-                    }
-                    None => {
-                        // Still waiting: an older failure would misdescribe a silent network.
-                        if !failed {
-                            last_error = Some(no_answer());
-                        }
-                        None
-                    }
-                }
+            let connected = match self
+                .attempt(&mut probes, &prompter, next_at, cancel, deadline, &mut last_error)
+                .await
+            {
+                Ok(c) => c,
+                Err(stop) => return Err(stopped(stop, last_error)),
             };
             match connected {
                 Some(Ok(session)) => {
@@ -478,12 +430,96 @@ impl Link {
                 next_in: next_at.saturating_duration_since(now),
                 last_error: last_error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
             });
-            tokio::select! {
-                () = cancel.cancelled() => return Err(LinkError::Cancelled),
-                () = sleep_until(deadline) => return Err(gave_up(last_error)),
-                () = tokio::time::sleep_until(next_at) => {}
+            if let Err(stop) = until_stopped(cancel, deadline, tokio::time::sleep_until(next_at)).await {
+                return Err(stopped(stop, last_error));
             }
         }
+    }
+
+    /// Forget the current session (dead or not), saying why it was lost.
+    fn drop_current(&mut self, on_event: &mut impl FnMut(LinkEvent)) {
+        if let Some(cur) = self.current.take() {
+            self.backoff.on_lost(cur.since.elapsed(), self.policy.healthy_after);
+            let reason = cur
+                .dead
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "reconnect requested".to_string());
+            abandon(cur);
+            on_event(LinkEvent::Lost { reason });
+        }
+    }
+
+    /// One attempt: through a proxy, one full connect; directly, a new TCP probe (the slow ones of
+    /// earlier attempts still count), then the handshake over the first probe that answers.
+    /// `Ok(None)`: no TCP answer before `next_at`.
+    async fn attempt(
+        &self,
+        probes: &mut JoinSet<Result<TcpStream, SshError>>,
+        prompter: &Arc<dyn Prompter>,
+        next_at: Instant,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+        last_error: &mut Option<SshError>,
+    ) -> Result<Option<Result<Session, SshError>>, Stop> {
+        if uses_proxy(&self.target) {
+            // The first hop is not ours to probe: one full attempt does it all.
+            let r = until_stopped(
+                cancel,
+                deadline,
+                connect_once(&self.target, &self.opts, prompter.clone()),
+            )
+            .await?;
+            return Ok(Some(r));
+        }
+        let Some(stream) = self
+            .first_tcp_answer(probes, next_at, cancel, deadline, last_error)
+            .await?
+        else {
+            return Ok(None);
+        };
+        probes.abort_all();
+        let handshake = session::connect_over(stream, &self.target, &self.opts, prompter.clone());
+        Ok(Some(until_stopped(cancel, deadline, handshake).await?))
+    }
+
+    /// Start a TCP probe, then wait until `next_at` for the first of the probes out to answer.
+    async fn first_tcp_answer(
+        &self,
+        probes: &mut JoinSet<Result<TcpStream, SshError>>,
+        next_at: Instant,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+        last_error: &mut Option<SshError>,
+    ) -> Result<Option<TcpStream>, Stop> {
+        let (name, port, limit) = (
+            self.target.ssh.host_name.clone(),
+            self.target.port,
+            self.opts.connect_timeout,
+        );
+        let display = self.target.name.clone();
+        probes.spawn(async move { session::tcp_connect(&name, port, limit, &display).await });
+        let mut failed = false;
+        while !probes.is_empty() {
+            tokio::select! {
+                () = cancel.cancelled() => return Err(Stop::Cancelled),
+                () = sleep_until(deadline) => return Err(Stop::Deadline),
+                () = tokio::time::sleep_until(next_at) => break,
+                Some(joined) = probes.join_next() => match joined {
+                    Ok(Ok(s)) => return Ok(Some(s)),
+                    Ok(Err(e)) => {
+                        *last_error = Some(e);
+                        failed = true;
+                    }
+                    Err(_) => {}
+                },
+            }
+        }
+        // Still waiting: an older failure would misdescribe a silent network.
+        if !failed {
+            *last_error = Some(no_answer(&self.target.name));
+        }
+        Ok(None)
     }
 
     fn install(&mut self, session: Session) -> Arc<Session> {
@@ -632,8 +668,35 @@ impl Prompter for OutagePrompter {
 }
 
 /// ProxyJump/ProxyCommand targets: the TCP connection is not to the target, so no probe.
-fn uses_proxy(target: &Target) -> bool {
-    !matches!(target.via, crate::config::Via::Direct)
+fn uses_proxy(target: &Endpoint) -> bool {
+    !matches!(target.route, Route::Direct)
+}
+
+/// Why a reconnect stopped trying: the caller cancelled, or `give_up_after` passed.
+enum Stop {
+    Cancelled,
+    Deadline,
+}
+
+/// `fut`, unless the caller cancels or the deadline passes first.
+async fn until_stopped<T>(
+    cancel: &CancellationToken,
+    deadline: Option<Instant>,
+    fut: impl Future<Output = T>,
+) -> Result<T, Stop> {
+    tokio::select! {
+        () = cancel.cancelled() => Err(Stop::Cancelled),
+        () = sleep_until(deadline) => Err(Stop::Deadline),
+        r = fut => Ok(r),
+    }
+}
+
+/// The error of a host that has not answered at all yet (a silent network, not a refusal).
+fn no_answer(host: &str) -> SshError {
+    SshError::Unreachable {
+        host: host.to_string(),
+        reason: "no answer yet".to_string(),
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -101,11 +101,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The relative path for display.
-    pub fn display_path(&self) -> String {
-        String::from_utf8_lossy(&self.rel_path).into_owned()
-    }
-
     /// The integer the listing is ordered by: the step, or Accelerate's save counter.
     pub fn ordinal(&self) -> Option<u64> {
         self.step.or(self.save_index)
@@ -386,7 +381,7 @@ mod tests {
         );
         assert!(ckpts.iter().all(|c| c.layout == Layout::Lightning && c.complete));
         assert_eq!(
-            ckpts[0].display_path(),
+            String::from_utf8_lossy(&ckpts[0].rel_path),
             "lightning_logs/version_0/checkpoints/epoch=0-step=500.ckpt"
         );
     }

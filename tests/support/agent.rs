@@ -22,10 +22,15 @@ impl Agent {
             .stdout(Stdio::null())
             .spawn()
             .expect("ssh-agent");
-        for _ in 0..200 {
-            if sock.exists() {
-                break;
-            }
+        // The socket file appears at bind(), before listen(): only a connect that succeeds means
+        // ssh-add can talk to it. Under load that took more than the 2 s once allowed here.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent did not listen on {} within 30 s",
+                sock.display()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         Agent { _dir: dir, sock, child }
