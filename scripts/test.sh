@@ -2,8 +2,8 @@
 # The whole test suite. Installs what the tests need (a real OpenSSH server, tmux, GNU screen, python3 for the
 # test trainer, nc for the ProxyCommand tests, pam_google_authenticator and the passwd tools for the
 # password and keyboard-interactive login tests, dbus for a private session bus and curl for the
-# box-side webhooks) when missing, then runs every unit and integration
-# test.
+# box-side webhooks, Debian's slurm-wlm and munge for a real single-node Slurm cluster) when missing, then runs
+# every unit and integration test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,8 @@ ls /lib/*/security/pam_google_authenticator.so /usr/lib/*/security/pam_google_au
   need+=(libpam-google-authenticator)
 { command -v dbus-daemon >/dev/null && command -v dbus-monitor >/dev/null; } || need+=(dbus)
 command -v curl >/dev/null || need+=(curl)
+[ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] || need+=(slurm-wlm)
+[ -x /usr/sbin/munged ] || need+=(munge)
 # rustup brings no C compiler, and the crypto crates (ring) build C and assembly.
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

@@ -63,8 +63,51 @@ pub struct Settings {
     pub stall_after: Option<Duration>,
     /// Where to say that a run ended or stalled (a host's `notify:` replaces the defaults' whole).
     pub notify: Option<NotifyConfig>,
-    /// What keeps a run alive: `auto` (default: tmux, else screen, else nohup), `tmux`, `screen`, `nohup`.
+    /// What keeps a run alive: `auto` (default: tmux, else screen, else nohup), `tmux`, `screen`, `nohup`,
+    /// `slurm` (never chosen by `auto`).
     pub backend: Option<String>,
+    /// sbatch options for `backend: slurm`.
+    pub slurm: Option<SlurmConfig>,
+}
+
+/// `slurm:`: the sbatch options of `backend: slurm` runs; a host's keys override the defaults' one by one.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmConfig {
+    pub partition: Option<String>,
+    /// sbatch's `--time`, e.g. `"04:00:00"` (quoted: YAML reads `04:00:00` unquoted as a number).
+    pub time: Option<String>,
+    pub gpus: Option<String>,
+    pub cpus_per_task: Option<u32>,
+    pub mem: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub extra_args: Option<Vec<String>>,
+    /// The time-limit warning to the batch shell, `USR1@120` by default.
+    pub signal: Option<String>,
+    /// How many times the run continues after a time limit or a preemption (default 0).
+    pub requeue: Option<u32>,
+}
+
+impl SlurmConfig {
+    /// The options of a host: its keys, else the defaults'.
+    pub fn resolve(defaults: Option<&SlurmConfig>, host: Option<&SlurmConfig>) -> crate::remote::slurm::SlurmOptions {
+        let d = defaults.cloned().unwrap_or_default();
+        let h = host.cloned().unwrap_or_default();
+        let base = crate::remote::slurm::SlurmOptions::default();
+        crate::remote::slurm::SlurmOptions {
+            partition: h.partition.or(d.partition),
+            time: h.time.or(d.time),
+            gpus: h.gpus.or(d.gpus),
+            cpus_per_task: h.cpus_per_task.or(d.cpus_per_task),
+            mem: h.mem.or(d.mem),
+            account: h.account.or(d.account),
+            qos: h.qos.or(d.qos),
+            extra_args: h.extra_args.or(d.extra_args).unwrap_or_default(),
+            signal: h.signal.or(d.signal).unwrap_or(base.signal),
+            requeue: h.requeue.or(d.requeue).unwrap_or(0),
+        }
+    }
 }
 
 /// `notify:`: box-side webhooks the run wrapper posts to when the run ends (no laptop needed), and
@@ -251,6 +294,8 @@ pub struct HostSettings {
     pub notify: Option<NotifyConfig>,
     /// For new runs; a run's own backend is in its run record.
     pub backend: crate::remote::backend::Choice,
+    /// The `slurm:` options, defaults' and host's merged key by key.
+    pub slurm: crate::remote::slurm::SlurmOptions,
 }
 
 impl ConfigFile {
@@ -347,6 +392,11 @@ impl ConfigFile {
             if let Some(b) = &s.backend {
                 crate::remote::backend::Choice::parse(b).map_err(|why| bad("backend", &why))?;
             }
+            if let Some(c) = &s.slurm {
+                SlurmConfig::resolve(None, Some(c))
+                    .check()
+                    .map_err(|why| bad("slurm", &why))?;
+            }
             if let Some(t) = &s.resume_command {
                 if !t.contains("{checkpoint}") {
                     return Err(bad("resume_command", "must contain {checkpoint}"));
@@ -401,6 +451,7 @@ impl ConfigFile {
             notify: h.and_then(|h| h.notify.clone()).or_else(|| d.notify.clone()),
             backend: crate::remote::backend::Choice::parse(&pick(|s| &s.backend, "auto"))
                 .unwrap_or(crate::remote::backend::Choice::Auto),
+            slurm: SlurmConfig::resolve(d.slurm.as_ref(), h.and_then(|h| h.slurm.as_ref())),
         }
     }
 }

@@ -365,6 +365,7 @@ fn notify_change(ctx: &Ctx, t: &Target, j: &StatusJson, prev: &mut Option<(Strin
                 RunState::Stopped => Some(NotifyEvent::Stopped),
                 RunState::Lost => Some(NotifyEvent::Lost),
                 RunState::Running => (r.stalled && !stalled).then_some(NotifyEvent::Stalled),
+                RunState::Pending => None,
             };
             if let Some(ev) = ev {
                 super::wait::notify(ctx, t, j, ev);
@@ -449,6 +450,7 @@ mod tests {
             session_backend: Some("tmux".into()),
             available_backends: vec!["tmux".into()],
             run: Some(RunRecord {
+                slurm: None,
                 id: "r1".into(),
                 command: Some("make train".into()),
                 started_at: Some("2026-11-29T01:53:00Z".into()),
@@ -612,6 +614,8 @@ mod tests {
                     available_backends: Some(vec!["tmux".into()]),
                 },
                 run: Some(RunJson {
+                    reason: None,
+                    slurm: None,
                     id: "r1".into(),
                     state: RunState::Running,
                     pid: Some(1),

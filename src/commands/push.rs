@@ -271,7 +271,10 @@ async fn push_on(
 
     if !o.force {
         let st = probe::probe_status(session, target).await?;
-        if let Some(run) = st.run.filter(|r| r.state == RunState::Running) {
+        if let Some(run) = st
+            .run
+            .filter(|r| matches!(r.state, RunState::Pending | RunState::Running))
+        {
             anyhow::bail!(
                 "a run is active in {workdir} on {} ({}, pid {}): pushing could change its code under it; stop it first (rtrain stop {}) or use --force",
                 target.name,

@@ -116,11 +116,20 @@ fn spec(
     inherit: bool,
 ) -> LaunchSpec {
     let s = &target.settings;
+    let backend_arg_none = backend.is_none();
+    let backend = backend.unwrap_or(s.backend);
+    // A resume may relaunch a Slurm run whatever the config says now, so it carries the batch files too.
+    let backend_vars = if backend == Choice::Only("slurm") || inherit {
+        crate::remote::backend::slurm::launch_vars(target)
+    } else {
+        Vec::new()
+    };
     LaunchSpec {
+        backend_vars,
         workdir: s.workdir.clone(),
         session: s.session.clone(),
-        backend: backend.unwrap_or(s.backend),
-        inherit_backend: inherit && backend.is_none(),
+        backend,
+        inherit_backend: inherit && backend_arg_none,
         command,
         log_dir: s.log_dir.clone(),
         env: run_env(target),
@@ -191,7 +200,10 @@ async fn launch(
                     Some(b) if b.has_terminal() => format!("in {} session {session:?}", b.name()),
                     _ => format!("under {} (no terminal)", run.backend),
                 };
-                println!("launched run {} on {} (pid {}) {how}", run.id, target.name, run.pid);
+                match &run.job {
+                    Some(job) => println!("submitted run {} on {} as Slurm job {job}", run.id, target.name),
+                    None => println!("launched run {} on {} (pid {}) {how}", run.id, target.name, run.pid),
+                }
                 println!("  command: {}", spec.command);
                 println!("  log:     {}", run.log);
                 println!(
@@ -212,9 +224,13 @@ async fn launch(
                 );
             }
             if !ctx.quiet {
+                let what = match &run.job {
+                    Some(job) => format!("Slurm job {job}"),
+                    None => format!("pid {}", run.pid),
+                };
                 println!(
-                    "a run is already active on {}: {} (pid {}, started {}); nothing started",
-                    target.name, run.id, run.pid, run.started_at
+                    "a run is already active on {}: {} ({what}, started {}); nothing started",
+                    target.name, run.id, run.started_at
                 );
                 println!("  log: {}", run.log);
             }
@@ -665,7 +681,7 @@ async fn stop_at_checkpoint(ctx: &Ctx, target: &Target, args: &StopArgs) -> anyh
         };
         let newest = newest_of_run(&p);
         let newest_step = newest.and_then(|c| c.step);
-        if run.state != RunState::Running {
+        if !matches!(run.state, RunState::Pending | RunState::Running) {
             clear(&spinner);
             let code = run.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
             if baseline.is_none() {

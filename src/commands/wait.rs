@@ -117,7 +117,7 @@ fn event_of(state: RunState) -> Option<NotifyEvent> {
         RunState::Failed => Some(NotifyEvent::Failed),
         RunState::Stopped => Some(NotifyEvent::Stopped),
         RunState::Lost => Some(NotifyEvent::Lost),
-        RunState::Running => None,
+        RunState::Pending | RunState::Running => None,
     }
 }
 
@@ -196,7 +196,7 @@ async fn wait_one(ctx: &Ctx, t: &Target, args: &WaitArgs) -> End {
             );
             return End::Error(e);
         }
-        if r.state != RunState::Running {
+        if !matches!(r.state, RunState::Pending | RunState::Running) {
             return if first { End::NoRun(j) } else { End::Ended(j) };
         }
         if first && !ctx.quiet && !args.json {
@@ -229,6 +229,8 @@ mod tests {
         let mut j = StatusJson::unreachable(host, "training");
         j.reachable = true;
         j.run = Some(crate::report::status::RunJson {
+            reason: None,
+            slurm: None,
             id: "20260101-000000-abcd".into(),
             state,
             pid: None,

@@ -5,4 +5,5 @@ pub mod backend;
 pub mod probe;
 pub mod quote;
 pub mod run;
+pub mod slurm;
 pub mod transfer;

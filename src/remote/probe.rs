@@ -174,6 +174,20 @@ if [ -n "$r" ]; then
   rt_backend_of "$r"
   _s run_backend; printf '%s' "$rt_b" | base64
   if [ -f "$r/format" ]; then _s run_format; head -c 64 "$r/format" | base64; fi
+  # A Slurm run: the scheduler's view of its job while it knows it, and what the batch script recorded.
+  if [ -f "$r/job" ]; then
+    for f in job reason node restarts; do
+      if [ -f "$r/$f" ]; then _s "slurm_$f"; head -c 65536 "$r/$f" | base64; fi
+    done
+    if [ -f "$r/slurm.env" ]; then _s slurm_settings; head -c 4096 "$r/slurm.env" | base64; fi
+    rt_read1 "$r/job"
+    case $rt_v in
+      ''|*[!0-9]*) ;;
+      *)
+        _s slurm_squeue; squeue -h -j "$rt_v" -o '%i|%T|%r|%N|%M|%l' 2>/dev/null | base64
+        if [ "$rt_s" != running ]; then _s slurm_scontrol; scontrol show job -o "$rt_v" 2>/dev/null | base64; fi ;;
+    esac
+  fi
   sb=$rt_b
 else
   rt_resolve "$BK"
@@ -561,11 +575,14 @@ pub struct RunRecord {
     pub group_alive: Option<bool>,
     /// Decided on the remote box by the very shell functions `up` and `stop` use (`rt_decide` in
     /// [`RUN_STATE_SH`]), so `status` can never disagree with them; `exit` and `stopped` are read after it.
+    /// A Slurm run whose job waits in the queue is `Pending` (active, as `running` is for `up`).
     pub state: RunState,
     /// The backend the run was launched with (`tmux` for a record from before backends were recorded).
     pub backend: String,
     /// The record's `format` (`None`: version 1, no `format` file).
     pub format: Option<u32>,
+    /// The Slurm side of a `backend: slurm` run.
+    pub slurm: Option<crate::remote::slurm::SlurmRun>,
 }
 
 fn run_from_sections(s: &Sections) -> Result<Option<RunRecord>, ProbeError> {
@@ -577,6 +594,9 @@ fn run_from_sections(s: &Sections) -> Result<Option<RunRecord>, ProbeError> {
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| ProbeError::Corrupt("run_state".into()))?;
     let yes = |name: &str| s.text(name).map(|a| a == "0");
+    let slurm = crate::remote::slurm::SlurmRun::from_record(s.text("slurm_job").as_deref(), |name| {
+        s.text(name).filter(|t| !t.is_empty())
+    });
     Ok(Some(RunRecord {
         command: s
             .get("run_command")
@@ -590,7 +610,11 @@ fn run_from_sections(s: &Sections) -> Result<Option<RunRecord>, ProbeError> {
         alive: yes("run_alive"),
         is_wrapper: yes("run_is_wrapper"),
         group_alive: yes("run_group_alive"),
-        state,
+        state: match &slurm {
+            Some(j) if state == RunState::Running && j.is_pending() => RunState::Pending,
+            _ => state,
+        },
+        slurm,
         backend: s
             .text("run_backend")
             .filter(|b| !b.is_empty())

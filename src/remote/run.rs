@@ -38,6 +38,9 @@ pub struct LaunchSpec {
     pub edit: Option<FileEdit>,
     /// Box-side notifications: the content of the run record's `notify` file ([`notify_file`]), sent on stdin.
     pub notify: Option<String>,
+    /// Sh variables the backend's start needs besides the run record (Slurm: its batch script, settings and
+    /// `submit` line), assigned quoted at the top of the up script. Empty for tmux, screen and nohup.
+    pub backend_vars: Vec<(&'static str, String)>,
 }
 
 /// A whole-file replacement done by the up script under its lock. The content travels on the exec channel's
@@ -157,6 +160,8 @@ pub struct RunInfo {
     pub log: String,
     /// The backend it was launched with (`tmux` for a record from before backends were recorded).
     pub backend: String,
+    /// The scheduler's job id of a Slurm run (its `job` file).
+    pub job: Option<String>,
 }
 
 /// Which backend `up` launched with, and why.
@@ -183,6 +188,8 @@ pub enum UpOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
+    /// Queued by a scheduler (a Slurm job waiting for its node): active, not yet running.
+    Pending,
     Running,
     Finished,
     Failed,
@@ -193,6 +200,7 @@ pub enum RunState {
 impl RunState {
     pub fn as_str(self) -> &'static str {
         match self {
+            RunState::Pending => "pending",
             RunState::Running => "running",
             RunState::Finished => "finished",
             RunState::Failed => "failed",
@@ -212,6 +220,7 @@ impl FromStr for RunState {
     type Err = RunError;
     fn from_str(s: &str) -> Result<Self, RunError> {
         Ok(match s {
+            "pending" => RunState::Pending,
             "running" => RunState::Running,
             "finished" => RunState::Finished,
             "failed" => RunState::Failed,
@@ -371,6 +380,8 @@ rt_group_alive() {
 # asked): rt_pa the pid is a live process, rt_pw it is the wrapper, rt_ga the group has a live member.
 rt_alive() {
   rt_pa= rt_pw= rt_ga=
+  rt_read1 "$1/backend"
+  [ "$rt_v" != slurm ] || { rt_slurm_alive "$1"; return; }
   rt_pid "$1" || return 1
   if kill -0 "$rt_p" 2>/dev/null; then
     if [ ! -r /proc/self/stat ]; then rt_pa=0; return 0; fi
@@ -385,6 +396,21 @@ rt_alive() {
   rt_pa=1
   if rt_group_alive "$rt_p"; then rt_ga=0; return 0; fi
   rt_ga=1
+  return 1
+}
+# A Slurm run lives on the compute node, out of this box's sight: it is alive while its job is the scheduler's
+# (pending, running, or on its way back to the queue), and also when squeue cannot tell (never twice); a job
+# squeue no longer knows has ended. The job's state stays in rt_sj for `status`.
+rt_slurm_alive() {
+  rt_sj=
+  rt_read1 "$1/job"
+  case $rt_v in ''|*[!0-9]*) return 1 ;; esac
+  if ! rt_sj=$(squeue -h -j "$rt_v" -o %T 2>&1); then
+    case $rt_sj in *"Invalid job id"*) rt_sj=; return 1 ;; esac
+    rt_sj=UNKNOWN
+    return 0
+  fi
+  case $rt_sj in PENDING*|CONFIGURING*|RUNNING*|COMPLETING*|SUSPENDED*|REQUEUE*|RESIZING*|SIGNALING*|STOPPED*) return 0 ;; esac
   return 1
 }
 # The state in rt_s. `exit` is read again after the liveness test: the wrapper writes it just before it execs the
@@ -623,6 +649,7 @@ if [ -n "$rt_active" ]; then
   rt_say log "$(cat "$rt_d/log" 2>/dev/null)"
   rt_backend_of "$rt_d"
   rt_say backend "$rt_b"
+  [ ! -f "$rt_d/job" ] || rt_say job "$(cat "$rt_d/job")"
   rt_say result active
   exit 0
 fi
@@ -698,9 +725,11 @@ fi
 "##;
 
 /// `up`, last part: the backend starts the wrapper, which writes its pid when it runs.
-const UP_START: &str = r##"if ! "rt_${rt_backend}_start"; then rt_rollback; rt_fail "$rt_err"; fi
+const UP_START: &str = r##"rt_nowait=
+if ! "rt_${rt_backend}_start"; then rt_rollback; rt_fail "$rt_err"; fi
 rt_i=0
-while [ ! -s "$rt_rd/pid" ]; do
+# A scheduler's backend (rt_nowait=1) has a job id instead: its run may wait in the queue for hours.
+while [ -z "$rt_nowait" ] && [ ! -s "$rt_rd/pid" ]; do
   rt_i=$((rt_i + 1))
   if [ "$rt_i" -gt 200 ]; then
     rt_say id "$rt_id"
@@ -709,7 +738,8 @@ while [ ! -s "$rt_rd/pid" ]; do
   sleep 0.05
 done
 rt_say id "$rt_id"
-rt_say pid "$(cat "$rt_rd/pid")"
+rt_say pid "$(cat "$rt_rd/pid" 2>/dev/null)"
+[ ! -f "$rt_rd/job" ] || rt_say job "$(cat "$rt_rd/job")"
 rt_say started_at "$rt_started"
 rt_say log "$rt_log"
 rt_say session "$rt_session"
@@ -727,6 +757,7 @@ rt_say id "$rt_id"
 rt_backend_of "$rt_rd"
 rt_say backend "$rt_b"
 rt_st=$(rt_state "$rt_rd")
+[ "$rt_b" != slurm ] || [ "$rt_st" != running ] || rt_slurm_stop
 if [ "$rt_st" != running ]; then
   rt_say state "$rt_st"
   rt_say exit "$(cat "$rt_rd/exit" 2>/dev/null)"
@@ -902,24 +933,23 @@ pub fn up_script(spec: &LaunchSpec) -> String {
         ),
         None => ("''".to_string(), "''".to_string(), "0"),
     };
-    script(
-        &[
-            ("rt_workdir", dir_word(&spec.workdir)),
-            ("rt_session", quote(&spec.session)),
-            ("rt_backend", quote(spec.backend.as_str())),
-            ("rt_inherit", if spec.inherit_backend { "1" } else { "0" }.to_string()),
-            ("rt_format", backend::RECORD_FORMAT.to_string()),
-            ("rt_command", quote(&spec.command)),
-            ("rt_log_dir", dir_word(&spec.log_dir)),
-            ("rt_edit_path", edit_path),
-            ("rt_edit_expect", edit_expect),
-            ("rt_edit_backup", edit_backup.to_string()),
-            ("rt_wrapper", quote(&WRAPPER.replace("RT_NOTIFY_FN\n", NOTIFY_SH))),
-            ("rt_notify_len", spec.notify.as_ref().map_or(0, |n| n.len()).to_string()),
-            ("rt_env", quote(&env_file(&spec.env))),
-        ],
-        &[UP_LOCK, UP_PICK, UP_RECORD, UP_START].concat(),
-    )
+    let mut vars = vec![
+        ("rt_workdir", dir_word(&spec.workdir)),
+        ("rt_session", quote(&spec.session)),
+        ("rt_backend", quote(spec.backend.as_str())),
+        ("rt_inherit", if spec.inherit_backend { "1" } else { "0" }.to_string()),
+        ("rt_format", backend::RECORD_FORMAT.to_string()),
+        ("rt_command", quote(&spec.command)),
+        ("rt_log_dir", dir_word(&spec.log_dir)),
+        ("rt_edit_path", edit_path),
+        ("rt_edit_expect", edit_expect),
+        ("rt_edit_backup", edit_backup.to_string()),
+        ("rt_wrapper", quote(&WRAPPER.replace("RT_NOTIFY_FN\n", NOTIFY_SH))),
+        ("rt_notify_len", spec.notify.as_ref().map_or(0, |n| n.len()).to_string()),
+        ("rt_env", quote(&env_file(&spec.env))),
+    ];
+    vars.extend(spec.backend_vars.iter().map(|(name, value)| (*name, quote(value))));
+    script(&vars, &[UP_LOCK, UP_PICK, UP_RECORD, UP_START].concat())
 }
 
 /// The backend `attach` joins: the current run's (as recorded), else `choice` as the box resolves it.
@@ -1099,10 +1129,15 @@ fn run_info(f: &[(&str, &str)], output: &str) -> Result<RunInfo, RunError> {
     let get = |k| first(f, k).ok_or_else(|| unexpected("up", output));
     Ok(RunInfo {
         id: get("id")?.to_string(),
-        pid: get("pid")?.trim().parse().map_err(|_| unexpected("up", output))?,
+        // A scheduler's run has no pid on this box until it starts on a node (Slurm: `job` instead).
+        pid: match first(f, "job") {
+            Some(_) => first(f, "pid").and_then(|p| p.trim().parse().ok()).unwrap_or(0),
+            None => get("pid")?.trim().parse().map_err(|_| unexpected("up", output))?,
+        },
         started_at: get("started_at")?.to_string(),
         log: get("log")?.to_string(),
         backend: first(f, "backend").unwrap_or("tmux").to_string(),
+        job: first(f, "job").map(str::to_string),
     })
 }
 
@@ -1438,6 +1473,7 @@ mod tests {
 
         fn spec(&self, wd: &Path, command: &str) -> LaunchSpec {
             LaunchSpec {
+                backend_vars: Vec::new(),
                 workdir: wd.to_str().unwrap().to_string(),
                 session: "training".into(),
                 command: command.into(),
@@ -1536,6 +1572,7 @@ mod tests {
         });
         assert!(!n.contains('\x1b'), "{n}");
         let spec = LaunchSpec {
+            backend_vars: Vec::new(),
             workdir: "~/p".into(),
             session: "s".into(),
             command: "true".into(),
@@ -1803,7 +1840,7 @@ mod tests {
     fn a_backend_the_box_lacks_is_reported_with_what_it_has_and_nothing_is_started() {
         let sb = Sandbox::new();
         let wd = sb.project("proj");
-        let (code, out) = sb.up_on(&sb.bin_without(&["tmux"]), &sb.spec(&wd, FAST));
+        let (code, out) = sb.up_on(&sb.bin_without(&["tmux", "sbatch"]), &sb.spec(&wd, FAST));
         assert_eq!(code, Some(10));
         assert_eq!(
             out,
@@ -1815,10 +1852,11 @@ mod tests {
         assert_eq!(run_dirs(&wd), 0);
         assert!(!wd.join(".rtrain/current").exists() && !wd.join(".rtrain/lock").exists());
         let spec = LaunchSpec {
+            backend_vars: Vec::new(),
             backend: Choice::Auto,
             ..sb.spec(&wd, FAST)
         };
-        let (_, out) = sb.up_on(&sb.bin_without(&["tmux", "screen", "setsid"]), &spec);
+        let (_, out) = sb.up_on(&sb.bin_without(&["tmux", "screen", "setsid", "sbatch"]), &spec);
         assert!(
             matches!(&out, Err(RunError::BackendMissing { backend, available }) if backend == "none" && available.is_empty()),
             "{out:?}"
@@ -1875,6 +1913,7 @@ mod tests {
         ] {
             let wd = sb.project(&format!("auto-{want}"));
             let spec = LaunchSpec {
+                backend_vars: Vec::new(),
                 backend: Choice::Auto,
                 session: format!("s {want}"),
                 ..sb.spec(&wd, "sleep 0.3; echo done-$((6*7))")
@@ -1930,6 +1969,7 @@ mod tests {
         let wd = sb.project("w o'r\"k $(touch pwned-w) `touch pwned-b` #(touch pwned-t) ;x");
         let command = format!("printf '%s\\n' 'lit $(touch pwned-c)' \"it's \\\"q\\\"\"; {FAST}");
         let spec = LaunchSpec {
+            backend_vars: Vec::new(),
             workdir: wd.to_str().unwrap().to_string(),
             session: "s 'q\" $(touch pwned-s) #(touch pwned-u) #{session_id} ;x".into(),
             command: command.clone(),
@@ -1958,6 +1998,7 @@ mod tests {
         assert_eq!(sessions.trim(), spec.session);
         // The same session is found again, not created anew.
         let again = LaunchSpec {
+            backend_vars: Vec::new(),
             command: "true".into(),
             ..spec.clone()
         };
@@ -1983,6 +2024,7 @@ mod tests {
         let wd = sb.project("envs");
         let hostile = "a b 'q\" $(touch pwned-e) `touch pwned-f` ;x\nline2";
         let spec = LaunchSpec {
+            backend_vars: Vec::new(),
             env: vec![
                 ("RT_HOSTILE".into(), hostile.into()),
                 ("PYTHONUNBUFFERED".into(), "1".into()),
@@ -2007,6 +2049,7 @@ mod tests {
         let sb = Sandbox::new();
         let wd = sb.project("home/my proj");
         let spec = LaunchSpec {
+            backend_vars: Vec::new(),
             workdir: "~/my proj".into(),
             session: "my s".into(),
             command: "true".into(),
@@ -2479,6 +2522,7 @@ mod tests {
                    @rtrain started_at=2026-11-29T01:53:00Z\n@rtrain log=/home/u/p/logs/a b.log\n\
                    @rtrain session=training\n@rtrain result=launched\n";
         let run = RunInfo {
+            job: None,
             id: "20261129-015300-ab12".into(),
             pid: 4242,
             started_at: "2026-11-29T01:53:00Z".into(),

@@ -52,6 +52,46 @@ pub struct RunJson {
     pub silent_seconds: Option<i64>,
     /// Added: running, and silent for `stall_after` or longer (a hang: NCCL, a dataloader deadlock, a full disk).
     pub stalled: bool,
+    /// Added: how a run ended beyond its exit code (Slurm: `timeout`, `preempted`, `node_fail`, `out_of_memory`,
+    /// `cancelled`); `null` otherwise.
+    pub reason: Option<String>,
+    /// Added: the Slurm job of a `backend: slurm` run; `null` on other backends.
+    pub slurm: Option<SlurmJson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlurmJson {
+    pub job_id: String,
+    /// The scheduler's state of the job (`PENDING`, `RUNNING`, ...) while it still knows the job.
+    pub job_state: Option<String>,
+    /// Why a pending job waits (`Resources`, `Priority`, ...).
+    pub pending_reason: Option<String>,
+    pub node: Option<String>,
+    pub time_limit_seconds: Option<u64>,
+    pub elapsed_seconds: Option<u64>,
+    pub restarts: usize,
+    pub max_restarts: Option<u32>,
+    pub restart_reasons: Vec<String>,
+}
+
+impl SlurmJson {
+    pub fn of(j: &crate::remote::slurm::SlurmRun) -> SlurmJson {
+        SlurmJson {
+            job_id: j.job_id.clone(),
+            job_state: j.state().map(|s| s.name().to_string()),
+            pending_reason: j
+                .queue
+                .as_ref()
+                .filter(|_| j.is_pending())
+                .and_then(|q| q.reason.clone()),
+            node: j.node(),
+            time_limit_seconds: j.time_limit_seconds(),
+            elapsed_seconds: j.elapsed_seconds(),
+            restarts: j.restarts.len(),
+            max_restarts: j.max_restarts,
+            restart_reasons: j.restarts.iter().map(|r| r.reason.clone()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -186,6 +226,8 @@ impl StatusJson {
                 backend: r.backend.clone(),
                 silent_seconds,
                 stalled: facts::is_stalled(r.state, silent_seconds, crate::config::DEFAULT_STALL_AFTER),
+                reason: r.slurm.as_ref().and_then(|j| j.reason()),
+                slurm: r.slurm.as_ref().map(SlurmJson::of),
             }),
             progress: ProgressJson {
                 step,
@@ -322,8 +364,12 @@ fn run_line(j: &StatusJson, p: &StatusProbe) -> String {
             }
             if let Some(c) = r.exit_code {
                 if r.state != RunState::Running {
-                    let _ = write!(line, " (exit {c})");
+                    let why = r.reason.as_ref().map(|w| format!(", {w}")).unwrap_or_default();
+                    let _ = write!(line, " (exit {c}{why})");
                 }
+            }
+            if let Some(slurm) = p.run.as_ref().and_then(|r| r.slurm.as_ref()) {
+                let _ = write!(line, "  {}", slurm.phrase());
             }
             line
         }

@@ -89,6 +89,7 @@ fn state_color(h: &HostView) -> Color {
         Some(r) if r.stalled => Color::Magenta,
         Some(r) => match r.state {
             RunState::Running => Color::Green,
+            RunState::Pending => Color::Yellow,
             RunState::Finished => Color::Cyan,
             RunState::Failed | RunState::Lost => Color::Red,
             RunState::Stopped => Color::Gray,
@@ -504,6 +505,8 @@ mod tests {
         let mut j = StatusJson::unreachable("gpu-box", "training");
         j.reachable = true;
         j.run = Some(probe::RunJson {
+            reason: None,
+            slurm: None,
             id: "20261201-101500-ab12".into(),
             state: RunState::Running,
             pid: Some(4242),

@@ -17,6 +17,7 @@ mod observe;
 mod protect;
 mod proxy;
 mod resilience;
+mod slurm;
 mod ssh_compat;
 mod top;
 mod transfer;

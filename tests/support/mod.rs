@@ -7,6 +7,7 @@ pub mod backend;
 pub mod http;
 pub mod login;
 pub mod proxy;
+pub mod slurm;
 pub mod sshd;
 
 pub use agent::*;

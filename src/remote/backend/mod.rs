@@ -22,10 +22,11 @@
 
 pub mod nohup;
 pub mod screen;
+pub mod slurm;
 pub mod tmux;
 
 /// The backends, in the order `auto` prefers them. Adding one is a file in this folder and a line here.
-pub static ALL: &[&dyn Backend] = &[&tmux::Tmux, &screen::Screen, &nohup::Nohup];
+pub static ALL: &[&dyn Backend] = &[&tmux::Tmux, &screen::Screen, &nohup::Nohup, &slurm::Slurm];
 
 /// The run record's `format`: 2 since the record names its backend; records without a `format` file are
 /// version 1 (tmux, no `backend` file).
@@ -64,6 +65,10 @@ pub trait Backend: Sync {
     /// Said after `stop`: what is left on the box (`the tmux session stays`), if anything.
     fn after_stop(&self) -> Option<&'static str> {
         None
+    }
+    /// Whether `auto` may pick it (a scheduler's backend never is: it must be asked for).
+    fn auto(&self) -> bool {
+        true
     }
 }
 
@@ -124,6 +129,12 @@ pub fn functions_sh() -> String {
     for b in ALL {
         out.push_str(b.sh());
     }
+    let auto_names = ALL
+        .iter()
+        .filter(|b| b.auto())
+        .map(|b| b.name())
+        .collect::<Vec<_>>()
+        .join(" ");
     let names = names().join(" ");
     out.push_str(&format!(
         r#"rt_backend_ok() {{ case " {names} " in *" $1 "*) "rt_$1_available" ;; *) return 1 ;; esac; }}
@@ -134,7 +145,7 @@ rt_available() {{
 }}
 rt_resolve() {{
   if [ "$1" != auto ]; then rt_b=$1; rt_backend_ok "$1"; return; fi
-  for rt_b in {names}; do "rt_${{rt_b}}_available" && return 0; done
+  for rt_b in {auto_names}; do "rt_${{rt_b}}_available" && return 0; done
   rt_b=none
   return 1
 }}

@@ -1,0 +1,122 @@
+//! The Slurm backend: the SSH host is a cluster's login node, and the run is a batch job the scheduler
+//! starts on a compute node when it can, with the workdir on a filesystem both see. `up` writes the batch
+//! script, its settings and its `submit` line into the run record (remote::slurm builds them from quoted parts)
+//! and submits it; the run is active while its job is pending or running (`rt_alive`'s Slurm arm in
+//! remote::run asks `squeue`). There is no terminal to attach to, and `stop` goes through `scancel`.
+//! Never picked by `auto`: a login node usually has tmux too, and running the training there would be wrong.
+
+use super::{Backend, PtyEnd};
+
+pub struct Slurm;
+
+/// `rt_slurm_start`: the batch script, its settings and `submit` come in `rt_slurm_batch`, `rt_slurm_env` and
+/// `rt_slurm_submit` (set by `up` from the config, each quoted); `rt_nowait=1` tells `up` not to wait for a pid,
+/// since the job may wait in the queue for hours. The job id is the record's `job` (the batch script rewrites it
+/// when the run continues in a new job) and the first line of `jobs`.
+///
+/// `rt_slurm_stop`: the batch shell gets SIGINT first (`scancel --batch`; it stops the trainer and records the
+/// exit), after `rt_timeout` seconds the whole job gets `scancel` (SIGTERM, then SIGKILL after the cluster's
+/// KillWait). A job cancelled before it started never runs its script, so `stop` records its end itself.
+const SH: &str = r##"rt_slurm_available() { command -v sbatch >/dev/null 2>&1 && command -v squeue >/dev/null 2>&1 && command -v scancel >/dev/null 2>&1; }
+rt_slurm_session() { return 1; }
+rt_slurm_start() {
+  { printf '%s' "$rt_slurm_batch" > "$rt_rd/batch.sh" &&
+    printf '%s' "$rt_slurm_env" > "$rt_rd/slurm.env" &&
+    printf '%s' "$rt_slurm_submit" > "$rt_rd/submit"; } 2>/dev/null || { rt_err="cannot write the batch script in $rt_rd"; return 1; }
+  rt_out_s=$(sh "$rt_rd/submit" "$rt_rd" 2>&1)
+  rt_job=$(printf '%s\n' "$rt_out_s" | grep -x '[0-9][0-9]*\(;.*\)\{0,1\}' | tail -n 1)
+  rt_job=${rt_job%%;*}
+  if [ -z "$rt_job" ]; then rt_err="sbatch failed: $(printf '%s' "$rt_out_s" | tr '\n' ' ')"; return 1; fi
+  printf '%s\n' "$rt_job" > "$rt_rd/job"
+  printf '%s\n' "$rt_job" > "$rt_rd/jobs"
+  rt_nowait=1
+}
+rt_slurm_stop() {
+  rt_read1 "$rt_rd/job"
+  rt_j=$rt_v
+  case $rt_j in ''|*[!0-9]*) rt_say error "run $rt_id has no Slurm job id"; rt_say result error; exit 1 ;; esac
+  rt_say job "$rt_j"
+  date -u +%Y-%m-%dT%H:%M:%SZ > "$rt_rd/stopped"
+  rt_jst=$(squeue -h -j "$rt_j" -o %T 2>/dev/null)
+  rt_sig=
+  if [ "$rt_jst" = PENDING ] || [ "$rt_signals" = KILL ]; then
+    scancel "$rt_j" 2>/dev/null
+    rt_sig=KILL
+  else
+    scancel --batch --signal=INT "$rt_j" 2>/dev/null
+    rt_i=0
+    while [ ! -f "$rt_rd/exit" ] && [ "$rt_i" -lt $((rt_timeout * 10)) ]; do sleep 0.1; rt_i=$((rt_i + 1)); done
+    if [ -f "$rt_rd/exit" ]; then rt_sig=INT; else scancel "$rt_j" 2>/dev/null; rt_sig=TERM; fi
+  fi
+  # The batch script records the end; a job that never ran (or whose script was killed) cannot.
+  rt_i=0
+  while [ ! -f "$rt_rd/exit" ] && [ "$rt_i" -lt 300 ]; do
+    case $(squeue -h -j "$rt_j" -o %T 2>/dev/null) in ''|CANCELLED*|COMPLETED*|FAILED*|TIMEOUT*) break ;; esac
+    sleep 0.1
+    rt_i=$((rt_i + 1))
+  done
+  rt_i=0
+  while [ ! -f "$rt_rd/exit" ] && [ "$rt_i" -lt 50 ]; do sleep 0.1; rt_i=$((rt_i + 1)); done
+  if [ ! -f "$rt_rd/exit" ]; then
+    echo 143 > "$rt_rd/exit.tmp" && mv -f "$rt_rd/exit.tmp" "$rt_rd/exit"
+    echo cancelled > "$rt_rd/reason"
+  fi
+  rt_say signal "$rt_sig"
+  rt_say exit "$(cat "$rt_rd/exit" 2>/dev/null)"
+  rt_say result stopped
+  exit 0
+}
+"##;
+
+impl Backend for Slurm {
+    fn name(&self) -> &'static str {
+        "slurm"
+    }
+
+    fn label(&self) -> &'static str {
+        "Slurm"
+    }
+
+    fn has_terminal(&self) -> bool {
+        false
+    }
+
+    fn sh(&self) -> &'static str {
+        SH
+    }
+
+    fn install_hint(&self) -> &'static str {
+        "run rtrain against the cluster's login node (sbatch, squeue and scancel must be on its PATH)"
+    }
+
+    fn attach_command(&self, _workdir: &str, _session: &str) -> Option<String> {
+        None
+    }
+
+    fn attach_end(&self, status: u32, _tail: &str) -> PtyEnd {
+        PtyEnd::Exited(status)
+    }
+
+    fn auto(&self) -> bool {
+        false
+    }
+}
+
+/// The sh variables `rt_slurm_start` reads (see [`SH`]), from the host's settings: the batch script, its
+/// settings (checkpoints, training config, resume_command, restarts) and the `submit` line with the `slurm:`
+/// options, the job named after the session.
+pub fn launch_vars(target: &crate::config::Target) -> Vec<(&'static str, String)> {
+    let s = &target.settings;
+    let spec = crate::remote::slurm::BatchSpec {
+        job_name: s.session.clone(),
+        options: s.slurm.clone(),
+        checkpoint_dir: s.checkpoint_dir.clone(),
+        train_config: Some(s.train_config.clone()),
+        resume_command: s.resume_command.clone(),
+    };
+    vec![
+        ("rt_slurm_batch", crate::remote::slurm::BATCH_SH.to_string()),
+        ("rt_slurm_env", crate::remote::slurm::settings_file(&spec)),
+        ("rt_slurm_submit", crate::remote::slurm::submit_file(&spec)),
+    ]
+}
