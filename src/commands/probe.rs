@@ -6,7 +6,8 @@ use crate::cli::{JsonHostArgs, StatusArgs};
 use crate::config::Target;
 use crate::remote::probe::{self, CkptsJson, CkptsProbe, DirState, StatusInputs, StatusJson, StatusProbe};
 use crate::remote::run::{sh_command, RunState};
-use crate::ssh::Session;
+use crate::ssh::capture::human_limit;
+use crate::ssh::{Session, SshError};
 use crate::train::human::{fmt_age, fmt_bytes, fmt_duration, fmt_rate};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -15,10 +16,21 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often `status --watch` refreshes (its help and the README say so).
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Run a probe script over one exec and return its stdout; a remote failure is an error with the
+/// Run a probe script over one exec and return its stdout, at most `max` bytes of it (what the script
+/// can print by construction, see [`probe::STATUS_OUTPUT_MAX`]); a remote failure is an error with the
 /// remote's own words.
-pub async fn run_probe(session: &Session, script: &str) -> anyhow::Result<Vec<u8>> {
-    let out = session.exec(&sh_command(script), None, Some(PROBE_TIMEOUT)).await?;
+pub async fn run_probe(session: &Session, script: &str, max: usize) -> anyhow::Result<Vec<u8>> {
+    let out = match session
+        .exec_limited(&sh_command(script), None, Some(PROBE_TIMEOUT), max)
+        .await
+    {
+        Err(SshError::OutputTooLarge { host, limit }) => anyhow::bail!(
+            "refusing the probe's output from {host}: more than {} (something on the box prints on its own: \
+             a ForceCommand in its sshd_config, or the login shell's rc file?)",
+            human_limit(limit)
+        ),
+        r => r?,
+    };
     if out.stdout.is_empty() && out.exit.as_code() != 0 {
         let err = String::from_utf8_lossy(&out.stderr);
         anyhow::bail!(
@@ -44,13 +56,23 @@ pub fn status_inputs(target: &Target) -> StatusInputs {
 
 pub async fn probe_ckpts(session: &Session, target: &Target) -> anyhow::Result<CkptsProbe> {
     let s = &target.settings;
-    let out = run_probe(session, &probe::ckpts_script(&s.workdir, &s.checkpoint_dir)).await?;
+    let out = run_probe(
+        session,
+        &probe::ckpts_script(&s.workdir, &s.checkpoint_dir),
+        probe::CKPTS_OUTPUT_MAX,
+    )
+    .await?;
     probe::parse_ckpts(&out)
         .map_err(|e| anyhow::anyhow!("cannot read the checkpoint listing from {}: {e}", target.name))
 }
 
 pub async fn probe_status(session: &Session, target: &Target) -> anyhow::Result<StatusProbe> {
-    let out = run_probe(session, &probe::status_script(&status_inputs(target))).await?;
+    let out = run_probe(
+        session,
+        &probe::status_script(&status_inputs(target)),
+        probe::STATUS_OUTPUT_MAX,
+    )
+    .await?;
     probe::parse_status(&out).map_err(|e| anyhow::anyhow!("cannot read the status of {}: {e}", target.name))
 }
 

@@ -51,6 +51,13 @@ pub const TRAINER_STATE_WHOLE_MAX: usize = 262_144;
 pub const TRAINER_STATE_HEAD: usize = 32768;
 pub const TRAINER_STATE_TAIL: usize = 65536;
 pub const TRAIN_CONFIG_MAX: usize = 65536;
+/// The most a status probe can print: each section is capped by the script (the log tail, trainer_state.json,
+/// the training config, the run record's files at 64 KiB each, a bounded checkpoint listing), about 1 MiB in
+/// base64 at worst. More is refused: the box printed it on its own.
+pub const STATUS_OUTPUT_MAX: usize = 2 << 20;
+/// The most a `ckpts` probe can print: its listing grows with the checkpoints (about 100 bytes each in
+/// base64), so this allows some eighty thousand of them.
+pub const CKPTS_OUTPUT_MAX: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -282,8 +289,12 @@ pub fn status_script(inputs: &StatusInputs) -> String {
 /// coreutils' `base64` output: the standard alphabet, padded, wrapped at 76 columns.
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine as _;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    if !text.iter().any(u8::is_ascii_whitespace) {
+        return engine.decode(text).ok();
+    }
     let joined: Vec<u8> = text.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(joined).ok()
+    engine.decode(joined).ok()
 }
 
 /// The decoded sections of one probe's output, by name.
@@ -315,17 +326,35 @@ pub fn parse_sections(output: &[u8]) -> Result<Sections, ProbeError> {
     if !lines.by_ref().any(|l| l == HEADER) {
         return Err(ProbeError::NoHeader);
     }
-    let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
+    // Each section is decoded as soon as the next begins, so only one section's base64 is held at a time
+    // next to the decoded ones.
+    // A cut output is reported as cut even when the cut made a section corrupt: the first corrupt one waits.
+    let mut map = BTreeMap::new();
+    let mut corrupt = None;
+    let mut current: Option<(String, Vec<u8>)> = None;
+    let mut finish = |current: &mut Option<(String, Vec<u8>)>| {
+        if let Some((name, b64)) = current.take() {
+            match decode_base64(&b64) {
+                Some(bytes) => {
+                    map.insert(name, bytes);
+                }
+                None => {
+                    corrupt.get_or_insert(ProbeError::Corrupt(name));
+                }
+            }
+        }
+    };
     let mut done = false;
     for line in lines {
         if line == DONE {
             done = true;
             break;
         } else if let Some(name) = line.strip_prefix(SECTION) {
-            raw.push((String::from_utf8_lossy(name).into_owned(), Vec::new()));
+            finish(&mut current);
+            current = Some((String::from_utf8_lossy(name).into_owned(), Vec::new()));
         } else if let Some(msg) = line.strip_prefix(ERROR) {
             return Err(ProbeError::Remote(String::from_utf8_lossy(msg).into_owned()));
-        } else if let Some((_, buf)) = raw.last_mut() {
+        } else if let Some((_, buf)) = current.as_mut() {
             buf.extend_from_slice(line);
         } else if !line.is_empty() {
             return Err(ProbeError::Corrupt("(before the first section)".into()));
@@ -334,10 +363,9 @@ pub fn parse_sections(output: &[u8]) -> Result<Sections, ProbeError> {
     if !done {
         return Err(ProbeError::Truncated);
     }
-    let mut map = BTreeMap::new();
-    for (name, b64) in raw {
-        let bytes = decode_base64(&b64).ok_or_else(|| ProbeError::Corrupt(name.clone()))?;
-        map.insert(name, bytes);
+    finish(&mut current);
+    if let Some(e) = corrupt {
+        return Err(e);
     }
     Ok(Sections { map })
 }

@@ -9,6 +9,7 @@ mod auth;
 mod edges;
 mod fault_proxy;
 mod foundation;
+mod hostile;
 mod lifecycle;
 mod link;
 mod notify;
