@@ -76,6 +76,17 @@ pub async fn probe_status(session: &Session, target: &Target) -> anyhow::Result<
     probe::parse_status(&out).map_err(|e| anyhow::anyhow!("cannot read the status of {}: {e}", target.name))
 }
 
+/// The status probe with every checkpoint listed, for `check` (which counts them).
+pub async fn probe_check(session: &Session, target: &Target) -> anyhow::Result<StatusProbe> {
+    let out = run_probe(
+        session,
+        &probe::check_script(&status_inputs(target)),
+        probe::CKPTS_OUTPUT_MAX,
+    )
+    .await?;
+    probe::parse_status(&out).map_err(|e| anyhow::anyhow!("cannot read the status of {}: {e}", target.name))
+}
+
 // ---------------------------------------------------------------------------------------------
 // ckpts
 
@@ -167,7 +178,7 @@ pub async fn check(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
     let target = ctx.target(&args.host)?;
     let session = ctx.connect(&target).await?;
     let p = tokio::select! {
-        r = probe_status(&session, &target) => r?,
+        r = probe_check(&session, &target) => r?,
         _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
     };
     session.close().await;
