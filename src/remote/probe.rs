@@ -202,67 +202,70 @@ fi
 
 /// The bounded listing of `status` (and `top`, `wait`, `stop`): what they need is the newest complete
 /// checkpoint, the two before it (the pace) and the newest by time (a run started from scratch next to an
-/// earlier run's higher steps). One pass per directory over the names, with builtins only, picks per
-/// directory the three highest steps of each layout that may be complete (the Rust side decides), the highest
-/// step of all, the two newest that may be complete, `latest` and `last*.ckpt`; only those get an entry, a size
-/// and a time.
-/// It also remembers the newest `checkpoint-N` holding trainer_state.json (in `hb`), which status sends.
+/// earlier run's higher steps). No shell loop runs over the entries: per directory and layout, `ls -v` sorts
+/// the names with integers as integers and `head` keeps the highest, from which the three highest that look
+/// complete are picked (testing from the newest down); `ls -t` gives the two newest; `latest` is added. Only
+/// those get an entry, a size and a time. It also remembers the newest `checkpoint-N` holding
+/// trainer_state.json (in `hb`), which status sends. A name holding a newline is not picked here (`ckpts`
+/// lists it).
 const LISTING_NEWEST: &str = r#"hb=
 hbn=-1
 dn=0
 _sel() { eval "_k=\$((sn_$dn+1))"; eval "sn_$dn=\$_k; sel_${dn}_$_k=\$1"; }
-# "_top F STEP NAME": keeps the three highest steps of the layout family F (h, d, l, a) in this directory.
-_top() {
-  eval "_a=\$k1_$1 _b=\$k2_$1 _c=\$k3_$1"
-  [ "$2" -gt "$_c" ] || return 0
-  if [ "$2" -gt "$_a" ]; then eval "k3_$1=\$k2_$1 t3_$1=\$t2_$1 k2_$1=\$k1_$1 t2_$1=\$t1_$1 k1_$1=\$2 t1_$1=\$3"
-  elif [ "$2" -gt "$_b" ]; then eval "k3_$1=\$k2_$1 t3_$1=\$t2_$1 k2_$1=\$2 t2_$1=\$3"
-  else eval "k3_$1=\$2 t3_$1=\$3"; fi
+_nl='
+'
+# "_walk DIR FAMILY PATTERN": the names in $_all (DIR's candidates, highest first by version sort: integers
+# as integers) matching the extended regex PATTERN, through grep and head, however many there are. From the
+# highest down, each existing one is picked until three that look complete were (the Rust side decides
+# completeness; this only picks), at most eight.
+_walk() {
+  _l=$(printf '%s\n' "$_all" | grep -E "$3" | head -n 8)
+  _found=0
+  _o=$IFS
+  IFS=$_nl
+  set -f
+  for n in $_l; do
+    [ "$_found" -lt 3 ] || break
+    p=$1/$n
+    c=1
+    case $2 in
+      h) [ -d "$p" ] || continue; [ -f "$p/trainer_state.json" ] || c=0 ;;
+      a) [ -d "$p" ] || continue; [ -f "$p/random_states_0.pkl" ] || c=0 ;;
+      d) [ -d "$p" ] || continue; s=${n#global_step}; [ ${#s} -le 18 ] && [ "$s" -le "$dt" ] || c=0 ;;
+      l) [ -f "$p" ] || continue; [ -s "$p" ] || c=0 ;;
+    esac
+    _sel "$n"
+    [ "$c" = 1 ] || continue
+    _found=$((_found+1))
+    if [ "$2" = h ] && [ -z "$_pre" ] && [ -z "$hb" ]; then hb=$p; fi
+  done
+  set +f
+  IFS=$_o
 }
 _pick() {
   dn=$((dn+1))
   eval "dir_$dn=\$1; pre_$dn=\$2; sn_$dn=0"
-  for f in h d l a; do eval "k1_$f=-1 k2_$f=-1 k3_$f=-1 t1_$f= t2_$f= t3_$f="; done
-  a= m1= m2=
-  ka=-1
-  # DeepSpeed's tag: every global_stepN up to it is whole (the Rust side decides; this only picks).
+  _pre=$2
+  # DeepSpeed's tag: every global_stepN up to it is whole.
   dt=
   [ -f "$1/latest" ] && { read -r dt < "$1/latest" || :; }
   dt=${dt#global_step}
   case $dt in ''|*[!0-9]*) dt=-1 ;; esac
   [ ${#dt} -le 18 ] || dt=-1
-  for p in "$1"/*; do
-    [ -e "$p" ] || [ -L "$p" ] || continue
-    n=${p##*/}
-    c=1
-    case $n in
-      latest) [ -f "$p" ] && _sel "$n"; continue ;;
-      tmp-checkpoint-*) [ -d "$p" ] || continue; s=${n#tmp-checkpoint-}; c=0; f=h ;;
-      checkpoint-*) [ -d "$p" ] || continue; s=${n#checkpoint-}; [ -f "$p/trainer_state.json" ] || c=0; f=h ;;
-      global_step*) [ -d "$p" ] || continue; s=${n#global_step}; f=d ;;
-      checkpoint_*) [ -d "$p" ] || continue; s=${n#checkpoint_}; [ -f "$p/random_states_0.pkl" ] || c=0; f=a ;;
-      last.ckpt|last-v*.ckpt) [ -f "$p" ] && _sel "$n"; continue ;;
-      *step=*.ckpt) [ -f "$p" ] || continue; s=${n#*step=}; s=${s%%[!0-9]*}; [ -s "$p" ] || c=0; f=l ;;
-      *) continue ;;
-    esac
-    case $s in ''|*[!0-9]*) continue ;; esac
-    # Beyond 18 digits test(1) cannot compare; no trainer counts that far.
-    [ ${#s} -le 18 ] || continue
-    if [ "$f" = d ] && [ "$s" -gt "$dt" ]; then c=0; fi
-    if [ "$s" -gt "$ka" ]; then ka=$s a=$n; fi
-    [ "$c" = 1 ] || continue
-    if [ -z "$2" ] && [ "$f" = h ] && [ "$s" -gt "$hbn" ]; then hbn=$s hb=$p; fi
-    _top "$f" "$s" "$n"
-    if [ -z "$m1" ] || [ "$p" -nt "$1/$m1" ]; then m2=$m1 m1=$n
-    elif [ -z "$m2" ] || [ "$p" -nt "$1/$m2" ]; then m2=$n; fi
-  done
-  for f in h d l a; do
-    for i in 1 2 3; do
-      eval "v=\$t${i}_$f"
-      [ -n "$v" ] && _sel "$v"
-    done
-  done
-  for v in "$a" "$m1" "$m2"; do [ -n "$v" ] && _sel "$v"; done
+  [ -f "$1/latest" ] && _sel latest
+  _all=$(ls -1vrA -- "$1" 2>/dev/null | grep -E '^(checkpoint-[0-9]+|checkpoint_[0-9]+|global_step[0-9]+|.*\.ckpt)$')
+  case $_all in *checkpoint-*) _walk "$1" h '^checkpoint-[0-9]+$' ;; esac
+  case $_all in *checkpoint_*) _walk "$1" a '^checkpoint_[0-9]+$' ;; esac
+  case $_all in *global_step*) _walk "$1" d '^global_step[0-9]+$' ;; esac
+  case $_all in *.ckpt*) _walk "$1" l '\.ckpt$' ;; esac
+  # The two newest by time: a run started from scratch next to an earlier run's higher steps.
+  _l=$(ls -1tA -- "$1" 2>/dev/null | grep -E '^(checkpoint-[0-9]+|checkpoint_[0-9]+|global_step[0-9]+|.*\.ckpt)$' | head -n 2)
+  _o=$IFS
+  IFS=$_nl
+  set -f
+  for n in $_l; do [ -e "$1/$n" ] && _sel "$n"; done
+  set +f
+  IFS=$_o
 }
 # "_each_dir F": F DIR PREFIX for each directory picked from; "_each_sel D F ARGS": F ARGS NAME for each pick.
 _each_dir() {
