@@ -2200,4 +2200,41 @@ exec {real} "$@""#,
             prop_assert_eq!(decode_base64(&out.stdout).unwrap(), bytes);
         }
     }
+
+    /// Frames sections as the probe's shell does (base64 wrapped at 76 columns), with rc-file noise before.
+    fn frame(noise: &[u8], sections: &[(String, Vec<u8>)]) -> Vec<u8> {
+        use base64::Engine as _;
+        let mut out = noise.to_vec();
+        out.extend_from_slice(b"\n@@rtrain:probe 1\n");
+        for (name, bytes) in sections {
+            out.extend_from_slice(format!("@@rtrain:section {name}\n").as_bytes());
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            for chunk in b64.as_bytes().chunks(76) {
+                out.extend_from_slice(chunk);
+                out.push(b'\n');
+            }
+        }
+        out.extend_from_slice(b"@@rtrain:done\n");
+        out
+    }
+
+    proptest! {
+        /// Any bytes in any sections come back exactly, whatever the noise before the header; and any cut of
+        /// the output before its last line is reported as cut, never as a shorter answer.
+        #[test]
+        fn sections_round_trip_any_bytes_and_every_cut_is_detected(
+            sections in proptest::collection::btree_map("[a-z_]{1,12}", proptest::collection::vec(any::<u8>(), 0..400), 0..6),
+            noise in proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..40),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let sections: Vec<(String, Vec<u8>)> = sections.into_iter().collect();
+            let out = frame(&noise, &sections);
+            let parsed = parse_sections(&out).unwrap();
+            for (name, bytes) in &sections {
+                prop_assert_eq!(parsed.get(name), Some(bytes.as_slice()));
+            }
+            let at = cut.index(out.len() - b"@@rtrain:done\n".len());
+            prop_assert!(parse_sections(&out[..at]).is_err());
+        }
+    }
 }
