@@ -10,6 +10,9 @@
 //!             (not part of `all`: it moves 3 GiB through a shared machine)
 //! push:       `rtrain push` of a 5,000-file project with nothing changed (median of 5), then with
 //!             one file changed
+//! scale:      `rtrain status box` and `rtrain ckpts box` against 1, 100, 1,000 and 10,000 Hugging Face
+//!             checkpoints (issue 17: status must not grow, ckpts at 1,000 ≤ 0.5 s), median of 5 each
+//!             (3 at 10,000)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -324,6 +327,39 @@ fn bench_push() {
     );
 }
 
+/// `checkpoint-0`, `checkpoint-100`, …: `n` complete Hugging Face checkpoints (trainer_state.json and a
+/// small weights file each) in `dir`, added to what is there.
+fn fill_checkpoints(dir: &std::path::Path, from: usize, to: usize) {
+    for i in from..to {
+        let c = dir.join(format!("checkpoint-{}", i * 100));
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("model.safetensors"), [7u8; 1024]).unwrap();
+        std::fs::write(
+            c.join("trainer_state.json"),
+            format!("{{\"global_step\": {}}}", i * 100),
+        )
+        .unwrap();
+    }
+}
+
+fn bench_scale() {
+    let sshd = Sshd::start();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: ~/project\n");
+    let out = sshd.remote_home.join("project/outputs");
+    std::fs::create_dir_all(&out).unwrap();
+    println!("scale: checkpoints  status median   ckpts median");
+    let mut have = 0;
+    for n in [1, 100, 1_000, 10_000] {
+        fill_checkpoints(&out, have, n);
+        have = n;
+        let runs = if n >= 10_000 { 3 } else { 5 };
+        let st = time_n(runs, || must(c.rtrain().args(["status", "box"])));
+        let ck = time_n(runs, || must(c.rtrain().args(["ckpts", "box"])));
+        println!("scale: {n:>11}  {:>13}  {:>13}", ms(st), ms(ck));
+    }
+}
+
 fn main() {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let bin = rtrain_bin();
@@ -340,12 +376,13 @@ fn main() {
         "logs" => bench_logs(),
         "pull" => bench_pull(),
         "push" => bench_push(),
+        "scale" => bench_scale(),
         "all" => {
             bench_exec();
             bench_status();
             bench_status_all();
             bench_logs();
         }
-        other => panic!("unknown benchmark {other:?}: exec, status, status-all, logs, pull, push or all"),
+        other => panic!("unknown benchmark {other:?}: exec, status, status-all, logs, pull, push, scale or all"),
     }
 }

@@ -114,15 +114,12 @@ pub async fn attach_once(
                 Some(ChannelMsg::Data { data }) => {
                     let _ = stdout.write_all(&data).await;
                     let _ = stdout.flush().await;
-                    tail.extend_from_slice(&data);
+                    keep_tail(&mut tail, &data);
                     if !*took_over && tail.windows(TOOK_OVER.len()).any(|w| w == TOOK_OVER) {
                         *took_over = true;
                     }
-                    if tail.len() > 512 {
-                        tail.drain(..tail.len() - 512);
-                    }
                 }
-                Some(ChannelMsg::ExtendedData { data, .. }) => tail.extend_from_slice(&data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => keep_tail(&mut tail, &data),
                 Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
                 Some(ChannelMsg::Close) | None => break,
                 Some(_) => {}
@@ -150,6 +147,17 @@ pub async fn attach_once(
         Some(code) => AttachEnd::Pty(backend.attach_end(code, &text)),
     })
 }
+
+/// The last [`ATTACH_TAIL`] bytes of what the channel printed, on stdout and stderr alike: a box may
+/// print without end.
+fn keep_tail(tail: &mut Vec<u8>, data: &[u8]) {
+    tail.extend_from_slice(data);
+    if tail.len() > ATTACH_TAIL {
+        tail.drain(..tail.len() - ATTACH_TAIL);
+    }
+}
+
+const ATTACH_TAIL: usize = 512;
 
 /// `rtrain attach`: attach, and after a dead link reconnect and re-attach by itself.
 pub async fn run(ctx: &Ctx, host: &str) -> anyhow::Result<u8> {

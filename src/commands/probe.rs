@@ -9,17 +9,29 @@ use crate::remote::run::{sh_command, RunState};
 use crate::report::check::{render_report, CheckJson};
 use crate::report::ckpts::{render_ckpts, CkptsJson};
 use crate::report::status::{self, Segment, StatusJson};
-use crate::ssh::Session;
+use crate::ssh::capture::human_limit;
+use crate::ssh::{Session, SshError};
 use std::time::Duration;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often `status --watch` refreshes (its help and the README say so).
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Run a probe script over one exec and return its stdout; a remote failure is an error with the
+/// Run a probe script over one exec and return its stdout, at most `max` bytes of it (what the script
+/// can print by construction, see [`probe::STATUS_OUTPUT_MAX`]); a remote failure is an error with the
 /// remote's own words.
-pub async fn run_probe(session: &Session, script: &str) -> anyhow::Result<Vec<u8>> {
-    let out = session.exec(&sh_command(script), None, Some(PROBE_TIMEOUT)).await?;
+pub async fn run_probe(session: &Session, script: &str, max: usize) -> anyhow::Result<Vec<u8>> {
+    let out = match session
+        .exec_limited(&sh_command(script), None, Some(PROBE_TIMEOUT), max)
+        .await
+    {
+        Err(SshError::OutputTooLarge { host, limit }) => anyhow::bail!(
+            "refusing the probe's output from {host}: more than {} (something on the box prints on its own: \
+             a ForceCommand in its sshd_config, or the login shell's rc file?)",
+            human_limit(limit)
+        ),
+        r => r?,
+    };
     if out.stdout.is_empty() && out.exit.as_code() != 0 {
         let err = String::from_utf8_lossy(&out.stderr);
         anyhow::bail!(
@@ -46,13 +58,34 @@ pub fn status_inputs(target: &Target) -> StatusInputs {
 
 pub async fn probe_ckpts(session: &Session, target: &Target) -> anyhow::Result<CkptsProbe> {
     let s = &target.settings;
-    let out = run_probe(session, &probe::ckpts_script(&s.workdir, &s.checkpoint_dir)).await?;
+    let out = run_probe(
+        session,
+        &probe::ckpts_script(&s.workdir, &s.checkpoint_dir),
+        probe::CKPTS_OUTPUT_MAX,
+    )
+    .await?;
     probe::parse_ckpts(&out)
         .map_err(|e| anyhow::anyhow!("cannot read the checkpoint listing from {}: {e}", target.name))
 }
 
 pub async fn probe_status(session: &Session, target: &Target) -> anyhow::Result<StatusProbe> {
-    let out = run_probe(session, &probe::status_script(&status_inputs(target))).await?;
+    let out = run_probe(
+        session,
+        &probe::status_script(&status_inputs(target)),
+        probe::STATUS_OUTPUT_MAX,
+    )
+    .await?;
+    probe::parse_status(&out).map_err(|e| anyhow::anyhow!("cannot read the status of {}: {e}", target.name))
+}
+
+/// The status probe with every checkpoint listed, for `check` (which counts them).
+pub async fn probe_check(session: &Session, target: &Target) -> anyhow::Result<StatusProbe> {
+    let out = run_probe(
+        session,
+        &probe::check_script(&status_inputs(target)),
+        probe::CKPTS_OUTPUT_MAX,
+    )
+    .await?;
     probe::parse_status(&out).map_err(|e| anyhow::anyhow!("cannot read the status of {}: {e}", target.name))
 }
 
@@ -89,7 +122,7 @@ pub async fn check(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
     let target = ctx.target(&args.host)?;
     let session = ctx.connect(&target).await?;
     let p = tokio::select! {
-        r = probe_status(&session, &target) => r?,
+        r = probe_check(&session, &target) => r?,
         _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
     };
     session.close().await;

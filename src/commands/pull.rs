@@ -9,6 +9,8 @@ use crate::config::Target;
 use crate::remote::quote::quote_path;
 use crate::remote::run::{remote_path, sh_command};
 use crate::remote::transfer::{self, HashTool, Manifest, SendOutcome, SourceKind};
+use crate::ssh::capture::HeadTail;
+use crate::ssh::session::STDERR_KEPT;
 use crate::ssh::{Session, SshError};
 use crate::train::checkpoints::{classify, EntryKind, Layout};
 use crate::train::human::fmt_bytes;
@@ -386,10 +388,11 @@ async fn pull_file(
         };
         let remote = format!("{}/{rel_text}", root.trim_end_matches('/'));
         let script = transfer::send_script(&remote, offset, it.size, it.mtime, hash);
-        let mut err = Vec::new();
+        let mut err = HeadTail::new(STDERR_KEPT, STDERR_KEPT);
         session
             .exec_streaming(&sh_command(&script), None, &mut sink, &mut err, None)
             .await?;
+        let err = err.bytes();
         let got = offset + sink.received;
         let outcome = transfer::parse_send(&err).map_err(|e| anyhow::anyhow!("{rel_text}: {e}"))?;
         let restart = |size: u64, mtime: i64, why: &str| -> anyhow::Result<()> {

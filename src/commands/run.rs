@@ -9,7 +9,9 @@ use crate::remote::backend::{self, Choice};
 use crate::remote::probe::{self as rprobe, StatusJson};
 use crate::remote::quote;
 use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunState, StopOutcome, UpOutcome};
+use crate::ssh::capture::HeadTail;
 use crate::ssh::link::Link;
+use crate::ssh::session::STDERR_KEPT;
 use crate::ssh::Session;
 use crate::train::progress::CrCollapser;
 use crate::train::train_config;
@@ -864,7 +866,8 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<u8> {
     let session = ctx.connect(&target).await?;
     let script = run::logs_script(&target.settings.workdir, args.run.as_deref(), lines);
     let mut sink = LogSink::new(args.raw);
-    let mut stderr_buf: Vec<u8> = Vec::new();
+    // Only rtrain's header and trailer lines matter here, at the two ends: a flooding stderr is dropped between.
+    let mut stderr_buf = HeadTail::new(STDERR_KEPT, STDERR_KEPT);
     let command = run::sh_command(&script);
     let result = tokio::select! {
         r = session.exec_streaming(&command, None, &mut sink, &mut stderr_buf, None) => r,
@@ -875,7 +878,8 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<u8> {
     };
     sink.finish()?;
     result?;
-    let err_text = String::from_utf8_lossy(&stderr_buf);
+    let err_bytes = stderr_buf.bytes();
+    let err_text = String::from_utf8_lossy(&err_bytes);
     run::parse_log_header(&err_text).map_err(|e| run_error(&target, e))?;
     let trailer = run::parse_log_trailer(&err_text).map_err(|e| run_error(&target, e))?;
     session.close().await;
@@ -917,7 +921,7 @@ pub(super) async fn follow_link(
         let session = link.session().await?;
         let script = run::follow_script(&target.settings.workdir, run_id.as_deref(), start);
         let command = run::sh_command(&script);
-        let mut stderr_buf: Vec<u8> = Vec::new();
+        let mut stderr_buf = HeadTail::new(STDERR_KEPT, STDERR_KEPT);
         let before = sink.received;
         let dead = link.wait_dead();
         let outcome = tokio::select! {
@@ -933,7 +937,8 @@ pub(super) async fn follow_link(
             }
         };
         drop(session);
-        let err_text = String::from_utf8_lossy(&stderr_buf);
+        let err_bytes = stderr_buf.bytes();
+        let err_text = String::from_utf8_lossy(&err_bytes);
         let header = run::parse_log_header(&err_text).map_err(|e| run_error(target, e))?;
         let got = sink.received - before;
         if let Some(h) = &header {

@@ -56,6 +56,13 @@ pub const TRAINER_STATE_WHOLE_MAX: usize = 262_144;
 pub const TRAINER_STATE_HEAD: usize = 32768;
 pub const TRAINER_STATE_TAIL: usize = 65536;
 pub const TRAIN_CONFIG_MAX: usize = 65536;
+/// The most a status probe can print: each section is capped by the script (the log tail, trainer_state.json,
+/// the training config, the run record's files at 64 KiB each, a bounded checkpoint listing), about 1 MiB in
+/// base64 at worst. More is refused: the box printed it on its own.
+pub const STATUS_OUTPUT_MAX: usize = 2 << 20;
+/// The most a `ckpts` probe can print: its listing grows with the checkpoints (about 100 bytes each in
+/// base64), so this allows some eighty thousand of them.
+pub const CKPTS_OUTPUT_MAX: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -103,19 +110,68 @@ if [ "$wd" != ok ]; then
 fi
 "#;
 
-const LISTING: &str = r#"_ent() {
+// What every listing shares. Kind and marks come from shell builtins (`test`), so an entry costs no process;
+// sizes come from one `du` and times from one `stat` per scanned directory (through `xargs`, so no argument
+// list is ever too long), printed into their own sections: `P prefix` and then `kib<TAB>name` / `mtime<TAB>name`
+// fields, as du -0 and stat --printf print them.
+const LISTING_COMMON: &str = r#"_ent() {
   if [ -d "$1" ]; then k=d; elif [ -f "$1" ]; then k=f; else k=o; fi
   m=
-  if [ -L "$1" ]; then m=L; s=$(du -skL "$1" 2>/dev/null); else s=$(du -sk "$1" 2>/dev/null); fi
-  s=${s%%[!0-9]*}
-  t=$(stat -L -c %Y "$1" 2>/dev/null)
+  [ -L "$1" ] && m=L
   if [ "$k" = d ]; then
     [ -f "$1/trainer_state.json" ] && m="${m}T"
     [ -f "$1/random_states_0.pkl" ] && m="${m}R"
   fi
   x=
   if [ "$k" = f ] && [ "${1##*/}" = latest ]; then x=$(head -c 256 "$1" | tr -d '\000'); fi
-  printf 'E\0%s\0%s\0%s\0%s\0%s\0%s\0' "$2" "$k" "$s" "$t" "$m" "$x"
+  printf 'E\0%s\0%s\0\0\0%s\0%s\0' "$2" "$k" "$m" "$x"
+}
+_sizes() {
+  printf 'P\0%s\0' "$2"
+  (cd "$1" 2>/dev/null && "$3" . | xargs -0r du -sklD0 -- 2>/dev/null)
+}
+_times() {
+  printf 'P\0%s\0' "$2"
+  (cd "$1" 2>/dev/null && "$3" . | xargs -0r stat -L --printf '%Y\t%n\0' -- 2>/dev/null)
+}
+_dirs() {
+  "$1" "$D" ""
+  [ -d "$D/checkpoints" ] && "$1" "$D/checkpoints" "checkpoints/"
+  for v in "$D"/lightning_logs/*/checkpoints; do
+    [ -d "$v" ] || continue
+    vn=${v%/checkpoints}
+    vn=${vn##*/}
+    "$1" "$v" "lightning_logs/$vn/checkpoints/"
+  done
+}
+_listing() {
+  _s ckpts
+  {
+    if [ -n "$D" ] && [ -d "$D" ]; then
+      printf 'S\0ok\0P\0%s\0A\0%s\0' "$D" "$(cd "$D" && pwd -P)"
+      _each_dir _scan
+    elif [ -n "$D" ] && [ -e "$D" ]; then
+      printf 'S\0notdir\0P\0%s\0' "$D"
+    else
+      printf 'S\0missing\0P\0%s\0' "$D"
+    fi
+  } | base64
+  if [ -n "$D" ] && [ -d "$D" ]; then
+    _s ckpts_du; _each_dir _du | base64
+    _s ckpts_mtime; _each_dir _mt | base64
+  fi
+}
+"#;
+
+/// The full listing (`ckpts`, `check`): every candidate of every scanned directory, in one pass.
+const LISTING_ALL: &str = r#"_names() {
+  for p in "$1"/*; do
+    [ -e "$p" ] || [ -L "$p" ] || continue
+    n=${p##*/}
+    case $n in
+      checkpoint-*|tmp-checkpoint-*|global_step*|checkpoint_*|*.ckpt|latest) printf '%s\0' "$n" ;;
+    esac
+  done
 }
 _scan() {
   for p in "$1"/*; do
@@ -126,24 +182,121 @@ _scan() {
     esac
   done
 }
-_s ckpts
-{
-  if [ -n "$D" ] && [ -d "$D" ]; then
-    printf 'S\0ok\0P\0%s\0A\0%s\0' "$D" "$(cd "$D" && pwd -P)"
-    _scan "$D" ""
-    [ -d "$D/checkpoints" ] && _scan "$D/checkpoints" "checkpoints/"
-    for v in "$D"/lightning_logs/*/checkpoints; do
-      [ -d "$v" ] || continue
-      vn=${v%/checkpoints}
-      vn=${vn##*/}
-      _scan "$v" "lightning_logs/$vn/checkpoints/"
-    done
-  elif [ -n "$D" ] && [ -e "$D" ]; then
-    printf 'S\0notdir\0P\0%s\0' "$D"
-  else
-    printf 'S\0missing\0P\0%s\0' "$D"
-  fi
-} | base64
+_du() { _sizes "$1" "$2" _names; }
+_mt() { _times "$1" "$2" _names; }
+_each_dir() { _dirs "$1"; }
+"#;
+
+/// With [`LISTING_ALL`] in `check`: the newest complete checkpoint-N, whose trainer_state.json is sent.
+const NEWEST_HF_ALL: &str = r#"hb=
+hbn=-1
+if [ -n "$D" ] && [ -d "$D" ]; then
+  for p in "$D"/checkpoint-*; do
+    [ -f "$p/trainer_state.json" ] || continue
+    n=${p##*/checkpoint-}
+    case $n in ''|*[!0-9]*) continue ;; esac
+    if [ "$n" -gt "$hbn" ] 2>/dev/null; then hbn=$n; hb=$p; fi
+  done
+fi
+"#;
+
+/// The bounded listing of `status` (and `top`, `wait`, `stop`): what they need is the newest complete
+/// checkpoint, the two before it (the pace) and the newest by time (a run started from scratch next to an
+/// earlier run's higher steps). No shell loop runs over the entries: per directory and layout, `ls -v` sorts
+/// the names with integers as integers and `head` keeps the highest, from which the three highest that look
+/// complete are picked (testing from the newest down); `ls -t` gives the two newest; `latest` is added. Only
+/// those get an entry, a size and a time. It also remembers the newest `checkpoint-N` holding
+/// trainer_state.json (in `hb`), which status sends. A name holding a newline is not picked here (`ckpts`
+/// lists it).
+const LISTING_NEWEST: &str = r#"hb=
+hbn=-1
+dn=0
+_sel() { eval "_k=\$((sn_$dn+1))"; eval "sn_$dn=\$_k; sel_${dn}_$_k=\$1"; }
+_nl='
+'
+# "_walk DIR FAMILY PATTERN": the names in $_all (DIR's candidates, highest first by version sort: integers
+# as integers) matching the extended regex PATTERN, through grep and head, however many there are. From the
+# highest down, each existing one is picked until three that look complete were (the Rust side decides
+# completeness; this only picks), at most eight.
+_walk() {
+  _l=$(printf '%s\n' "$_all" | grep -E "$3" | head -n 8)
+  _found=0
+  _o=$IFS
+  IFS=$_nl
+  set -f
+  for n in $_l; do
+    [ "$_found" -lt 3 ] || break
+    p=$1/$n
+    c=1
+    case $2 in
+      h) [ -d "$p" ] || continue; [ -f "$p/trainer_state.json" ] || c=0 ;;
+      a) [ -d "$p" ] || continue; [ -f "$p/random_states_0.pkl" ] || c=0 ;;
+      d) [ -d "$p" ] || continue; s=${n#global_step}; [ ${#s} -le 18 ] && [ "$s" -le "$dt" ] || c=0 ;;
+      l) [ -f "$p" ] || continue; [ -s "$p" ] || c=0 ;;
+    esac
+    _sel "$n"
+    [ "$c" = 1 ] || continue
+    _found=$((_found+1))
+    if [ "$2" = h ] && [ -z "$_pre" ] && [ -z "$hb" ]; then hb=$p; fi
+  done
+  set +f
+  IFS=$_o
+}
+_pick() {
+  dn=$((dn+1))
+  eval "dir_$dn=\$1; pre_$dn=\$2; sn_$dn=0"
+  _pre=$2
+  # DeepSpeed's tag: every global_stepN up to it is whole.
+  dt=
+  [ -f "$1/latest" ] && { read -r dt < "$1/latest" || :; }
+  dt=${dt#global_step}
+  case $dt in ''|*[!0-9]*) dt=-1 ;; esac
+  [ ${#dt} -le 18 ] || dt=-1
+  [ -f "$1/latest" ] && _sel latest
+  _all=$(ls -1vrA -- "$1" 2>/dev/null | grep -E '^(checkpoint-[0-9]+|checkpoint_[0-9]+|global_step[0-9]+|.*\.ckpt)$')
+  case $_all in *checkpoint-*) _walk "$1" h '^checkpoint-[0-9]+$' ;; esac
+  case $_all in *checkpoint_*) _walk "$1" a '^checkpoint_[0-9]+$' ;; esac
+  case $_all in *global_step*) _walk "$1" d '^global_step[0-9]+$' ;; esac
+  case $_all in *.ckpt*) _walk "$1" l '\.ckpt$' ;; esac
+  # The two newest by time: a run started from scratch next to an earlier run's higher steps.
+  _l=$(ls -1tA -- "$1" 2>/dev/null | grep -E '^(checkpoint-[0-9]+|checkpoint_[0-9]+|global_step[0-9]+|.*\.ckpt)$' | head -n 2)
+  _o=$IFS
+  IFS=$_nl
+  set -f
+  for n in $_l; do [ -e "$1/$n" ] && _sel "$n"; done
+  set +f
+  IFS=$_o
+}
+# "_each_dir F": F DIR PREFIX for each directory picked from; "_each_sel D F ARGS": F ARGS NAME for each pick.
+_each_dir() {
+  j=1
+  while [ "$j" -le "$dn" ]; do
+    eval "_d=\$dir_$j; _p=\$pre_$j"
+    "$1" "$_d" "$_p" "$j"
+    j=$((j+1))
+  done
+}
+_each_sel() {
+  _j=$1
+  shift
+  i=1
+  eval "_n=\$sn_$_j"
+  while [ "$i" -le "$_n" ]; do
+    eval "v=\$sel_${_j}_$i"
+    "$@" "$v"
+    i=$((i+1))
+  done
+}
+_ent_in() { _ent "$1/$3" "$2$3"; }
+_name0() { printf '%s\0' "$1"; }
+_scan() { _each_sel "$3" _ent_in "$1" "$2"; }
+_du() { _cur=$3; _sizes "$1" "$2" _picked; }
+_mt() { _cur=$3; _times "$1" "$2" _picked; }
+_picked() { _each_sel "$_cur" _name0; }
+if [ -n "$D" ] && [ -d "$D" ]; then _dirs _pick; fi
+"#;
+
+const LISTING_TAIL: &str = r#"_listing
 if [ -n "$D" ] && [ -d "$D" ]; then dfp=$D; dfw=checkpoint_dir; elif [ "$wd" = ok ]; then dfp=.; dfw=workdir; else dfp=$HOME; dfw=home; fi
 _s df; df -Pk "$dfp" 2>/dev/null | base64
 _s df_of; printf '%s' "$dfw" | base64
@@ -218,16 +371,7 @@ if [ -n "$l" ] && [ -f "$l" ]; then
   _s log_mtime; stat -L -c %Y "$l" 2>/dev/null | base64
   _s log_tail; tail -c 65536 "$l" 2>/dev/null | base64
 fi
-b=
-bn=-1
-if [ -n "$D" ] && [ -d "$D" ]; then
-  for p in "$D"/checkpoint-*; do
-    [ -f "$p/trainer_state.json" ] || continue
-    n=${p##*/checkpoint-}
-    case $n in ''|*[!0-9]*) continue ;; esac
-    if [ "$n" -gt "$bn" ] 2>/dev/null; then bn=$n; b=$p; fi
-  done
-fi
+b=$hb
 if [ -n "$b" ]; then
   f=$b/trainer_state.json
   _s ts_name; printf '%s' "${b##*/}" | base64
@@ -265,7 +409,9 @@ pub fn ckpts_script(workdir: &str, checkpoint_dir: &str) -> String {
     s += &assign_path("L", "");
     s += &assign_path("C", "");
     s += PRELUDE;
-    s += LISTING;
+    s += LISTING_COMMON;
+    s += LISTING_ALL;
+    s += LISTING_TAIL;
     s += DONE_LINE;
     s
 }
@@ -284,11 +430,20 @@ pub struct StatusInputs {
     pub backend: String,
 }
 
-/// The `status`/`check` script: everything of [`ckpts_script`] plus the backends the box offers and
-/// the session of the run's (or the configured) backend, the current
-/// run record, the log's tail, the newest complete trainer_state.json, nvidia-smi and the
-/// training config.
+/// The `status` script: the backends the box offers and the session of the run's (or the configured)
+/// backend, the current run record, the log's tail, the newest complete trainer_state.json, nvidia-smi,
+/// the training config, and of the checkpoints only what status needs (see `LISTING_NEWEST`): its cost
+/// does not grow with the number of checkpoints.
 pub fn status_script(inputs: &StatusInputs) -> String {
+    status_like_script(inputs, LISTING_NEWEST)
+}
+
+/// The `check` script: [`status_script`] with every checkpoint listed (check counts them).
+pub fn check_script(inputs: &StatusInputs) -> String {
+    status_like_script(inputs, &format!("{LISTING_ALL}{NEWEST_HF_ALL}"))
+}
+
+fn status_like_script(inputs: &StatusInputs, listing: &str) -> String {
     let mut s = String::from("# rtrain status probe\n");
     s += &assign_path(
         "W",
@@ -306,7 +461,9 @@ pub fn status_script(inputs: &StatusInputs) -> String {
     // Left unquoted in the script on purpose, to split into two arguments; both are fixed text.
     s += &format!("Q={}\n", quote(gpu::QUERY_GPU_ARGS));
     s += PRELUDE;
-    s += LISTING;
+    s += LISTING_COMMON;
+    s += listing;
+    s += LISTING_TAIL;
     s += RUN_STATE_SH;
     s += &crate::remote::backend::functions_sh();
     s += STATUS;
@@ -320,8 +477,12 @@ pub fn status_script(inputs: &StatusInputs) -> String {
 /// coreutils' `base64` output: the standard alphabet, padded, wrapped at 76 columns.
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine as _;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    if !text.iter().any(u8::is_ascii_whitespace) {
+        return engine.decode(text).ok();
+    }
     let joined: Vec<u8> = text.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(joined).ok()
+    engine.decode(joined).ok()
 }
 
 /// The decoded sections of one probe's output, by name.
@@ -353,17 +514,35 @@ pub fn parse_sections(output: &[u8]) -> Result<Sections, ProbeError> {
     if !lines.by_ref().any(|l| l == HEADER) {
         return Err(ProbeError::NoHeader);
     }
-    let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
+    // Each section is decoded as soon as the next begins, so only one section's base64 is held at a time
+    // next to the decoded ones.
+    // A cut output is reported as cut even when the cut made a section corrupt: the first corrupt one waits.
+    let mut map = BTreeMap::new();
+    let mut corrupt = None;
+    let mut current: Option<(String, Vec<u8>)> = None;
+    let mut finish = |current: &mut Option<(String, Vec<u8>)>| {
+        if let Some((name, b64)) = current.take() {
+            match decode_base64(&b64) {
+                Some(bytes) => {
+                    map.insert(name, bytes);
+                }
+                None => {
+                    corrupt.get_or_insert(ProbeError::Corrupt(name));
+                }
+            }
+        }
+    };
     let mut done = false;
     for line in lines {
         if line == DONE {
             done = true;
             break;
         } else if let Some(name) = line.strip_prefix(SECTION) {
-            raw.push((String::from_utf8_lossy(name).into_owned(), Vec::new()));
+            finish(&mut current);
+            current = Some((String::from_utf8_lossy(name).into_owned(), Vec::new()));
         } else if let Some(msg) = line.strip_prefix(ERROR) {
             return Err(ProbeError::Remote(String::from_utf8_lossy(msg).into_owned()));
-        } else if let Some((_, buf)) = raw.last_mut() {
+        } else if let Some((_, buf)) = current.as_mut() {
             buf.extend_from_slice(line);
         } else if !line.is_empty() {
             return Err(ProbeError::Corrupt("(before the first section)".into()));
@@ -372,10 +551,9 @@ pub fn parse_sections(output: &[u8]) -> Result<Sections, ProbeError> {
     if !done {
         return Err(ProbeError::Truncated);
     }
-    let mut map = BTreeMap::new();
-    for (name, b64) in raw {
-        let bytes = decode_base64(&b64).ok_or_else(|| ProbeError::Corrupt(name.clone()))?;
-        map.insert(name, bytes);
+    finish(&mut current);
+    if let Some(e) = corrupt {
+        return Err(e);
     }
     Ok(Sections { map })
 }
@@ -516,6 +694,28 @@ fn parse_listing(bytes: &[u8]) -> Result<Listing, ProbeError> {
     Ok((state.ok_or_else(corrupt)?, arg, abs, entries))
 }
 
+/// The `ckpts_du` / `ckpts_mtime` sections: `P prefix`, then `number<TAB>name` fields (du -0 and
+/// stat --printf output of the directory the prefix names), by the entry's path relative to the checkpoint dir.
+fn parse_per_name(bytes: &[u8], section: &str) -> Result<std::collections::HashMap<Vec<u8>, u64>, ProbeError> {
+    let mut out = std::collections::HashMap::new();
+    let mut prefix: &[u8] = b"";
+    let mut fields = bytes.split(|b| *b == 0);
+    while let Some(f) = fields.next() {
+        if f == b"P" {
+            prefix = fields.next().ok_or_else(|| ProbeError::Corrupt(section.into()))?;
+        } else if let Some(tab) = f.iter().position(|b| *b == b'\t') {
+            let n = std::str::from_utf8(&f[..tab]).ok().and_then(|n| n.parse().ok());
+            let name = f[tab + 1..].strip_prefix(b"./").unwrap_or(&f[tab + 1..]);
+            if let Some(n) = n {
+                out.insert([prefix, name].concat(), n);
+            }
+        } else if !f.is_empty() {
+            return Err(ProbeError::Corrupt(section.into()));
+        }
+    }
+    Ok(out)
+}
+
 fn ckpts_from_sections(s: &Sections) -> Result<CkptsProbe, ProbeError> {
     let workdir = s.get("workdir").unwrap_or_default();
     let mut wl = workdir.split(|b| *b == b'\n');
@@ -524,10 +724,19 @@ fn ckpts_from_sections(s: &Sections) -> Result<CkptsProbe, ProbeError> {
         .next()
         .filter(|w| workdir_exists && !w.is_empty())
         .map(<[u8]>::to_vec);
-    let (dir_state, dir_arg, dir_abs, entries) = match s.get("ckpts") {
+    let (dir_state, dir_arg, dir_abs, mut entries) = match s.get("ckpts") {
         Some(b) => parse_listing(b)?,
         None => return Err(ProbeError::Corrupt("ckpts (absent)".into())),
     };
+    let sizes = parse_per_name(s.get("ckpts_du").unwrap_or_default(), "ckpts_du")?;
+    let times = parse_per_name(s.get("ckpts_mtime").unwrap_or_default(), "ckpts_mtime")?;
+    // The bounded listing may pick one entry for two reasons.
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| seen.insert(e.rel_path.clone()));
+    for e in &mut entries {
+        e.bytes = sizes.get(&e.rel_path).map(|k| k.saturating_mul(1024));
+        e.mtime = times.get(&e.rel_path).and_then(|t| i64::try_from(*t).ok());
+    }
     let checkpoints = checkpoints::recognise(&entries);
     Ok(CkptsProbe {
         now: s.int("now"),
@@ -954,10 +1163,8 @@ mod tests {
         assert!(v["free_bytes"].as_u64().unwrap() > 0);
     }
 
-    #[test]
-    fn other_layouts_from_listings_through_the_real_probe() {
-        let b = TestBox::new();
-        let out = b.home.join("work/out");
+    /// Lightning, DeepSpeed and Accelerate checkpoints as the fixtures list them, all in `out`.
+    fn build_layouts(out: &Path) {
         for (fixture, latest) in [
             ("layouts/lightning.txt", None),
             ("layouts/deepspeed.txt", Some("global_step1000")),
@@ -975,6 +1182,144 @@ mod tests {
                 write(out.join(path.trim_start_matches("./")), &content);
             }
         }
+    }
+
+    fn status_inputs_for(checkpoint_dir: &str) -> StatusInputs {
+        StatusInputs {
+            workdir: "~/work".into(),
+            session: "training".into(),
+            checkpoint_dir: checkpoint_dir.into(),
+            log_dir: "logs".into(),
+            train_config: "config.yaml".into(),
+            backend: "auto".into(),
+        }
+    }
+
+    /// What status needs of the checkpoints, from its bounded listing and from the full one.
+    fn newest_facts(p: &StatusProbe) -> (Option<Checkpoint>, Option<f64>, Vec<String>) {
+        let per_dir_newest = |layout: Layout| {
+            p.ckpts
+                .checkpoints
+                .iter()
+                .rev()
+                .find(|c| c.layout == layout && c.complete)
+                .map(|c| c.name.clone())
+        };
+        (
+            p.ckpts.newest_complete().cloned(),
+            crate::train::risk::seconds_per_step_from_checkpoints(&p.ckpts.checkpoints),
+            [
+                Layout::HuggingFace,
+                Layout::Lightning,
+                Layout::DeepSpeed,
+                Layout::Accelerate,
+            ]
+            .into_iter()
+            .filter_map(per_dir_newest)
+            .collect(),
+        )
+    }
+
+    #[test]
+    fn status_lists_only_the_newest_checkpoints_and_agrees_with_the_full_listing() {
+        let b = TestBox::new();
+        let out = b.home.join("work/out");
+        build_outputs(&out);
+        build_layouts(&out);
+        // An earlier run's higher steps, older on disk than this run's checkpoint-1600.
+        for step in 3000..3200 {
+            let c = out.join(format!("checkpoint-{step}"));
+            write(c.join("trainer_state.json"), b"{}");
+            touch_at(&c, 1_600_000_000 + step);
+        }
+        write(out.join("checkpoint-1600/trainer_state.json"), b"{}");
+        let status = parse_status(&b.run(&status_script(&status_inputs_for("out")))).unwrap();
+        let full = parse_status(&b.run(&check_script(&status_inputs_for("out")))).unwrap();
+        assert!(full.ckpts.checkpoints.len() > 220, "{}", full.ckpts.checkpoints.len());
+        assert!(
+            status.ckpts.checkpoints.len() <= 30,
+            "bounded: {:?}",
+            names(&status.ckpts)
+        );
+        assert_eq!(newest_facts(&status), newest_facts(&full));
+        assert_eq!(
+            status.ckpts.newest_complete().map(|c| c.name.as_str()),
+            Some("last.ckpt"),
+            "an unnumbered last.ckpt is the newest save"
+        );
+        assert_eq!(newest_facts(&status).2[0], "checkpoint-3199");
+        assert!(
+            names(&status.ckpts).contains(&"checkpoint-1600".to_string()),
+            "the newest on disk, whatever its step: {:?}",
+            names(&status.ckpts)
+        );
+        assert_eq!(
+            status.trainer_state.as_ref().map(|t| t.0.as_str()),
+            Some("checkpoint-3199")
+        );
+        assert_eq!(
+            full.trainer_state.as_ref().map(|t| t.0.as_str()),
+            Some("checkpoint-3199")
+        );
+    }
+
+    /// The work of the status probe does not grow with the checkpoints: stand-ins for `du` and `stat` on
+    /// PATH count their invocations and arguments (every other per-entry test is a shell builtin).
+    #[test]
+    fn status_probe_work_does_not_grow_with_checkpoints_and_ckpts_sizes_in_one_du() {
+        let b = TestBox::new();
+        let calls = b.home.join("calls");
+        for tool in ["du", "stat", "head", "tr"] {
+            let real = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(tool))
+                .find(|p| p.exists())
+                .unwrap();
+            b.fake(
+                tool,
+                &format!(
+                    "echo \"{tool} $#\" >> '{}'\nexec {} \"$@\"",
+                    calls.display(),
+                    real.display()
+                ),
+            );
+        }
+        let count = |n: usize, script: &str| -> Vec<String> {
+            let out = b.home.join("work/outputs");
+            let _ = std::fs::remove_dir_all(&out);
+            for step in 0..n {
+                write(out.join(format!("checkpoint-{}/trainer_state.json", step * 10)), b"{}");
+            }
+            let _ = std::fs::remove_file(&calls);
+            let p = parse_status(&b.run(script)).unwrap();
+            assert_eq!(p.ckpts.newest_complete().unwrap().step, Some((n as u64 - 1) * 10));
+            std::fs::read_to_string(&calls)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        };
+        let status = status_script(&status_inputs_for("outputs"));
+        let one = count(1, &status);
+        let many = count(400, &status);
+        assert_eq!(one.len(), many.len(), "processes: {one:?} vs {many:?}");
+        for call in &many {
+            let (tool, args) = call.split_once(' ').unwrap();
+            let args: usize = args.parse().unwrap();
+            assert!(args <= 16, "status ran `{tool}` with {args} arguments");
+        }
+        let ckpts = ckpts_script("~/work", "outputs");
+        let all = count(400, &ckpts);
+        let du: Vec<&String> = all.iter().filter(|c| c.starts_with("du ")).collect();
+        assert_eq!(du.len(), 1, "one du for the whole directory: {all:?}");
+        assert!(all.len() <= 4, "{all:?}");
+    }
+
+    #[test]
+    fn other_layouts_from_listings_through_the_real_probe() {
+        let b = TestBox::new();
+        let out = b.home.join("work/out");
+        build_layouts(&out);
         let p = parse_ckpts(&b.run(&ckpts_script("~/work", "out"))).unwrap();
         let by_layout = |l: Layout| {
             p.checkpoints
@@ -1093,6 +1438,11 @@ mod tests {
         };
         let st = parse_status(&b.run(&status_script(&inputs))).unwrap();
         assert!(st.ckpts.workdir_exists);
+        assert_eq!(
+            st.ckpts.newest_complete().map(|c| c.name.as_str()),
+            Some("checkpoint-1500")
+        );
+        let st = parse_status(&b.run(&check_script(&inputs))).unwrap();
         assert_eq!(st.ckpts.checkpoints.len(), 8);
         assert!(!pwn.exists(), "a quoted $(...) was executed");
     }
@@ -1237,6 +1587,7 @@ mod tests {
         let mut child = run.start_wrapper();
 
         let out = b.run(&status_script(&inputs()));
+        let check_out = b.run(&check_script(&inputs()));
         child.kill().unwrap();
         child.wait().unwrap();
         let p = parse_status(&out).unwrap();
@@ -1286,7 +1637,7 @@ mod tests {
         assert!(v["disk"]["path"].as_str().unwrap().ends_with("/proj/outputs"));
 
         // check: trainer_state's save_steps (the run's own) wins over the edited config's 500.
-        let c = CheckJson::build("gpu-box", &p);
+        let c = CheckJson::build("gpu-box", &parse_status(&check_out).unwrap());
         let i = &c.report.inputs;
         assert_eq!(
             (i.save_steps, i.save_total_limit, i.max_steps, i.current_step),
@@ -1970,6 +2321,43 @@ exec {real} "$@""#,
             child.stdin.take().unwrap().write_all(&bytes).unwrap();
             let out = child.wait_with_output().unwrap();
             prop_assert_eq!(decode_base64(&out.stdout).unwrap(), bytes);
+        }
+    }
+
+    /// Frames sections as the probe's shell does (base64 wrapped at 76 columns), with rc-file noise before.
+    fn frame(noise: &[u8], sections: &[(String, Vec<u8>)]) -> Vec<u8> {
+        use base64::Engine as _;
+        let mut out = noise.to_vec();
+        out.extend_from_slice(b"\n@@rtrain:probe 1\n");
+        for (name, bytes) in sections {
+            out.extend_from_slice(format!("@@rtrain:section {name}\n").as_bytes());
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            for chunk in b64.as_bytes().chunks(76) {
+                out.extend_from_slice(chunk);
+                out.push(b'\n');
+            }
+        }
+        out.extend_from_slice(b"@@rtrain:done\n");
+        out
+    }
+
+    proptest! {
+        /// Any bytes in any sections come back exactly, whatever the noise before the header; and any cut of
+        /// the output before its last line is reported as cut, never as a shorter answer.
+        #[test]
+        fn sections_round_trip_any_bytes_and_every_cut_is_detected(
+            sections in proptest::collection::btree_map("[a-z_]{1,12}", proptest::collection::vec(any::<u8>(), 0..400), 0..6),
+            noise in proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..40),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let sections: Vec<(String, Vec<u8>)> = sections.into_iter().collect();
+            let out = frame(&noise, &sections);
+            let parsed = parse_sections(&out).unwrap();
+            for (name, bytes) in &sections {
+                prop_assert_eq!(parsed.get(name), Some(bytes.as_slice()));
+            }
+            let at = cut.index(out.len() - b"@@rtrain:done\n".len());
+            prop_assert!(parse_sections(&out[..at]).is_err());
         }
     }
 }

@@ -2,6 +2,7 @@
 //! prompts; it asks its caller through [`Prompter`].
 
 pub mod auth;
+pub mod capture;
 pub mod certificate;
 pub mod endpoint;
 pub mod handler;
@@ -151,6 +152,13 @@ pub enum SshError {
     ExecTimeout { host: String, secs: u64 },
     #[error("SSH error with {host}: {reason}")]
     Protocol { host: String, reason: String },
+    /// A box is not trusted to be small or sane: output past what the command can print is refused.
+    #[error(
+        "refusing the output of the remote command on {host}: more than {} (is something on the box, \
+         such as a ForceCommand or the login shell's rc file, printing on its own?)",
+        capture::human_limit(*limit)
+    )]
+    OutputTooLarge { host: String, limit: usize },
     /// A failure at a jump host: the inner error names the hop, this names where we were going.
     /// (`inner` is part of the one-line message, so it is deliberately not a `#[source]`: `-v`
     /// would print it twice.)
@@ -173,7 +181,7 @@ impl SshError {
             | SshError::HostKeyUnknown { .. }
             | SshError::HostKeyRejected { .. }
             | SshError::HostKeyCheck { .. } => 5,
-            SshError::ExecTimeout { .. } | SshError::Protocol { .. } => 1,
+            SshError::ExecTimeout { .. } | SshError::Protocol { .. } | SshError::OutputTooLarge { .. } => 1,
             SshError::AtJumpHost { inner, .. } => inner.exit_code(),
         }
     }

@@ -2,6 +2,7 @@
 //! verification; authentication — each under its own timeout, since russh has none) and command
 //! execution on it.
 
+use super::capture::{HeadTail, Limited};
 use super::endpoint::{Endpoint, Route};
 use super::handler::{ClientHandler, Closed};
 use super::known_hosts;
@@ -66,6 +67,13 @@ fn signal_number(name: &str) -> u8 {
         _ => 0,
     }
 }
+
+/// What [`Session::exec`] keeps of stdout at most: its users (run scripts, `push`/`pull` manifests of up to
+/// some hundred thousand files) print far less; a box printing more is refused, not believed.
+pub const EXEC_STDOUT_MAX: usize = 64 << 20;
+/// What [`Session::exec`] keeps of stderr: this much of its beginning and as much of its end, where error
+/// messages and rtrain's marker lines are.
+pub const STDERR_KEPT: usize = 64 << 10;
 
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
@@ -490,6 +498,25 @@ impl Session {
         O: AsyncWrite + Unpin,
         E: AsyncWrite + Unpin,
     {
+        self.exec_into(command, stdin, out, err, timeout, false).await
+    }
+
+    /// As [`Session::exec_streaming`]; with `stop_on_stdout_error`, a failed write to `out` (a
+    /// [`Limited`] collector past its limit) closes the channel and ends the call at once, instead of
+    /// draining what may be gigabytes more.
+    async fn exec_into<O, E>(
+        &self,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        out: &mut O,
+        err: &mut E,
+        timeout: Option<Duration>,
+        stop_on_stdout_error: bool,
+    ) -> Result<RemoteExit, SshError>
+    where
+        O: AsyncWrite + Unpin,
+        E: AsyncWrite + Unpin,
+    {
         let open_timeout = Duration::from_secs(30);
         let channel = self.open_channel(open_timeout).await?;
         let host = self.host.clone();
@@ -516,6 +543,9 @@ impl Session {
                 match msg {
                     ChannelMsg::Data { data } if out_ok => {
                         out_ok = out.write_all(&data).await.is_ok();
+                        if !out_ok && stop_on_stdout_error {
+                            break;
+                        }
                     }
                     ChannelMsg::ExtendedData { data, ext: 1 } if err_ok => {
                         err_ok = err.write_all(&data).await.is_ok();
@@ -530,6 +560,14 @@ impl Session {
             }
             let _ = out.flush().await;
             let _ = err.flush().await;
+            if !out_ok && stop_on_stdout_error {
+                // Tell the server we are done, so it stops sending (and stops the command).
+                drop(read);
+                if let Ok(Ok(Ok(write))) = tokio::time::timeout(Duration::from_secs(5), feeder).await {
+                    let _ = write.close().await;
+                }
+                return Ok(RemoteExit::Signal("rtrain: output refused".into()));
+            }
             if let Ok(Ok(write)) = feeder.await {
                 drop(write);
             }
@@ -547,19 +585,43 @@ impl Session {
         }
     }
 
-    /// Run a command and collect its output in memory (for probes whose output is small).
+    /// Run a command and collect its output in memory, at most `max_stdout` bytes of stdout (more is
+    /// [`SshError::OutputTooLarge`], and the channel is closed at once) and the first and last
+    /// [`STDERR_KEPT`] bytes of its stderr.
+    pub async fn exec_limited(
+        &self,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+        max_stdout: usize,
+    ) -> Result<ExecOutput, SshError> {
+        let mut stdout = Limited::new(max_stdout);
+        let mut stderr = HeadTail::new(STDERR_KEPT, STDERR_KEPT);
+        let exit = self
+            .exec_into(command, stdin, &mut stdout, &mut stderr, timeout, true)
+            .await?;
+        if stdout.is_over() {
+            return Err(SshError::OutputTooLarge {
+                host: self.host.clone(),
+                limit: max_stdout,
+            });
+        }
+        Ok(ExecOutput {
+            stdout: stdout.into_inner(),
+            stderr: stderr.bytes(),
+            exit,
+        })
+    }
+
+    /// Run a command and collect its output in memory (for scripts whose output is small), at most
+    /// [`EXEC_STDOUT_MAX`] bytes of stdout.
     pub async fn exec(
         &self,
         command: &str,
         stdin: Option<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> Result<ExecOutput, SshError> {
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let exit = self
-            .exec_streaming(command, stdin, &mut stdout, &mut stderr, timeout)
-            .await?;
-        Ok(ExecOutput { stdout, stderr, exit })
+        self.exec_limited(command, stdin, timeout, EXEC_STDOUT_MAX).await
     }
 
     /// Say goodbye to the host, then to each jump host from the nearest outwards.

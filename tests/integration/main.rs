@@ -10,6 +10,7 @@ mod backends;
 mod edges;
 mod fault_proxy;
 mod foundation;
+mod hostile;
 mod lifecycle;
 mod link;
 mod notify;
