@@ -11,6 +11,7 @@ mod fault_proxy;
 mod foundation;
 mod lifecycle;
 mod link;
+mod netfaults;
 mod notify;
 mod observe;
 mod protect;

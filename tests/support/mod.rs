@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod http;
 pub mod login;
+pub mod netns;
 pub mod proxy;
 pub mod sshd;
 
