@@ -5,89 +5,23 @@
 //! byte. Needs root; fails loudly without it.
 
 use crate::resilience::{assert_same_bytes, Bg, WRITER};
-use crate::support::netns::{NetNs, Side, SERVER_ADDR};
+use crate::support::netns::{on, NetRig};
 use crate::support::*;
-use rtrain::config::{self, Target};
-use rtrain::ssh::link::{Link, LinkEvent, ReconnectPolicy};
-use rtrain::ssh::{ConnectOptions, NoPrompt, Session};
-use std::future::Future;
-use std::process::Command;
-use std::sync::Arc;
+use rtrain::ssh::link::{Link, LinkEvent};
+use rtrain::ssh::Session;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// The goal of issue 17 with default settings, plus what a loaded CI machine adds to scheduling.
-pub const DEAD_WITHIN: Duration = Duration::from_millis(6_000);
+/// The goal of issue 17 with default settings.
+const DEAD_WITHIN: Duration = Duration::from_millis(6_000);
 const T: Duration = Duration::from_secs(60);
 
-/// sshd in the server namespace at 192.0.2.1, a client for it, both on the default keepalives.
-/// Fields drop in order: the box and its processes go before the namespaces.
-pub struct NetRig {
-    pub sshd: Sshd,
-    pub c: Client,
-    pub net: NetNs,
-}
-
-impl NetRig {
-    pub fn new() -> NetRig {
-        let net = NetNs::new();
-        let sshd = net.run_in(Side::Server, || Sshd::start_on(SERVER_ADDR));
-        let c = Client::bare();
-        keygen(&c.key, "ed25519", "");
-        sshd.authorize(&c.key.with_extension("pub"));
-        c.write_ssh_config(&format!(
-            "Host box\n  HostName {SERVER_ADDR}\n  Port {}\n  User {}\n  IdentityFile {}\n",
-            sshd.port,
-            sshd.user,
-            c.key.display()
-        ));
-        c.trust(&sshd);
-        c.write_rtrain_config("defaults:\n  workdir: ~/work dir\n");
-        std::fs::create_dir_all(sshd.remote_home.join("work dir")).unwrap();
-        std::fs::write(sshd.remote_home.join("work dir/writer.py"), WRITER).unwrap();
-        NetRig { sshd, c, net }
-    }
-
-    pub fn target(&self) -> Target {
-        let paths = config::Paths::resolve(self.c.home.path().to_path_buf(), None, None, current_user());
-        config::resolve_target("box", &config::ConfigFile::default(), &paths, false).unwrap()
-    }
-
-    /// A link with exactly what commands use: the target's keepalives, the default policy.
-    pub fn link(&self) -> Link {
-        let t = self.target();
-        let opts = ConnectOptions::for_target(&t, None);
-        Link::new(t, opts, Arc::new(NoPrompt), ReconnectPolicy::default())
-    }
-
-    /// A runtime whose worker threads live in the client namespace: run futures on it with [`on`].
-    pub fn client_runtime(&self) -> tokio::runtime::Runtime {
-        self.net.run_in(Side::Client, || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap()
-        })
-    }
-
-    /// The real rtrain, run in the client namespace.
-    pub fn rtrain(&self, args: &[&str]) -> Command {
-        let mut cmd = self.c.rtrain();
-        cmd.args(args);
-        self.net.command(Side::Client, &cmd)
-    }
-
-    pub fn restart_sshd(&mut self) {
-        let sshd = &mut self.sshd;
-        self.net.run_in(Side::Server, || sshd.restart());
-    }
-}
-
-/// Run `f` as a task of `rt` (so on its workers, in their namespace), wait for it here.
-pub fn on<T: Send + 'static>(rt: &tokio::runtime::Runtime, f: impl Future<Output = T> + Send + 'static) -> T {
-    rt.block_on(rt.spawn(f))
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+/// The rig with the demo writer in the box's workdir.
+fn rig() -> NetRig {
+    let rig = NetRig::new();
+    std::fs::create_dir_all(rig.sshd.remote_home.join("work dir")).unwrap();
+    std::fs::write(rig.sshd.remote_home.join("work dir/writer.py"), WRITER).unwrap();
+    rig
 }
 
 async fn works(session: &Session) {
@@ -144,7 +78,7 @@ fn restored(rt: &tokio::runtime::Runtime, mut link: Link, from: Instant) -> (Lin
 
 #[test]
 fn a_black_hole_is_declared_dead_within_6_s_and_the_link_returns_after_it() {
-    let rig = NetRig::new();
+    let rig = rig();
     let rt = rig.client_runtime();
     let link = connected(&rt, rig.link());
     rig.net.black_hole(true);
@@ -162,7 +96,7 @@ fn a_black_hole_is_declared_dead_within_6_s_and_the_link_returns_after_it() {
 
 #[test]
 fn a_link_set_down_is_declared_dead_within_6_s_and_the_link_returns_when_it_is_up() {
-    let rig = NetRig::new();
+    let rig = rig();
     let rt = rig.client_runtime();
     let link = connected(&rt, rig.link());
     rig.net.link(false);
@@ -176,7 +110,7 @@ fn a_link_set_down_is_declared_dead_within_6_s_and_the_link_returns_when_it_is_u
 
 #[test]
 fn after_roaming_to_a_new_address_the_link_is_back_within_2_s() {
-    let rig = NetRig::new();
+    let rig = rig();
     let rt = rig.client_runtime();
     let link = connected(&rt, rig.link());
     let new = rig.net.roam();
@@ -195,7 +129,7 @@ fn after_roaming_to_a_new_address_the_link_is_back_within_2_s() {
 
 #[test]
 fn an_sshd_restart_is_noticed_at_once_and_the_link_returns() {
-    let mut rig = NetRig::new();
+    let mut rig = rig();
     let rt = rig.client_runtime();
     let link = connected(&rt, rig.link());
     let from = Instant::now();
@@ -209,7 +143,7 @@ fn an_sshd_restart_is_noticed_at_once_and_the_link_returns() {
 
 #[test]
 fn logs_follow_stopped_for_30_s_resumes_at_once_byte_for_byte() {
-    let rig = NetRig::new();
+    let rig = rig();
     let ran = run_with_timeout(&mut rig.rtrain(&["up", "box", "--", "python3 writer.py 20 45"]), T);
     assert_eq!(ran.code, 0, "{ran}");
     let st = run_with_timeout(&mut rig.rtrain(&["status", "box", "--json"]), T);

@@ -12,7 +12,12 @@
 //! them it panics with the reason, never skips. Everything is removed on drop, also when the test
 //! failed; namespaces left behind by a test binary that was killed are removed by the next one.
 
+use super::sshd::{current_user, keygen, Client, Sshd};
+use rtrain::config::{self, Target};
+use rtrain::ssh::link::{Link, ReconnectPolicy};
+use rtrain::ssh::{ConnectOptions, NoPrompt};
 use std::collections::BinaryHeap;
+use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -324,6 +329,74 @@ impl Drop for NetNs {
                 .status();
         }
     }
+}
+
+/// sshd in the server namespace at 192.0.2.1, a client for it, both on the default keepalives.
+/// Fields drop in order: the box and its processes go before the namespaces.
+pub struct NetRig {
+    pub sshd: Sshd,
+    pub c: Client,
+    pub net: NetNs,
+}
+
+impl NetRig {
+    pub fn new() -> NetRig {
+        let net = NetNs::new();
+        let sshd = net.run_in(Side::Server, || Sshd::start_on(SERVER_ADDR));
+        let c = Client::bare();
+        keygen(&c.key, "ed25519", "");
+        sshd.authorize(&c.key.with_extension("pub"));
+        c.write_ssh_config(&format!(
+            "Host box\n  HostName {SERVER_ADDR}\n  Port {}\n  User {}\n  IdentityFile {}\n",
+            sshd.port,
+            sshd.user,
+            c.key.display()
+        ));
+        c.trust(&sshd);
+        c.write_rtrain_config("defaults:\n  workdir: ~/work dir\n");
+        NetRig { sshd, c, net }
+    }
+
+    pub fn target(&self) -> Target {
+        let paths = config::Paths::resolve(self.c.home.path().to_path_buf(), None, None, current_user());
+        config::resolve_target("box", &config::ConfigFile::default(), &paths, false).unwrap()
+    }
+
+    /// A link with exactly what commands use: the target's keepalives, the default policy.
+    pub fn link(&self) -> Link {
+        let t = self.target();
+        let opts = ConnectOptions::for_target(&t, None);
+        Link::new(t, opts, Arc::new(NoPrompt), ReconnectPolicy::default())
+    }
+
+    /// A runtime whose worker threads live in the client namespace: run futures on it with [`on`].
+    pub fn client_runtime(&self) -> tokio::runtime::Runtime {
+        self.net.run_in(Side::Client, || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+        })
+    }
+
+    /// The real rtrain, run in the client namespace.
+    pub fn rtrain(&self, args: &[&str]) -> Command {
+        let mut cmd = self.c.rtrain();
+        cmd.args(args);
+        self.net.command(Side::Client, &cmd)
+    }
+
+    pub fn restart_sshd(&mut self) {
+        let sshd = &mut self.sshd;
+        self.net.run_in(Side::Server, || sshd.restart());
+    }
+}
+
+/// Run `f` as a task of `rt` (so on its workers, in their namespace), wait for it here.
+pub fn on<T: Send + 'static>(rt: &tokio::runtime::Runtime, f: impl Future<Output = T> + Send + 'static) -> T {
+    rt.block_on(rt.spawn(f))
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// This thread into the network namespace at `path`.
