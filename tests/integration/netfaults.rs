@@ -166,3 +166,21 @@ fn logs_follow_stopped_for_30_s_resumes_at_once_byte_for_byte() {
     assert_eq!(code, 0, "{}", follow.stderr());
     assert_same_bytes(&follow.stdout(), &log);
 }
+
+#[test]
+fn soak_attach_logs_and_forward_through_20_random_faults_lose_nothing() {
+    let seed = std::env::var("RTRAIN_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        });
+    eprintln!("soak seed {seed} (RTRAIN_SOAK_SEED={seed} reruns it)");
+    let report = crate::support::soak::soak(20, seed, crate::support::soak::SHORT);
+    let table = report.table();
+    eprintln!("{table}");
+    assert!(report.clean(), "{table}");
+}

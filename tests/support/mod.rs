@@ -7,6 +7,7 @@ pub mod http;
 pub mod login;
 pub mod netns;
 pub mod proxy;
+pub mod soak;
 pub mod sshd;
 
 pub use agent::*;

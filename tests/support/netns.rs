@@ -400,7 +400,7 @@ pub fn on<T: Send + 'static>(rt: &tokio::runtime::Runtime, f: impl Future<Output
 }
 
 /// This thread into the network namespace at `path`.
-fn enter(path: &str) {
+pub fn enter(path: &str) {
     let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
     // SAFETY: a valid namespace fd; setns changes only the calling thread.
     let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
