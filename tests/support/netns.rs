@@ -238,6 +238,12 @@ impl NetNs {
         next
     }
 
+    /// One more address on `side`'s end of the link (from 192.0.2.0/24, like the others).
+    pub fn add_address(&self, side: Side, addr: &str) {
+        let dev = self.dev(side).to_string();
+        ip(&["-n", self.ns(side), "addr", "add", &format!("{addr}/24"), "dev", &dev]);
+    }
+
     pub fn client_addr(&self) -> String {
         self.client_addr.lock().unwrap().clone()
     }
