@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod remote;
+pub mod report;
 pub mod ssh;
 pub mod train;
 pub mod ui;

@@ -1,14 +1,15 @@
 //! `rtrain ckpts`, `rtrain status` and `rtrain check`: each is one composed probe script over one
-//! exec channel per host, parsed locally (remote::probe), shown as a table, a panel or JSON.
+//! exec channel per host, parsed locally (remote::probe), viewed (report) as a table, a panel or JSON.
 
 use super::{CommandError, Ctx};
 use crate::cli::{JsonHostArgs, StatusArgs};
 use crate::config::Target;
-use crate::remote::probe::{self, CkptsJson, CkptsProbe, DirState, StatusInputs, StatusJson, StatusProbe};
+use crate::remote::probe::{self, CkptsProbe, StatusInputs, StatusProbe};
 use crate::remote::run::{sh_command, RunState};
+use crate::report::check::{render_report, CheckJson};
+use crate::report::ckpts::{render_ckpts, CkptsJson};
+use crate::report::status::{self, Segment, StatusJson};
 use crate::ssh::Session;
-use crate::train::human::{fmt_age, fmt_bytes, fmt_duration, fmt_rate};
-use std::fmt::Write as _;
 use std::time::Duration;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -80,64 +81,6 @@ pub async fn ckpts(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn render_ckpts(j: &CkptsJson, p: &CkptsProbe) -> String {
-    let mut s = String::new();
-    match j.dir_state {
-        DirState::Missing => {
-            let _ = writeln!(s, "{}: no checkpoint directory {} yet", j.host, j.dir);
-            return s;
-        }
-        DirState::NotADirectory => {
-            let _ = writeln!(s, "{}: {} is not a directory", j.host, j.dir);
-            return s;
-        }
-        _ => {}
-    }
-    let total = j.total_bytes.map(fmt_bytes).unwrap_or_else(|| "?".into());
-    let free = j
-        .free_bytes
-        .map(|f| format!(", {} free", fmt_bytes(f)))
-        .unwrap_or_default();
-    let _ = writeln!(
-        s,
-        "{}:{}  ({} checkpoint{}, {total}{free})",
-        j.host,
-        j.dir,
-        j.checkpoints.len(),
-        if j.checkpoints.len() == 1 { "" } else { "s" }
-    );
-    if j.checkpoints.is_empty() {
-        let _ = writeln!(s, "no checkpoints yet");
-        return s;
-    }
-    let rows: Vec<[String; 5]> = j
-        .checkpoints
-        .iter()
-        .zip(&p.checkpoints)
-        .map(|(c, raw)| {
-            let age = match (p.now, raw.mtime) {
-                (Some(now), Some(m)) => fmt_age(now - m),
-                _ => "?".into(),
-            };
-            let complete = if c.complete { "yes" } else { "NO (incomplete)" };
-            let name = if c.latest {
-                format!("{} (latest)", c.name)
-            } else {
-                c.name.clone()
-            };
-            [
-                c.step.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                name,
-                c.bytes.map(fmt_bytes).unwrap_or_else(|| "?".into()),
-                age,
-                complete.into(),
-            ]
-        })
-        .collect();
-    s += &crate::ui::table(&["STEP", "NAME", "SIZE", "AGE", "COMPLETE"], &rows);
-    s
-}
-
 // ---------------------------------------------------------------------------------------------
 // check
 
@@ -149,11 +92,11 @@ pub async fn check(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
         _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
     };
     session.close().await;
-    let j = probe::CheckJson::build(&target.name, &p);
+    let j = CheckJson::build(&target.name, &p);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        print!("{}", crate::train::risk::render_report(&target.name, &j.report));
+        print!("{}", render_report(&target.name, &j.report));
     }
     Ok(0)
 }
@@ -190,7 +133,7 @@ async fn status_of(ctx: &Ctx, target: &Target, session: Option<&Session>, histor
             let mut json = StatusJson::build(&target.name, &target.settings.session, &p);
             json.apply_stall_after(target.settings.stall_after);
             if history {
-                json.progress.history = Some(probe::history(&p));
+                json.progress.history = Some(status::history(&p));
             }
             HostStatus {
                 json,
@@ -389,175 +332,7 @@ fn notify_change(ctx: &Ctx, t: &Target, j: &StatusJson, prev: &mut Option<(Strin
 }
 
 fn render_status(st: &HostStatus, several: bool) -> Vec<Segment> {
-    let j = &st.json;
-    let mut segs = Vec::new();
-    let mut s = String::new();
-    // Why a host could not be asked is said once, on stderr; among several hosts its row says
-    // only that, so the others line up.
-    let Some(p) = &st.probe else {
-        if several {
-            let what = if j.reachable { "no answer" } else { "unreachable" };
-            let _ = writeln!(s, "{}: {what} (see below)", j.host);
-        }
-        return vec![Segment::Text(s)];
-    };
-    let session = match (j.session.tmux_installed, j.session.exists) {
-        (Some(false), _) => "tmux NOT INSTALLED".to_string(),
-        (_, Some(true)) => format!("session {:?}", j.session.name),
-        _ => format!("no session {:?}", j.session.name),
-    };
-    let run = match &j.run {
-        None => "no run yet".to_string(),
-        Some(r) => {
-            let mut line = format!("run {} {}", r.id, r.state.as_str().to_uppercase());
-            if let (true, Some(silent)) = (r.stalled, r.silent_seconds) {
-                let _ = write!(line, ", STALLED for {}", fmt_duration(silent as f64));
-                if let Some(m) = p.log.as_ref().and_then(|l| l.mtime) {
-                    let _ = write!(line, " (no output since {})", clock_time(m));
-                }
-            }
-            if let Some(pid) = r.pid {
-                if r.state == RunState::Running {
-                    let _ = write!(line, " (pid {pid}");
-                    if let Some(t) = &r.started_at {
-                        let _ = write!(line, ", since {t}");
-                    }
-                    line.push(')');
-                }
-            }
-            if let Some(c) = r.exit_code {
-                if r.state != RunState::Running {
-                    let _ = write!(line, " (exit {c})");
-                }
-            }
-            line
-        }
-    };
-    let _ = writeln!(s, "{}  {run}  {session}", j.host);
-    let pr = &j.progress;
-    if let (Some(step), Some(total)) = (pr.step, pr.total) {
-        let mut line = String::new();
-        if let Some(sps) = pr.seconds_per_step.filter(|s| *s > 0.0) {
-            let _ = write!(line, "  {}", fmt_rate(sps));
-        }
-        if let Some(eta) = pr.eta_seconds {
-            let _ = write!(line, "  ETA {}", fmt_duration(eta));
-        }
-        if let Some(loss) = pr.loss {
-            let _ = write!(line, "  loss {loss:.4}{}", loss_origin(pr));
-        }
-        segs.push(Segment::Text(std::mem::take(&mut s)));
-        segs.push(Segment::Bar {
-            step,
-            total,
-            msg: line.trim_start().to_string(),
-        });
-    } else if let Some(loss) = pr.loss {
-        let _ = writeln!(s, "  loss {loss:.4}{}", loss_origin(pr));
-    }
-    if p.log_summary.loss.is_some_and(|l| !l.is_finite()) {
-        let _ = writeln!(s, "  ! the loss is not a number (diverged?)");
-    }
-    match &j.latest_checkpoint {
-        Some(c) => {
-            let age = c.age_seconds.map(fmt_age).unwrap_or_else(|| "age unknown".into());
-            let earlier = if c.of_current_run == Some(false) {
-                ", from an earlier run"
-            } else {
-                ""
-            };
-            let mut line = format!("  latest checkpoint {} ({age}{earlier})", c.name);
-            let running = j.run.as_ref().is_some_and(|r| r.state == RunState::Running);
-            if let (true, Some(a)) = (running, c.age_seconds) {
-                if a >= 15 * 60 {
-                    let _ = write!(
-                        line,
-                        " — work at risk: {} since last checkpoint",
-                        fmt_duration(a as f64)
-                    );
-                }
-            }
-            let _ = writeln!(s, "{line}");
-        }
-        None => {
-            let _ = writeln!(s, "  no complete checkpoint yet");
-        }
-    }
-    if let Some(gpus) = &j.gpus {
-        for g in gpus {
-            let util = g
-                .util_percent
-                .map(|u| format!("{u:.0}%"))
-                .unwrap_or_else(|| "?%".into());
-            let mem = match (g.mem_used_mib, g.mem_total_mib) {
-                (Some(u), Some(t)) => format!("{u}/{t} MiB"),
-                _ => "memory ?".into(),
-            };
-            let name = g.name.clone().unwrap_or_default();
-            let idx = g.index.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
-            let _ = writeln!(s, "  GPU {idx} {name}  {util}  {mem}");
-        }
-    }
-    if let Some(d) = &j.disk {
-        if let (Some(free), Some(total)) = (d.free_bytes, d.total_bytes) {
-            let _ = writeln!(s, "  disk {}: {} free of {}", d.path, fmt_bytes(free), fmt_bytes(total));
-        }
-    }
-    // A failed or lost run: the last lines of its log say why.
-    let ended_badly = j
-        .run
-        .as_ref()
-        .is_some_and(|r| matches!(r.state, RunState::Failed | RunState::Lost));
-    if ended_badly {
-        if let Some(log) = &p.log {
-            let text = crate::train::progress::collapse_cr(&log.tail);
-            let text = String::from_utf8_lossy(&text);
-            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            let _ = writeln!(s, "  last log lines:");
-            for l in &lines[lines.len().saturating_sub(8)..] {
-                let _ = writeln!(s, "    {l}");
-            }
-        }
-    }
-    segs.push(Segment::Text(s));
-    segs
-}
-
-/// `14:02` in the local time zone (libc's localtime_r, which honours TZ); with the date when it is
-/// a day old or more.
-fn clock_time(epoch: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(epoch);
-    let t = epoch as libc::time_t;
-    // SAFETY: localtime_r only writes the tm we own; a zeroed tm is a valid value of it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-        return "?".into();
-    }
-    let hm = format!("{:02}:{:02}", tm.tm_hour, tm.tm_min);
-    if now - epoch >= 86_400 {
-        format!("{}-{:02}-{:02} {hm}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday)
-    } else {
-        hm
-    }
-}
-
-/// ` (step 40, from checkpoint-40)` when the loss is a checkpoint's, not the log's: the log has no
-/// loss line yet, so the figure is older than the bar.
-fn loss_origin(pr: &probe::ProgressJson) -> String {
-    match (pr.loss_from.as_deref(), pr.loss_step) {
-        (Some("log") | None, _) => String::new(),
-        (Some(ckpt), Some(step)) => format!(" (step {step}, from {ckpt})"),
-        (Some(ckpt), None) => format!(" (from {ckpt})"),
-    }
-}
-
-/// A line of the status panel: text, or the remote run's progress drawn as a bar.
-enum Segment {
-    Text(String),
-    Bar { step: u64, total: u64, msg: String },
+    status::render_status(&st.json, st.probe.as_ref(), several)
 }
 
 /// Print the panel: on a terminal the progress is an indicatif bar mirroring the remote step/total
@@ -605,8 +380,9 @@ fn print_segments(segments: &[Segment], fancy: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::probe::{CheckJson, RunRecord};
+    use crate::remote::probe::{CkptsProbe, DirState, RunRecord};
     use crate::train::gpu::GpuReport;
+    use crate::train::human::fmt_rate;
     use crate::train::progress::pace_tests::{resume_log, swinging_log, up_to};
     use crate::train::progress::summarize_log;
 
@@ -680,7 +456,7 @@ mod tests {
         )
         .unwrap();
         p.trainer_state = Some(("checkpoint-20".into(), ts));
-        let h = probe::history(&p);
+        let h = status::history(&p);
         let got: Vec<(Option<u64>, Option<f64>)> = h.iter().map(|h| (h.step, h.loss)).collect();
         assert_eq!(
             got,
@@ -709,7 +485,7 @@ mod tests {
             let status = StatusJson::build("box", "training", &p).progress.seconds_per_step;
             let check = CheckJson::build("box", &p).report;
             assert_eq!(status, check.inputs.seconds_per_step);
-            let (s, c) = (status_text(&p), crate::train::risk::render_report("box", &check));
+            let (s, c) = (status_text(&p), render_report("box", &check));
             match status {
                 Some(sps) => {
                     let words = fmt_rate(sps);
@@ -773,7 +549,8 @@ mod tests {
     /// every JSON view, with every optional part present, is named in its command's section.
     #[test]
     fn regression_every_json_field_the_program_prints_is_in_the_readme() {
-        use crate::remote::probe::{CkptJson, DiskJson, LatestCheckpointJson, ProgressJson, RunJson, SessionJson};
+        use crate::report::ckpts::CkptJson;
+        use crate::report::status::{DiskJson, LatestCheckpointJson, ProgressJson, RunJson, SessionJson};
         use crate::train::checkpoints::Layout;
         use crate::train::gpu::Gpu;
         let status = HostStatus {

@@ -6,7 +6,7 @@ use super::probe::probe_status;
 use super::{CommandError, Ctx};
 use crate::cli::TopArgs;
 use crate::config::Target;
-use crate::remote::probe::{self, StatusJson};
+use crate::report::status::{self, StatusJson};
 use crate::ssh::link::{Link, LinkEvent};
 use crate::train::trainer_state::HistoryPoint;
 use crate::ui::dashboard::{self, HostView, LinkView, View};
@@ -77,7 +77,7 @@ async fn host_task(
                     Ok(Ok(p)) => {
                         let mut json = StatusJson::build(&target.name, &target.settings.session, &p);
                         json.apply_stall_after(target.settings.stall_after);
-                        send(Msg::Status(Box::new(json), probe::history(&p)));
+                        send(Msg::Status(Box::new(json), status::history(&p)));
                     }
                     Ok(Err(e)) => {
                         if s.is_closed() {

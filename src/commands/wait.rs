@@ -8,8 +8,8 @@ use super::run::probe_on_link;
 use super::{CommandError, Ctx};
 use crate::cli::WaitArgs;
 use crate::config::{NotifyEvent, Target};
-use crate::remote::probe::StatusJson;
 use crate::remote::run::RunState;
+use crate::report::status::StatusJson;
 use crate::ui::alert;
 use std::time::{Duration, Instant};
 
@@ -228,7 +228,7 @@ mod tests {
     fn ended(host: &str, state: RunState, code: Option<i32>) -> StatusJson {
         let mut j = StatusJson::unreachable(host, "training");
         j.reachable = true;
-        j.run = Some(crate::remote::probe::RunJson {
+        j.run = Some(crate::report::status::RunJson {
             id: "20260101-000000-abcd".into(),
             state,
             pid: None,

@@ -29,15 +29,20 @@
 use crate::remote::quote::{quote, quote_path};
 pub use crate::remote::run::RunState;
 use crate::remote::run::RUN_STATE_SH;
-use crate::train::checkpoints::{self, Checkpoint, Entry, EntryKind, Layout};
+use crate::train::checkpoints::{self, Checkpoint, Entry, EntryKind};
 use crate::train::disk::{parse_df, DiskUsage};
-use crate::train::gpu::{self, Gpu, GpuReport};
+use crate::train::gpu::{self, GpuReport};
 use crate::train::progress::{summarize_log, LogSummary};
-use crate::train::risk::{self, RiskInputs, RiskReport};
 use crate::train::train_config::{parse_train_config, TrainConfig};
-use crate::train::trainer_state::{parse_trainer_state, parse_trainer_state_partial, HistoryPoint, TrainerState};
+use crate::train::trainer_state::{parse_trainer_state, parse_trainer_state_partial, TrainerState};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+// The views moved to `crate::report`; `commands/run.rs` (edited on the backends branch) still names
+// them here. Drop these once it imports them from `crate::report`.
+pub use crate::report::check::check_inputs;
+pub use crate::report::facts::checkpoint_is_of_current_run;
+pub use crate::report::status::StatusJson;
 
 const HEADER: &[u8] = b"@@rtrain:probe 1";
 const SECTION: &[u8] = b"@@rtrain:section ";
@@ -657,448 +662,21 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// JSON contracts (DESIGN.md): field names are stable; unknown values are null.
-
-fn rfc3339(epoch: i64) -> Option<String> {
-    let t = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(u64::try_from(epoch).ok()?))?;
-    Some(humantime::format_rfc3339_seconds(t).to_string())
-}
-
-/// `ckpts --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CkptsJson {
-    pub host: String,
-    pub dir: String,
-    /// Added: `present`, `missing` or `not_a_directory`.
-    pub dir_state: DirState,
-    pub checkpoints: Vec<CkptJson>,
-    pub total_bytes: Option<u64>,
-    pub free_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CkptJson {
-    pub name: String,
-    pub path: String,
-    pub step: Option<u64>,
-    pub bytes: Option<u64>,
-    pub mtime: Option<String>,
-    pub complete: bool,
-    pub latest: bool,
-    /// Added: the recognised layout.
-    pub layout: Layout,
-    /// Added: Accelerate's save counter (its names carry no step).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub save_index: Option<u64>,
-}
-
-impl CkptsJson {
-    pub fn build(host: &str, probe: &CkptsProbe) -> CkptsJson {
-        let checkpoints = probe
-            .checkpoints
-            .iter()
-            .map(|c| CkptJson {
-                name: c.name.clone(),
-                path: String::from_utf8_lossy(&probe.checkpoint_path(c)).into_owned(),
-                step: c.step,
-                bytes: c.bytes,
-                mtime: c.mtime.and_then(rfc3339),
-                complete: c.complete,
-                latest: c.latest,
-                layout: c.layout,
-                save_index: c.save_index,
-            })
-            .collect();
-        CkptsJson {
-            host: host.to_string(),
-            dir: probe.dir_display(),
-            dir_state: probe.dir_state,
-            checkpoints,
-            total_bytes: checkpoints::total_bytes(&probe.checkpoints),
-            free_bytes: probe.disk.as_ref().map(|d| d.free_bytes),
-        }
-    }
-}
-
-/// `status --json` (one host; several hosts make an array of these).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StatusJson {
-    pub host: String,
-    pub reachable: bool,
-    pub session: SessionJson,
-    pub run: Option<RunJson>,
-    pub progress: ProgressJson,
-    pub latest_checkpoint: Option<LatestCheckpointJson>,
-    /// `[]`: no GPU (or no working driver); `null`: not known (host unreachable).
-    pub gpus: Option<Vec<Gpu>>,
-    pub disk: Option<DiskJson>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SessionJson {
-    pub name: String,
-    pub exists: Option<bool>,
-    /// Added.
-    pub tmux_installed: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunJson {
-    pub id: String,
-    pub state: RunState,
-    pub pid: Option<u32>,
-    pub started_at: Option<String>,
-    pub exit_code: Option<i32>,
-    pub log: Option<String>,
-    pub command: Option<String>,
-    /// Added: seconds since the run's log last grew (its mtime against the remote clock).
-    pub silent_seconds: Option<i64>,
-    /// Added: running, and silent for `stall_after` or longer (a hang: NCCL, a dataloader deadlock, a full disk).
-    pub stalled: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ProgressJson {
-    pub step: Option<u64>,
-    pub total: Option<u64>,
-    pub seconds_per_step: Option<f64>,
-    pub eta_seconds: Option<f64>,
-    pub loss: Option<f64>,
-    /// Added: the step `loss` belongs to (from the log, or from a checkpoint's log_history).
-    pub loss_step: Option<u64>,
-    /// Added: where `loss` came from: `log`, or the checkpoint's name whose trainer_state.json had it.
-    pub loss_from: Option<String>,
-    /// Added.
-    pub epoch: Option<f64>,
-    /// Added: the bar jumped here from 0 (a resume); the rate is measured after the jump.
-    pub resumed_at_step: Option<u64>,
-    /// Added, only with `status --history`: the loss curve, oldest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history: Option<Vec<HistoryPoint>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LatestCheckpointJson {
-    pub name: String,
-    pub step: Option<u64>,
-    pub age_seconds: Option<i64>,
-    /// Added: saved by the current run (or the one it resumed from); `false`: an earlier run's, found in the
-    /// checkpoint directory; `null` without a run record.
-    pub of_current_run: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DiskJson {
-    pub path: String,
-    pub free_bytes: Option<u64>,
-    pub total_bytes: Option<u64>,
-}
-
-/// serde_json writes NaN as null, which would hide a diverged loss behind "unknown"; but the
-/// contract is a number or null, so a non-finite value stays null here and the human view shows it.
-fn finite(v: Option<f64>) -> Option<f64> {
-    v.filter(|x| x.is_finite())
-}
-
-impl StatusJson {
-    /// A host that could not be reached: everything but the names is unknown.
-    pub fn unreachable(host: &str, session: &str) -> StatusJson {
-        StatusJson {
-            host: host.to_string(),
-            reachable: false,
-            session: SessionJson {
-                name: session.to_string(),
-                exists: None,
-                tmux_installed: None,
-            },
-            run: None,
-            progress: ProgressJson::default(),
-            latest_checkpoint: None,
-            gpus: None,
-            disk: None,
-        }
-    }
-
-    /// Re-decide `run.stalled` with the host's `stall_after` ([`StatusJson::build`] uses the default).
-    pub fn apply_stall_after(&mut self, stall_after: std::time::Duration) {
-        if let Some(r) = &mut self.run {
-            r.stalled =
-                r.state == RunState::Running && r.silent_seconds.is_some_and(|s| s >= stall_after.as_secs() as i64);
-        }
-    }
-
-    pub fn build(host: &str, session: &str, p: &StatusProbe) -> StatusJson {
-        let sum = &p.log_summary;
-        // A checkpoint of an earlier run (the current one failed at once, or has not saved yet) says nothing
-        // about this run: its loss is never shown next to this run's state.
-        let ts_entry = p
-            .trainer_state
-            .as_ref()
-            .filter(|(name, _)| checkpoint_is_of_current_run(p, name));
-        let ts = ts_entry.map(|(_, t)| t);
-        let bar = sum.progress.as_ref();
-        let running = p.run.as_ref().is_some_and(|r| r.state == RunState::Running);
-        let step = bar.map(|b| b.step);
-        let total = bar
-            .map(|b| b.total)
-            .or(ts.and_then(|t| t.max_steps))
-            .or(p.train_config.as_ref().and_then(|c| c.max_steps));
-        let seconds_per_step = pace(p).map(|p| p.seconds_per_step);
-        let eta_seconds = if !running {
-            None
-        } else if bar.is_some() && sum.eta_seconds.is_some() {
-            sum.eta_seconds
-        } else {
-            match (step, total, seconds_per_step) {
-                (Some(s), Some(t), Some(sps)) => Some(t.saturating_sub(s) as f64 * sps),
-                _ => None,
-            }
-        };
-        // The log's own dict lines first; until one arrives (or when the trainer's stdout is buffered), the newest
-        // loss the newest complete checkpoint of this run recorded.
-        // The trainer's own number only: the config file may be overridden on the command line.
-        let logging_steps = ts.and_then(|t| t.logging_steps);
-        let (loss, loss_step, loss_from) = match (sum.loss, ts_entry) {
-            (Some(l), _) => (
-                Some(l),
-                sum.loss_step.map(|s| logged_step(s, logging_steps)),
-                Some("log".to_string()),
-            ),
-            (None, Some((name, t))) if t.last_loss.is_some() => (t.last_loss, t.last_loss_step, Some(name.clone())),
-            _ => (None, None, None),
-        };
-        let latest_checkpoint = p.ckpts.newest_complete().map(|c| LatestCheckpointJson {
-            name: c.name.clone(),
-            step: c.step,
-            age_seconds: match (p.ckpts.now, c.mtime) {
-                (Some(now), Some(m)) => Some(now - m),
-                _ => None,
-            },
-            of_current_run: p.run.as_ref().map(|_| checkpoint_is_of_current_run(p, &c.name)),
-        });
-        // Only the run's own log counts (see the probe script), so another run's output never hides a hang.
-        let silent_seconds = match (p.ckpts.now, p.log.as_ref().and_then(|l| l.mtime)) {
-            (Some(now), Some(m)) if p.log.as_ref().is_some_and(|l| l.source == LogSource::Record) => {
-                Some((now - m).max(0))
-            }
-            _ => None,
-        };
-        StatusJson {
-            host: host.to_string(),
-            reachable: true,
-            session: SessionJson {
-                name: session.to_string(),
-                exists: if p.tmux_installed {
-                    p.session_exists
-                } else {
-                    Some(false)
-                },
-                tmux_installed: Some(p.tmux_installed),
-            },
-            run: p.run.as_ref().map(|r| RunJson {
-                id: r.id.clone(),
-                state: r.state,
-                pid: r.pid,
-                started_at: r.started_at.clone(),
-                exit_code: r.exit_code,
-                log: r.log.clone(),
-                command: r.command.clone(),
-                silent_seconds,
-                stalled: r.state == RunState::Running
-                    && silent_seconds.is_some_and(|s| s >= crate::config::DEFAULT_STALL_AFTER.as_secs() as i64),
-            }),
-            progress: ProgressJson {
-                step,
-                total,
-                seconds_per_step: finite(seconds_per_step),
-                eta_seconds: finite(eta_seconds),
-                loss: finite(loss),
-                loss_step,
-                loss_from,
-                epoch: finite(sum.epoch.or(ts.and_then(|t| t.epoch))),
-                resumed_at_step: sum.resumed_at_step,
-                history: None,
-            },
-            latest_checkpoint,
-            gpus: Some(p.gpus.gpus.clone()),
-            disk: Some(DiskJson {
-                path: p.ckpts.disk_path_display(),
-                free_bytes: p.ckpts.disk.as_ref().map(|d| d.free_bytes),
-                total_bytes: p.ckpts.disk.as_ref().map(|d| d.total_bytes),
-            }),
-        }
-    }
-}
-
-/// The run's loss curve: the `log_history` of its newest checkpoint (of this run), then the dict lines its
-/// log printed after that checkpoint's last entry (the log tail alone when there is no checkpoint yet).
-pub fn history(p: &StatusProbe) -> Vec<HistoryPoint> {
-    let logging_steps = p.trainer_state.as_ref().and_then(|(_, t)| t.logging_steps);
-    let mut out: Vec<HistoryPoint> = p
-        .trainer_state
-        .as_ref()
-        .filter(|(name, _)| checkpoint_is_of_current_run(p, name))
-        .map(|(_, t)| t.history.clone())
-        .unwrap_or_default();
-    let last = out.iter().filter_map(|h| h.step).max();
-    let mut logged: Vec<HistoryPoint> = p
-        .log_summary
-        .history
-        .iter()
-        .map(|h| HistoryPoint {
-            step: h.step.map(|s| logged_step(s, logging_steps)),
-            ..*h
-        })
-        .collect();
-    // A trainer whose stdout is buffered prints several loss lines at once, all after the same bar
-    // redraw: the last of them is at that step, the ones before it one logging interval apart.
-    if let Some(every) = logging_steps {
-        let mut i = 0;
-        while i < logged.len() {
-            let mut j = i;
-            while j + 1 < logged.len() && logged[j + 1].step == logged[i].step {
-                j += 1;
-            }
-            if let Some(s) = logged[i].step {
-                for (k, h) in logged[i..=j].iter_mut().enumerate() {
-                    h.step = s.checked_sub((j - i - k) as u64 * every);
-                }
-            }
-            i = j + 1;
-        }
-    }
-    out.extend(
-        logged
-            .into_iter()
-            .filter(|h| last.is_none() || h.step.is_some_and(|s| Some(s) > last)),
-    );
-    out
-}
-
-/// The step a dict line's loss belongs to, from the bar's last redraw before it. tqdm redraws at most
-/// every 0.1 s, so a fast trainer's bar may show 197 when the Trainer logs at step 200: the loss is
-/// logged at a multiple of `logging_steps`, so the next one up is the step (the bar never runs ahead).
-pub fn logged_step(bar_step: u64, logging_steps: Option<u64>) -> u64 {
-    match logging_steps.filter(|n| *n > 1) {
-        Some(n) if !bar_step.is_multiple_of(n) => bar_step.div_ceil(n) * n,
-        _ => bar_step,
-    }
-}
-
 /// `2026-11-29T01:53:00Z` (as the run record has it) in seconds since the epoch.
 pub fn rfc3339_epoch(t: &str) -> Option<i64> {
     let t = humantime::parse_rfc3339_weak(t.trim()).ok()?;
     i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok()
 }
 
-/// Whether the checkpoint `name` was written by the current run (or is the one it resumed from): saved at or
-/// after the run's start. Without a run record there is nothing to mix up.
-pub fn checkpoint_is_of_current_run(p: &StatusProbe, name: &str) -> bool {
-    let Some(run) = &p.run else { return true };
-    let Some(started) = run.started_at.as_deref().and_then(rfc3339_epoch) else {
-        return true;
-    };
-    let ckpt = p.ckpts.checkpoints.iter().find(|c| c.name == name);
-    let resumed_from = p
-        .log_summary
-        .resumed_at_step
-        .zip(ckpt.and_then(|c| c.step))
-        .is_some_and(|(r, s)| r.abs_diff(s) <= 1);
-    resumed_from || ckpt.and_then(|c| c.mtime).is_some_and(|m| m >= started)
-}
-
-/// The pace `status` and `check` both use (one estimator, so they cannot disagree).
-pub fn pace(p: &StatusProbe) -> Option<risk::Pace> {
-    let started = p
-        .run
-        .as_ref()
-        .and_then(|r| r.started_at.as_deref())
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64);
-    risk::pace(&p.log_summary, &p.ckpts.checkpoints, started)
-}
-
-/// The inputs of the `check` model, from what the status probe measured. Precedence: the running
-/// trainer's own numbers (progress bar, trainer_state.json) over the training config file, which
-/// may have been edited since the run started.
-pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
-    let ts = p.trainer_state.as_ref().map(|(_, t)| t);
-    let cfg = p.train_config.as_ref();
-    let bar = p.log_summary.progress.as_ref();
-    let max_steps = bar
-        .map(|b| b.total)
-        .or(ts.and_then(|t| t.max_steps))
-        .or(cfg.and_then(|c| c.max_steps));
-    let save_steps = ts
-        .and_then(|t| t.save_steps)
-        .or(cfg.and_then(|c| c.effective_save_steps(max_steps)));
-    let pace = pace(p);
-    let (seconds_per_step, source) = (pace.map(|p| p.seconds_per_step), pace.map(|p| p.source));
-    let newest = p.ckpts.newest_complete();
-    let hf = p
-        .ckpts
-        .checkpoints
-        .iter()
-        .filter(|c| c.layout == Layout::HuggingFace)
-        .count();
-    let existing = if hf > 0 {
-        hf
-    } else {
-        p.ckpts.checkpoints.iter().filter(|c| !c.symlink).count()
-    };
-    RiskInputs {
-        save_steps,
-        save_total_limit: ts
-            .and_then(|t| t.save_total_limit)
-            .or(cfg.and_then(|c| c.save_total_limit)),
-        max_steps,
-        current_step: bar.map(|b| b.step).or(ts.and_then(|t| t.global_step)),
-        seconds_per_step: finite(seconds_per_step),
-        seconds_per_step_source: source.map(str::to_string),
-        checkpoint_bytes: newest.filter(|c| !c.symlink).and_then(|c| c.bytes),
-        free_bytes: p.ckpts.disk.as_ref().map(|d| d.free_bytes),
-        existing_checkpoints: existing as u64,
-        since_last_checkpoint_seconds: match (p.ckpts.now, newest.and_then(|c| c.mtime)) {
-            (Some(now), Some(m)) => Some(now - m),
-            _ => None,
-        },
-        running: p.run.as_ref().is_some_and(|r| r.state == RunState::Running),
-        finished: p.run.as_ref().is_some_and(|r| r.state == RunState::Finished),
-    }
-}
-
-/// `check --json`: the host and the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckJson {
-    pub host: String,
-    #[serde(flatten)]
-    pub report: RiskReport,
-}
-
-impl CheckJson {
-    pub fn build(host: &str, p: &StatusProbe) -> CheckJson {
-        CheckJson {
-            host: host.to_string(),
-            report: risk::assess(&check_inputs(p)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::check::{render_report, CheckJson};
+    use crate::report::ckpts::CkptsJson;
+    use crate::report::status::StatusJson;
+    use crate::train::checkpoints::Layout;
     use crate::train::fixtures;
     use proptest::prelude::*;
-
-    #[test]
-    fn a_loss_belongs_to_the_logging_step_the_lagging_bar_had_not_drawn_yet() {
-        assert_eq!(logged_step(197, Some(100)), 200);
-        assert_eq!(logged_step(200, Some(100)), 200);
-        assert_eq!(logged_step(197, None), 197);
-        assert_eq!(logged_step(7, Some(1)), 7);
-    }
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
@@ -1652,7 +1230,7 @@ mod tests {
             .alternatives
             .iter()
             .any(|a| a.targets_15_minutes && a.save_steps == 230));
-        let text = risk::render_report("gpu-box", &c.report);
+        let text = render_report("gpu-box", &c.report);
         assert!(text.contains("every 40 steps"), "{text}");
     }
 

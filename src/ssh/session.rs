@@ -33,7 +33,7 @@ pub struct ClientHandler {
     refusal: Arc<Mutex<Option<SshError>>>,
     /// Why the connection ended, once it has. The handler lives exactly as long as russh's
     /// connection task, so receivers also learn of an end that reported no reason (the sender drops).
-    closed: tokio::sync::watch::Sender<Option<String>>,
+    closed: tokio::sync::watch::Sender<Option<Closed>>,
 }
 
 impl ClientHandler {
@@ -186,18 +186,19 @@ impl client::Handler for ClientHandler {
     type Error = russh::Error;
 
     async fn disconnected(&mut self, reason: client::DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
-        let (text, result) = match reason {
+        let (reason, by_server, result) = match reason {
             client::DisconnectReason::ReceivedDisconnect(info) => (
                 if info.message.is_empty() {
                     "the server closed the connection".to_string()
                 } else {
                     format!("the server closed the connection: {}", info.message)
                 },
+                true,
                 Ok(()),
             ),
-            client::DisconnectReason::Error(e) => (close_reason(&e), Err(e)),
+            client::DisconnectReason::Error(e) => (close_reason(&e), false, Err(e)),
         };
-        self.closed.send_replace(Some(text));
+        self.closed.send_replace(Some(Closed { reason, by_server }));
         result
     }
 
@@ -227,6 +228,14 @@ impl client::Handler for ClientHandler {
     }
 }
 
+/// How a connection ended: why, in words, and whether the server said goodbye (a disconnect
+/// message) rather than the transport breaking under it.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    reason: String,
+    by_server: bool,
+}
+
 /// Why russh ended a connection, in words for a status line.
 fn close_reason(e: &russh::Error) -> String {
     match e {
@@ -244,7 +253,7 @@ pub struct Session {
     handle: Handle<ClientHandler>,
     host: String,
     hops: Vec<(String, Handle<ClientHandler>)>,
-    closed: tokio::sync::watch::Receiver<Option<String>>,
+    closed: tokio::sync::watch::Receiver<Option<Closed>>,
     auth: auth::AuthOutcome,
     /// This end's address of a direct TCP connection: once the machine no longer has it (the
     /// laptop roamed), the connection is dead whatever keepalives say.
@@ -585,7 +594,18 @@ where
         }
         Ok(Ok(h)) => h,
     };
-    let auth = auth::authenticate(&mut handle, target, opts, prompter).await?;
+    let auth = match auth::authenticate(&mut handle, target, opts, prompter).await {
+        // russh answers a login the network cut off with an empty refusal. That is a lost
+        // connection, worth another attempt, not the server's "no" (which never retries).
+        Err(SshError::AuthFailed { .. }) if handle.is_closed() && !closed_by_server(&closed) => {
+            let reason = closed.borrow().as_ref().map_or_else(
+                || "the connection was closed during login".to_string(),
+                |c| format!("{} during login", c.reason),
+            );
+            return Err(SshError::Disconnected { host: display, reason });
+        }
+        r => r?,
+    };
     Ok(Session {
         handle,
         host: display,
@@ -594,6 +614,10 @@ where
         auth,
         local_addr: None,
     })
+}
+
+fn closed_by_server(closed: &tokio::sync::watch::Receiver<Option<Closed>>) -> bool {
+    closed.borrow().as_ref().is_some_and(|c| c.by_server)
 }
 
 fn describe_open_failure(reason: &russh::ChannelOpenFailure) -> String {
@@ -691,7 +715,7 @@ impl Session {
         reason
             .ok()
             .flatten()
-            .unwrap_or_else(|| "the connection was closed".to_string())
+            .map_or_else(|| "the connection was closed".to_string(), |c| c.reason)
     }
 
     /// Our address on a direct TCP connection (None through a ProxyCommand or jump host).

@@ -4,10 +4,9 @@
 //! and are reported as such; nothing is filled in from constants.
 
 use crate::train::checkpoints::{Checkpoint, Layout};
-use crate::train::human::{fmt_bytes, fmt_duration, fmt_rate};
+use crate::train::human::{fmt_bytes, fmt_duration};
 use crate::train::progress::LogSummary;
 use serde::Serialize;
-use std::fmt::Write as _;
 
 /// A crash loses everything since the last checkpoint; beyond this that is a lot of GPU time.
 const LONG_INTERVAL_MINUTES: f64 = 60.0;
@@ -321,124 +320,10 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
     }
 }
 
-fn or_unknown<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
-    v.map(f).unwrap_or_else(|| "unknown".to_string())
-}
-
-/// The human report of `rtrain check`.
-pub fn render_report(host: &str, r: &RiskReport) -> String {
-    let i = &r.inputs;
-    let mut s = String::new();
-    if r.finished {
-        let at = match (i.current_step, i.max_steps) {
-            (Some(c), Some(m)) => format!(" at step {c} of {m}"),
-            (Some(c), None) => format!(" at step {c}"),
-            _ => String::new(),
-        };
-        let _ = writeln!(s, "{host}: the run is over{at}: nothing is at risk");
-        return s;
-    }
-    let level = match r.level {
-        RiskLevel::Ok => "OK",
-        RiskLevel::Warn => "WARNING",
-        RiskLevel::Danger => "DANGER",
-        RiskLevel::Unknown => "UNKNOWN",
-    };
-    let _ = writeln!(s, "{host}: checkpoint safety {level}");
-    let pace = or_unknown(i.seconds_per_step, |x| {
-        let src = i
-            .seconds_per_step_source
-            .as_deref()
-            .map(|s| format!(", from {s}"))
-            .unwrap_or_default();
-        format!("{}{src}", fmt_rate(x))
-    });
-    let _ = writeln!(s, "  pace:              {pace}");
-    let interval = match &r.current {
-        Some(p) => format!(
-            "every {} steps = {}",
-            p.save_steps,
-            or_unknown(p.interval_minutes, |m| fmt_duration(m * 60.0))
-        ),
-        None => "unknown (save_steps unknown)".to_string(),
-    };
-    let _ = writeln!(s, "  checkpoint:        {interval}");
-    let _ = writeln!(
-        s,
-        "  last complete:     {}",
-        or_unknown(i.since_last_checkpoint_seconds, |a| format!(
-            "{} ago",
-            fmt_duration(a as f64)
-        ))
-    );
-    if let Some(m) = r.minutes_to_next_checkpoint {
-        let _ = writeln!(s, "  next due in:       {}", fmt_duration(m * 60.0));
-    }
-    let _ = writeln!(s, "  checkpoint size:   {}", or_unknown(i.checkpoint_bytes, fmt_bytes));
-    let _ = writeln!(s, "  free disk:         {}", or_unknown(i.free_bytes, fmt_bytes));
-    if let Some(p) = &r.current {
-        let limit = or_unknown(i.save_total_limit, |l| l.to_string());
-        let _ = writeln!(
-            s,
-            "  still to write:    {} checkpoint(s) from step {} (save_total_limit {limit}, at most {} on disk)",
-            or_unknown(p.checkpoints_to_write, |n| n.to_string()),
-            p.from_step,
-            or_unknown(p.peak_checkpoints, |n| n.to_string())
-        );
-        let fits = match p.fits {
-            Some(true) => "fits",
-            Some(false) => "DOES NOT FIT",
-            None => "fit unknown",
-        };
-        let _ = writeln!(
-            s,
-            "  disk needed:       {} more, {fits}",
-            or_unknown(p.disk_needed_bytes, fmt_bytes)
-        );
-    }
-    for f in &r.findings {
-        let _ = writeln!(s, "  ! {f}");
-    }
-    for u in &r.unknown {
-        let _ = writeln!(s, "  ? unknown: {u}");
-    }
-    let _ = writeln!(
-        s,
-        "\n  {:>10}  {:>10}  {:>11}  {:>11}  {:>5}",
-        "save_steps", "interval", "checkpoints", "disk needed", "fits"
-    );
-    for a in &r.alternatives {
-        // A proposal clipped to the steps that remain: no checkpoint before the end but the last.
-        let rest = match (i.max_steps, i.current_step) {
-            (Some(m), Some(c)) => Some(m.saturating_sub(c)),
-            _ => None,
-        };
-        let note = match (a.is_current, a.targets_15_minutes) {
-            (true, _) => "  (current)",
-            (false, true) => "  (~15 min)",
-            _ if rest == Some(a.save_steps) => "  (the rest of the run)",
-            _ => "",
-        };
-        let fits = match a.fits {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "?",
-        };
-        let _ = writeln!(
-            s,
-            "  {:>10}  {:>10}  {:>11}  {:>11}  {fits:>5}{note}",
-            a.save_steps,
-            or_unknown(a.interval_minutes, |m| fmt_duration(m * 60.0)),
-            or_unknown(a.checkpoints_to_write, |n| n.to_string()),
-            or_unknown(a.disk_needed_bytes, fmt_bytes),
-        );
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::check::render_report;
     use crate::train::checkpoints::{recognise, Entry, EntryKind};
 
     const GIB: u64 = 1 << 30;
@@ -627,6 +512,7 @@ mod tests {
 #[cfg(test)]
 mod edge_tests {
     use super::*;
+    use crate::report::check::render_report;
     use crate::train::checkpoints::{recognise, Entry, EntryKind};
 
     /// The demo's run: 600 steps at 0.52 s per step, saving every 20.

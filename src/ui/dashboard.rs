@@ -1,7 +1,8 @@
 //! `rtrain top`'s screen: a pure function from a view model to ratatui widgets, so every layout
 //! (one host, many, 80×24, no GPU, a dropped link) is testable on a `TestBackend` buffer.
 
-use crate::remote::probe::{RunState, StatusJson};
+use crate::remote::probe::RunState;
+use crate::report::status::StatusJson;
 use crate::train::human::{fmt_bytes, fmt_duration, fmt_rate};
 use crate::train::trainer_state::HistoryPoint;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -488,7 +489,7 @@ pub fn render(f: &mut Frame, v: &View) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::probe::{self, StatusJson};
+    use crate::report::status::{self as probe, StatusJson};
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
 

@@ -438,6 +438,64 @@ fn the_test_totp_matches_rfc_6238s_vectors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_login_the_network_cuts_off_is_a_lost_connection_not_a_refused_password() {
+    // CI once failed the outage test below: the reset landed after the password was sent, russh
+    // reported the dead connection as an empty refusal, and the reconnect gave up as if the
+    // password were wrong. Here the box holds the verdict until the test has broken the network.
+    let user = TestUser::create("slow-pw");
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("password-arrived");
+    let pam = PamService::password_after_a_pause(&marker);
+    let sshd = Sshd::start_opts(SshdOptions {
+        auth_config: "UsePAM yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n".into(),
+        program: Some(pam.sshd_link.clone()),
+        ..SshdOptions::default()
+    });
+    let proxy = Arc::new(Proxy::start(sshd.port));
+    let c = Client::bare();
+    c.write_ssh_config(&format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n",
+        proxy.port(),
+        user.name
+    ));
+    std::fs::write(
+        c.ssh_dir().join("known_hosts"),
+        format!("[127.0.0.1]:{} {}\n", proxy.port(), sshd.host_public_key()),
+    )
+    .unwrap();
+    let person = Arc::new(Person::with_passwords(&["slow-pw"]));
+    let target = library_target(&c, "box");
+    let p = person.clone();
+    let login = tokio::spawn(async move {
+        rtrain::ssh::session::connect_once(&target, &opts(), p)
+            .await
+            .map(|_| ())
+    });
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the password never reached PAM\n{}",
+            sshd.log()
+        );
+        assert!(
+            !login.is_finished(),
+            "the login ended before the password reached PAM\n{}",
+            sshd.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set_mode(Mode::Reset);
+    let err = tokio::time::timeout(LIMIT, login)
+        .await
+        .expect("the login ends once the network is gone")
+        .unwrap()
+        .expect_err("no login through a reset connection");
+    assert!(err.is_retryable(), "a cut-off login must be worth retrying, got: {err}");
+    assert_eq!(person.asked().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_asks_for_the_password_once_per_outage_not_once_per_attempt() {
     use rtrain::ssh::link::{Link, LinkEvent, ReconnectPolicy};
     let user = TestUser::create("flaky-pw");

@@ -167,6 +167,44 @@ impl PamService {
     }
 }
 
+impl PamService {
+    /// Password (pam_unix), checked only after a pause: a first module touches `marker` (the
+    /// password has reached the box) and then holds the login for 15 s, so a test can break the
+    /// network while the client waits for the verdict.
+    pub fn password_after_a_pause(marker: &Path) -> PamService {
+        let dir = tempfile::Builder::new().prefix("rtrain-pam-").tempdir().unwrap();
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("rtrain-test-sshd-pause-{}-{n}", std::process::id());
+        let script = dir.path().join("pause.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\ntouch '{}'\nexec sleep 15\n", marker.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let stack = format!(
+            "auth required pam_exec.so {}\n\
+             auth required pam_unix.so\n\
+             account required pam_permit.so\n\
+             session required pam_permit.so\n\
+             password required pam_deny.so\n",
+            script.display()
+        );
+        std::fs::write(Path::new("/etc/pam.d").join(&name), stack).expect("write /etc/pam.d (needs root)");
+        let sshd_link = dir.path().join(&name);
+        std::os::unix::fs::symlink(super::SSHD, &sshd_link).unwrap();
+        let secret_file = dir.path().join("unused");
+        PamService {
+            dir,
+            name,
+            sshd_link,
+            secret_file,
+        }
+    }
+}
+
 impl Drop for PamService {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(Path::new("/etc/pam.d").join(&self.name));

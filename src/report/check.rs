@@ -1,0 +1,186 @@
+//! `check`: the inputs of the risk model read from the status probe (through the same precedence
+//! as `status`, see [`super::facts`]), the `check --json` document and the report people read.
+
+use super::{facts, finite};
+use crate::remote::probe::{RunState, StatusProbe};
+use crate::train::checkpoints::Layout;
+use crate::train::human::{fmt_bytes, fmt_duration, fmt_rate};
+use crate::train::risk::{self, RiskInputs, RiskLevel, RiskReport};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// The inputs of the `check` model, from what the status probe measured. Precedence: the running
+/// trainer's own numbers (progress bar, trainer_state.json) over the training config file, which
+/// may have been edited since the run started. Unlike `status`, an earlier run's trainer_state.json
+/// still counts here: save_steps and save_total_limit are the project's, not the run's.
+pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
+    let ts = p.trainer_state.as_ref().map(|(_, t)| t);
+    let cfg = p.train_config.as_ref();
+    let bar = p.log_summary.progress.as_ref();
+    let max_steps = facts::total_steps(p, ts);
+    let save_steps = ts
+        .and_then(|t| t.save_steps)
+        .or(cfg.and_then(|c| c.effective_save_steps(max_steps)));
+    let pace = facts::pace(p);
+    let (seconds_per_step, source) = (pace.map(|p| p.seconds_per_step), pace.map(|p| p.source));
+    let newest = p.ckpts.newest_complete();
+    let hf = p
+        .ckpts
+        .checkpoints
+        .iter()
+        .filter(|c| c.layout == Layout::HuggingFace)
+        .count();
+    let existing = if hf > 0 {
+        hf
+    } else {
+        p.ckpts.checkpoints.iter().filter(|c| !c.symlink).count()
+    };
+    RiskInputs {
+        save_steps,
+        save_total_limit: ts
+            .and_then(|t| t.save_total_limit)
+            .or(cfg.and_then(|c| c.save_total_limit)),
+        max_steps,
+        current_step: bar.map(|b| b.step).or(ts.and_then(|t| t.global_step)),
+        seconds_per_step: finite(seconds_per_step),
+        seconds_per_step_source: source.map(str::to_string),
+        checkpoint_bytes: newest.filter(|c| !c.symlink).and_then(|c| c.bytes),
+        free_bytes: p.ckpts.disk.as_ref().map(|d| d.free_bytes),
+        existing_checkpoints: existing as u64,
+        since_last_checkpoint_seconds: newest.and_then(|c| facts::age_seconds(p, c)),
+        running: facts::run_is(p, RunState::Running),
+        finished: facts::run_is(p, RunState::Finished),
+    }
+}
+
+/// `check --json`: the host and the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckJson {
+    pub host: String,
+    #[serde(flatten)]
+    pub report: RiskReport,
+}
+
+impl CheckJson {
+    pub fn build(host: &str, p: &StatusProbe) -> CheckJson {
+        CheckJson {
+            host: host.to_string(),
+            report: risk::assess(&check_inputs(p)),
+        }
+    }
+}
+
+fn or_unknown<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The human report of `rtrain check`.
+pub fn render_report(host: &str, r: &RiskReport) -> String {
+    let i = &r.inputs;
+    let mut s = String::new();
+    if r.finished {
+        let at = match (i.current_step, i.max_steps) {
+            (Some(c), Some(m)) => format!(" at step {c} of {m}"),
+            (Some(c), None) => format!(" at step {c}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "{host}: the run is over{at}: nothing is at risk");
+        return s;
+    }
+    let level = match r.level {
+        RiskLevel::Ok => "OK",
+        RiskLevel::Warn => "WARNING",
+        RiskLevel::Danger => "DANGER",
+        RiskLevel::Unknown => "UNKNOWN",
+    };
+    let _ = writeln!(s, "{host}: checkpoint safety {level}");
+    let pace = or_unknown(i.seconds_per_step, |x| {
+        let src = i
+            .seconds_per_step_source
+            .as_deref()
+            .map(|s| format!(", from {s}"))
+            .unwrap_or_default();
+        format!("{}{src}", fmt_rate(x))
+    });
+    let _ = writeln!(s, "  pace:              {pace}");
+    let interval = match &r.current {
+        Some(p) => format!(
+            "every {} steps = {}",
+            p.save_steps,
+            or_unknown(p.interval_minutes, |m| fmt_duration(m * 60.0))
+        ),
+        None => "unknown (save_steps unknown)".to_string(),
+    };
+    let _ = writeln!(s, "  checkpoint:        {interval}");
+    let _ = writeln!(
+        s,
+        "  last complete:     {}",
+        or_unknown(i.since_last_checkpoint_seconds, |a| format!(
+            "{} ago",
+            fmt_duration(a as f64)
+        ))
+    );
+    if let Some(m) = r.minutes_to_next_checkpoint {
+        let _ = writeln!(s, "  next due in:       {}", fmt_duration(m * 60.0));
+    }
+    let _ = writeln!(s, "  checkpoint size:   {}", or_unknown(i.checkpoint_bytes, fmt_bytes));
+    let _ = writeln!(s, "  free disk:         {}", or_unknown(i.free_bytes, fmt_bytes));
+    if let Some(p) = &r.current {
+        let limit = or_unknown(i.save_total_limit, |l| l.to_string());
+        let _ = writeln!(
+            s,
+            "  still to write:    {} checkpoint(s) from step {} (save_total_limit {limit}, at most {} on disk)",
+            or_unknown(p.checkpoints_to_write, |n| n.to_string()),
+            p.from_step,
+            or_unknown(p.peak_checkpoints, |n| n.to_string())
+        );
+        let fits = match p.fits {
+            Some(true) => "fits",
+            Some(false) => "DOES NOT FIT",
+            None => "fit unknown",
+        };
+        let _ = writeln!(
+            s,
+            "  disk needed:       {} more, {fits}",
+            or_unknown(p.disk_needed_bytes, fmt_bytes)
+        );
+    }
+    for f in &r.findings {
+        let _ = writeln!(s, "  ! {f}");
+    }
+    for u in &r.unknown {
+        let _ = writeln!(s, "  ? unknown: {u}");
+    }
+    let _ = writeln!(
+        s,
+        "\n  {:>10}  {:>10}  {:>11}  {:>11}  {:>5}",
+        "save_steps", "interval", "checkpoints", "disk needed", "fits"
+    );
+    for a in &r.alternatives {
+        // A proposal clipped to the steps that remain: no checkpoint before the end but the last.
+        let rest = match (i.max_steps, i.current_step) {
+            (Some(m), Some(c)) => Some(m.saturating_sub(c)),
+            _ => None,
+        };
+        let note = match (a.is_current, a.targets_15_minutes) {
+            (true, _) => "  (current)",
+            (false, true) => "  (~15 min)",
+            _ if rest == Some(a.save_steps) => "  (the rest of the run)",
+            _ => "",
+        };
+        let fits = match a.fits {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "?",
+        };
+        let _ = writeln!(
+            s,
+            "  {:>10}  {:>10}  {:>11}  {:>11}  {fits:>5}{note}",
+            a.save_steps,
+            or_unknown(a.interval_minutes, |m| fmt_duration(m * 60.0)),
+            or_unknown(a.checkpoints_to_write, |n| n.to_string()),
+            or_unknown(a.disk_needed_bytes, fmt_bytes),
+        );
+    }
+    s
+}
