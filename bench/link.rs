@@ -11,7 +11,7 @@ mod support;
 
 use rtrain::config::{self, Target};
 use rtrain::ssh::link::{detection_time, Link, ReconnectPolicy};
-use rtrain::ssh::{ConnectOptions, NoPrompt, Session};
+use rtrain::ssh::{NoPrompt, Session};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{current_user, Mode, Proxy, Sshd};
@@ -46,7 +46,7 @@ async fn run(full: bool, trials: usize) -> bool {
     let client = proxy.client_for(&sshd);
     let paths = config::Paths::resolve(client.home.path().to_path_buf(), None, None, current_user());
     let target: Target = config::resolve_target("box", &config::ConfigFile::default(), &paths, false).unwrap();
-    let mut opts = ConnectOptions::for_target(&target, None);
+    let mut opts = target.connect_options(None);
     if !full {
         opts.keepalive_interval = Duration::from_millis(500);
     }

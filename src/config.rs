@@ -2,7 +2,9 @@
 //! resolution of a HOST argument into a [`Target`]: rtrain host entry → `~/.ssh/config` alias →
 //! literal `[user@]host[:port]`.
 
-use crate::ssh::ssh_config::{self, HostConfig, ResolveContext, StrictHostKeyChecking};
+use crate::ssh::endpoint::{Endpoint, HostSpec, Route};
+use crate::ssh::ssh_config::{self, HostConfig, ResolveContext};
+use crate::ssh::ConnectOptions;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -413,121 +415,38 @@ pub fn validate_session_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A HOST argument split into its parts: `[user@]host[:port]`, `[v6addr]:port` included.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostSpec {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-}
-
-impl HostSpec {
-    pub fn parse(s: &str) -> Result<HostSpec, ConfigError> {
-        let bad = |why: &str| ConfigError::Invalid(format!("invalid host {s:?}: {why}"));
-        if s.is_empty() {
-            return Err(bad("empty"));
-        }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("whitespace is not allowed"));
-        }
-        if s.starts_with('-') {
-            return Err(bad("a host name cannot start with '-'"));
-        }
-        let (user, rest) = match s.rsplit_once('@') {
-            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
-            Some(_) => return Err(bad("empty user before '@'")),
-            None => (None, s),
-        };
-        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
-            let (addr, after) = inner.split_once(']').ok_or_else(|| bad("missing ']'"))?;
-            match after.strip_prefix(':') {
-                Some(p) => (addr.to_string(), Some(p)),
-                None if after.is_empty() => (addr.to_string(), None),
-                None => return Err(bad("unexpected text after ']'")),
-            }
-        } else if rest.matches(':').count() == 1 {
-            let (h, p) = rest.split_once(':').unwrap();
-            (h.to_string(), Some(p))
-        } else {
-            (rest.to_string(), None)
-        };
-        if host.is_empty() {
-            return Err(bad("empty host name"));
-        }
-        let port = match port {
-            Some(p) => Some(
-                p.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| bad("port must be 1-65535"))?,
-            ),
-            None => None,
-        };
-        Ok(HostSpec { user, host, port })
-    }
-}
-
-/// How the byte stream that SSH runs over is obtained.
-#[derive(Debug, Clone)]
-pub enum Via {
-    /// A TCP connection to HostName:Port.
-    Direct,
-    /// A direct-tcpip channel through an SSH session to this jump host, itself reached its own way.
-    Jump(Box<Target>),
-    /// The stdin/stdout of this local ProxyCommand (`%` tokens already expanded).
-    Command(String),
-}
-
 /// OpenSSH sets no limit (a loop just forks ssh after ssh); real bastion chains are 1-3 hops.
 pub const MAX_JUMP_HOPS: usize = 8;
 
-/// Everything needed to connect to one host and act on it.
+/// Everything needed to connect to one host and act on it: the ssh endpoint, and rtrain's settings
+/// for it. Reads of the endpoint's fields go through `Deref` (`target.name`, `target.ssh`), so a
+/// `&Target` is an `&Endpoint` wherever the ssh layer asks for one.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The name the user typed (for messages).
-    pub name: String,
-    pub ssh: HostConfig,
-    pub user: String,
-    pub port: u16,
+    pub endpoint: Endpoint,
     pub settings: HostSettings,
-    /// From `--accept-new-host-key`.
-    pub accept_new_host_key: bool,
-    /// The local home (where `~/.ssh` is).
-    pub home: PathBuf,
-    /// How to reach it: directly, through jump hosts (each a full Target), or a ProxyCommand.
-    pub via: Via,
+}
+
+impl std::ops::Deref for Target {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl std::ops::DerefMut for Target {
+    fn deref_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+}
+
+impl From<Target> for Endpoint {
+    fn from(t: Target) -> Endpoint {
+        t.endpoint
+    }
 }
 
 impl Target {
-    /// The jump hosts in connection order, the one connected first at index 0; empty when the
-    /// host is reached directly or by ProxyCommand.
-    pub fn hops(&self) -> Vec<&Target> {
-        let mut hops = Vec::new();
-        let mut current = self;
-        while let Via::Jump(hop) = &current.via {
-            hops.push(hop.as_ref());
-            current = hop;
-        }
-        hops.reverse();
-        hops
-    }
-
-    /// `user@hostname:port`, as the resolved destination is shown to the user.
-    pub fn destination(&self) -> String {
-        if self.ssh.host_name.contains(':') {
-            format!("{}@[{}]:{}", self.user, self.ssh.host_name, self.port)
-        } else {
-            format!("{}@{}:{}", self.user, self.ssh.host_name, self.port)
-        }
-    }
-
-    pub fn strict_host_key_checking(&self) -> StrictHostKeyChecking {
-        if self.accept_new_host_key {
-            return StrictHostKeyChecking::AcceptNew;
-        }
-        self.ssh.strict_host_key_checking.unwrap_or(StrictHostKeyChecking::Ask)
-    }
-
     /// Keepalive probe interval and how many may go unanswered: ssh_config's ServerAlive* win over
     /// rtrain's `keepalive`, as the user set them for this host on purpose.
     pub fn keepalive(&self) -> (Duration, usize) {
@@ -540,8 +459,19 @@ impl Target {
         (interval, max.max(1))
     }
 
-    pub fn connect_timeout(&self) -> Duration {
-        self.ssh.connect_timeout.unwrap_or(Duration::from_secs(15))
+    /// What a command uses for this host: its keepalive (ssh_config over rtrain's config) and
+    /// ConnectTimeout. One place, so the benchmark measures exactly what users get.
+    pub fn connect_options(&self, agent_socket: Option<PathBuf>) -> ConnectOptions {
+        let (interval, max) = self.keepalive();
+        ConnectOptions {
+            keepalive_interval: interval,
+            keepalive_max: max,
+            connect_timeout: self.connect_timeout(),
+            // OpenSSH applies ConnectTimeout to the handshake too, so a host that accepts TCP and
+            // then says nothing fails as fast as one that does not answer at all.
+            handshake_timeout: self.ssh.connect_timeout.unwrap_or(Duration::from_secs(15)),
+            agent_socket,
+        }
     }
 }
 
@@ -595,7 +525,7 @@ pub fn resolve_target(
     paths: &Paths,
     accept_new_host_key: bool,
 ) -> Result<Target, ConfigError> {
-    let spec = HostSpec::parse(name)?;
+    let spec = HostSpec::parse(name).map_err(ConfigError::Invalid)?;
     let resolver = RouteResolver {
         goal: name,
         cfg,
@@ -646,10 +576,10 @@ pub fn check_known(
     paths: &Paths,
     lookup: impl Fn(&str) -> Lookup,
 ) -> Result<(), ConfigError> {
-    let spec = HostSpec::parse(&target.name)?;
+    let spec = HostSpec::parse(&target.name).map_err(ConfigError::Invalid)?;
     if cfg.hosts.contains_key(&target.name)
         || cfg.hosts.contains_key(&spec.host)
-        || !matches!(target.via, Via::Direct)
+        || !matches!(target.route, Route::Direct)
         || target.ssh.host_name != spec.host
     {
         return Ok(());
@@ -697,14 +627,16 @@ impl RouteResolver<'_> {
             spec.host.as_str()
         };
         let mut target = Target {
-            name: name.to_string(),
+            endpoint: Endpoint {
+                name: name.to_string(),
+                ssh,
+                user,
+                port,
+                route: Route::Direct,
+                home: self.paths.home.clone(),
+                accept_new_host_key: self.accept_new_host_key,
+            },
             settings: self.cfg.settings_for(key),
-            ssh,
-            user,
-            port,
-            accept_new_host_key: self.accept_new_host_key,
-            home: self.paths.home.clone(),
-            via: Via::Direct,
         };
         let route_error = |msg: String| ConfigError::Route {
             host: self.goal.to_string(),
@@ -744,7 +676,7 @@ impl RouteResolver<'_> {
             let hop = self.resolve(last, &hop_spec, earlier, shown, seen)?;
             seen.pop();
             shown.pop();
-            target.via = Via::Jump(Box::new(hop));
+            target.route = Route::Jump(Box::new(hop.endpoint));
         } else if let (None, Some(command)) = (jump_override, target.ssh.proxy_command.as_deref()) {
             let key_alias = target.ssh.host_key_alias.as_deref().unwrap_or(&spec.host);
             let tokens = crate::ssh::proxy::CommandTokens {
@@ -756,7 +688,7 @@ impl RouteResolver<'_> {
             };
             let expanded = crate::ssh::proxy::expand_proxy_command(command, &tokens)
                 .map_err(|e| route_error(format!("{name}: {e}")))?;
-            target.via = Via::Command(expanded);
+            target.route = Route::Command(expanded);
         }
         Ok(target)
     }
@@ -889,14 +821,16 @@ mod tests {
 
     fn target_with(settings: HostSettings, ssh: HostConfig) -> Target {
         Target {
-            name: "box".into(),
-            ssh,
-            user: "me".into(),
-            port: 22,
+            endpoint: Endpoint {
+                name: "box".into(),
+                ssh,
+                user: "me".into(),
+                port: 22,
+                route: Route::Direct,
+                home: PathBuf::from("/home/me"),
+                accept_new_host_key: false,
+            },
             settings,
-            accept_new_host_key: false,
-            home: PathBuf::from("/home/me"),
-            via: Via::Direct,
         }
     }
 
@@ -1039,14 +973,14 @@ mod tests {
             hops_of(&t),
             ["outer2=me@outer2:22", "inner=me@inner:22", "gpu2=me@gpu2:22"]
         );
-        assert!(matches!(t.hops()[1].via, Via::Jump(_)));
-        assert!(matches!(t.hops()[0].via, Via::Direct));
+        assert!(matches!(t.hops()[1].route, Route::Jump(_)));
+        assert!(matches!(t.hops()[0].route, Route::Direct));
     }
 
     #[test]
     fn proxy_jump_none_in_a_specific_block_wins_over_host_star() {
         let cfg = "Host direct\n  ProxyJump none\nHost bastion\n  ProxyJump none\nHost *\n  ProxyJump bastion\n";
-        assert!(matches!(route(cfg, "direct").unwrap().via, Via::Direct));
+        assert!(matches!(route(cfg, "direct").unwrap().route, Route::Direct));
         assert_eq!(
             hops_of(&route(cfg, "gpu").unwrap()),
             ["bastion=me@bastion:22", "gpu=me@gpu:22"]
@@ -1104,8 +1038,8 @@ mod tests {
             "gpu",
         )
         .unwrap();
-        match &t.via {
-            Via::Command(c) => assert_eq!(c, "ssh -W 10.0.0.5:2222 -l alice j # gpu %"),
+        match &t.route {
+            Route::Command(c) => assert_eq!(c, "ssh -W 10.0.0.5:2222 -l alice j # gpu %"),
             other => panic!("{other:?}"),
         }
         let err = route("Host gpu\n  ProxyCommand nc %h %q\n", "gpu")
@@ -1117,8 +1051,8 @@ mod tests {
     #[test]
     fn jump_host_reached_by_proxy_command() {
         let t = route("Host gpu\n  ProxyJump b\nHost b\n  ProxyCommand nc %h %p\n", "gpu").unwrap();
-        match &t.hops()[0].via {
-            Via::Command(c) => assert_eq!(c, "nc b 22"),
+        match &t.hops()[0].route {
+            Route::Command(c) => assert_eq!(c, "nc b 22"),
             other => panic!("{other:?}"),
         }
     }

@@ -2,7 +2,8 @@
 
 use super::Ctx;
 use crate::cli::{HostsArgs, Shell};
-use crate::config::{ConfigError, HostSpec, Target, Via};
+use crate::config::ConfigError;
+use crate::ssh::endpoint::{Endpoint, HostSpec, Route};
 use crate::ssh::session::KnownHostsFiles;
 use crate::ssh::ssh_config::{self, ResolveContext, StrictHostKeyChecking};
 use clap::CommandFactory;
@@ -23,7 +24,7 @@ struct HostRow {
 }
 
 /// ssh -G's spelling of the policy.
-fn strict_name(t: &Target) -> &'static str {
+fn strict_name(t: &Endpoint) -> &'static str {
     match t.strict_host_key_checking() {
         StrictHostKeyChecking::Yes => "yes",
         StrictHostKeyChecking::No => "no",
@@ -44,12 +45,12 @@ fn paths_line(paths: &[std::path::PathBuf]) -> String {
 }
 
 /// One host of the route in `--json`: how it resolved, the way `ssh -G` would show it.
-fn host_json(t: &Target) -> serde_json::Value {
-    let known = KnownHostsFiles::for_target(t);
+fn host_json(t: &Endpoint) -> serde_json::Value {
+    let known = KnownHostsFiles::for_endpoint(t);
     serde_json::json!({
         "name": t.name, "hostname": t.ssh.host_name, "user": t.user, "port": t.port,
         "destination": t.destination(),
-        "proxy_command": match &t.via { Via::Command(c) => Some(c.as_str()), _ => None },
+        "proxy_command": match &t.route { Route::Command(c) => Some(c.as_str()), _ => None },
         "identity_files": t.ssh.identity_files,
         "user_known_hosts_files": known.user, "global_known_hosts_files": known.global,
         "strict_host_key_checking": strict_name(t),
@@ -61,11 +62,11 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
     if let Some(name) = &args.host {
         let t = ctx.resolve(name)?;
         let hops = t.hops();
-        let known = KnownHostsFiles::for_target(&t);
+        let known = KnownHostsFiles::for_endpoint(&t);
         // How the first connection of the route is made: a ProxyCommand, or plain TCP.
-        let first = hops.first().copied().unwrap_or(&t);
-        let runs = match &first.via {
-            Via::Command(c) => Some(c.clone()),
+        let first = hops.first().copied().unwrap_or(&t.endpoint);
+        let runs = match &first.route {
+            Route::Command(c) => Some(c.clone()),
             _ => None,
         };
         if args.json {
@@ -136,7 +137,7 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
                     for f in &hop.ssh.identity_files {
                         println!("jump {n} identityfile {}", f.display());
                     }
-                    let hk = KnownHostsFiles::for_target(hop);
+                    let hk = KnownHostsFiles::for_endpoint(hop);
                     println!("jump {n} userknownhostsfile {}", paths_line(&hk.user));
                     println!("jump {n} globalknownhostsfile {}", paths_line(&hk.global));
                     println!("jump {n} stricthostkeychecking {}", strict_name(hop));
@@ -162,14 +163,14 @@ pub fn run(ctx: &Ctx, args: HostsArgs) -> anyhow::Result<u8> {
                 via: t.hops().iter().map(|h| h.name.clone()).collect(),
                 name,
                 source,
-                host_name: t.ssh.host_name,
-                user: t.user,
-                port: t.port,
+                host_name: t.endpoint.ssh.host_name,
+                user: t.endpoint.user,
+                port: t.endpoint.port,
                 route_error: None,
             }),
             // One host with a ProxyJump loop must not hide the others: list it with the reason.
             Err(ConfigError::Route { msg, .. }) => {
-                let spec = HostSpec::parse(&name)?;
+                let spec = HostSpec::parse(&name).map_err(ConfigError::Invalid)?;
                 let ssh = ctx.paths.resolve_ssh(&spec)?;
                 rows.push(HostRow {
                     name,

@@ -76,7 +76,7 @@ impl Ctx {
     }
 
     pub fn connect_options(&self, target: &Target) -> ConnectOptions {
-        ConnectOptions::for_target(target, self.env.agent_socket.clone())
+        target.connect_options(self.env.agent_socket.clone())
     }
 
     /// Notes for `-v`: ssh_config keywords rtrain ignores for this host and its jump hosts. And,
@@ -84,9 +84,9 @@ impl Ctx {
     /// honour as OpenSSH would.
     pub fn note_unsupported(&self, target: &Target) {
         let hops = target.hops();
-        let all = hops.iter().copied().chain(std::iter::once(target));
+        let all = hops.iter().copied().chain(std::iter::once(&target.endpoint));
         for t in all {
-            let whose = if std::ptr::eq(t, target) {
+            let whose = if std::ptr::eq(t, &target.endpoint) {
                 String::new()
             } else {
                 format!(" (jump host {})", t.name)

@@ -1,11 +1,12 @@
 //! Authentication as OpenSSH's client does it: the methods of PreferredAuthentications that
 //! ssh_config leaves on and the server accepts, in order. Public keys live here (the agent's keys,
 //! then IdentityFile keys or the default key names; RSA signs with rsa-sha2-512/256, since
-//! OpenSSH 9 refuses ssh-rsa); the methods a person answers are in `interactive_auth`.
+//! OpenSSH 9 refuses ssh-rsa); the methods a person answers are in `auth::interactive`.
 
-use super::session::{classify, ClientHandler};
-use super::{ConnectOptions, Prompter, SshError};
-use crate::config::Target;
+use super::certificate::validity;
+use super::endpoint::Endpoint;
+use super::handler::ClientHandler;
+use super::{classify, ConnectOptions, Prompter, SshError};
 use russh::client::{AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::agent::AgentIdentity;
@@ -14,6 +15,8 @@ use russh::MethodSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod interactive;
 
 /// OpenSSH's default identities, in its order, used only when no IdentityFile is configured.
 const DEFAULT_KEYS: &[&str] = &[
@@ -27,7 +30,7 @@ const DEFAULT_KEYS: &[&str] = &[
 ];
 
 /// Which files to try: the configured IdentityFiles, else the defaults that exist.
-pub fn identity_candidates(target: &Target) -> Vec<PathBuf> {
+pub fn identity_candidates(target: &Endpoint) -> Vec<PathBuf> {
     if !target.ssh.identity_files.is_empty() {
         return target.ssh.identity_files.clone();
     }
@@ -36,7 +39,7 @@ pub fn identity_candidates(target: &Target) -> Vec<PathBuf> {
 
 /// The agent to ask, as OpenSSH picks it from IdentityAgent: `none`, `SSH_AUTH_SOCK` (the
 /// caller's), a legacy `$VAR` naming another environment variable, or a socket path.
-fn agent_socket(target: &Target, opts: &ConnectOptions) -> Option<PathBuf> {
+fn agent_socket(target: &Endpoint, opts: &ConnectOptions) -> Option<PathBuf> {
     match target.ssh.identity_agent.as_deref() {
         Some(a) if a.eq_ignore_ascii_case("none") => None,
         Some(a) if a == "SSH_AUTH_SOCK" || a == "$SSH_AUTH_SOCK" => opts.agent_socket.clone(),
@@ -179,7 +182,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) user: String,
     pub(crate) limit: Duration,
     pub(crate) prompter: Arc<dyn Prompter>,
-    pub(crate) target: &'a Target,
+    pub(crate) target: &'a Endpoint,
     pub(crate) prompts: u32,
 }
 
@@ -206,7 +209,7 @@ pub struct AuthOutcome {
 /// server's new list after each refusal (so `AuthenticationMethods publickey,password` works).
 pub async fn authenticate(
     handle: &mut Handle<ClientHandler>,
-    target: &Target,
+    target: &Endpoint,
     opts: &ConnectOptions,
     prompter: Arc<dyn Prompter>,
 ) -> Result<AuthOutcome, SshError> {
@@ -244,10 +247,8 @@ pub async fn authenticate(
         }
         let step = match Method::from_name(&planned.method) {
             Some(Method::PublicKey) => publickey(handle, &ctx, opts, &mut attempts).await?,
-            Some(Method::Password) => super::interactive_auth::password(handle, &ctx, &mut attempts).await?,
-            Some(Method::KeyboardInteractive) => {
-                super::interactive_auth::keyboard_interactive(handle, &ctx, &mut attempts).await?
-            }
+            Some(Method::Password) => interactive::password(handle, &ctx, &mut attempts).await?,
+            Some(Method::KeyboardInteractive) => interactive::keyboard_interactive(handle, &ctx, &mut attempts).await?,
             None => continue,
         };
         match step {
@@ -452,7 +453,7 @@ async fn publickey(
 
 /// The certificates for the key in `path`: the `-cert.pub` beside it (as ssh loads it), then every
 /// CertificateFile whose public key is this key. Unreadable files are skipped, as ssh does.
-fn certificates_for(path: &Path, key: &PrivateKey, target: &Target) -> Vec<(PathBuf, Certificate)> {
+fn certificates_for(path: &Path, key: &PrivateKey, target: &Endpoint) -> Vec<(PathBuf, Certificate)> {
     let mut beside = path.as_os_str().to_owned();
     beside.push("-cert.pub");
     let mut files = vec![PathBuf::from(beside)];
@@ -468,29 +469,6 @@ fn certificates_for(path: &Path, key: &PrivateKey, target: &Target) -> Vec<(Path
         }
     }
     out
-}
-
-/// Whether a certificate is valid at `now`; if not, why, naming its validity window.
-pub fn validity(cert: &Certificate, now: std::time::SystemTime) -> Result<(), String> {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let at = |t: u64| -> String {
-        if t == u64::MAX {
-            "forever".to_string()
-        } else {
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
-        }
-    };
-    let window = format!("valid from {} to {}", at(cert.valid_after()), at(cert.valid_before()));
-    if secs < cert.valid_after() {
-        Err(format!("not yet valid: {window}"))
-    } else if secs >= cert.valid_before() {
-        Err(format!("expired: {window}"))
-    } else {
-        Ok(())
-    }
 }
 
 /// Load a private key, asking for its passphrase (up to three tries, like ssh) when it is encrypted.
@@ -520,7 +498,7 @@ fn load_key(path: &Path, prompter: &dyn Prompter, attempts: &mut Attempts) -> Op
     None
 }
 
-fn auth_failed(target: &Target, attempts: Attempts) -> SshError {
+fn auth_failed(target: &Endpoint, attempts: Attempts) -> SshError {
     let tried = if attempts.tried.is_empty() {
         "no usable key".to_string()
     } else {

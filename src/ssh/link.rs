@@ -5,9 +5,9 @@
 //! One attempt is still `connect_once`'s business (timeouts, host key, authentication); this module
 //! only decides when to attempt, and never retries what retrying cannot fix (auth, host keys).
 
+use super::endpoint::{Endpoint, Route};
 use super::session::{self, Session};
 use super::{connect_once, ConnectOptions, Prompter, SshError};
-use crate::config::Target;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// passes without receiving anything, and gives up when that timer fires with `max` keepalives
 /// already unanswered (russh 0.65, `client::Session::run_inner`): after `(max + 1) × interval` of
 /// silence. OpenSSH counts ServerAliveCountMax the same way. `max` must be at least 1 (russh treats
-/// 0 as "never give up"; [`Target::keepalive`] never returns 0).
+/// 0 as "never give up"; `config::Target::keepalive` never returns 0).
 pub fn detection_time(interval: Duration, max: usize) -> Duration {
     interval.saturating_mul(max as u32 + 1)
 }
@@ -332,7 +332,7 @@ impl Drop for Current {
 
 /// The connection to one target, replaced whenever it dies. See the module docs.
 pub struct Link {
-    target: Target,
+    target: Endpoint,
     opts: ConnectOptions,
     prompter: Arc<dyn Prompter>,
     policy: ReconnectPolicy,
@@ -342,10 +342,15 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new(target: Target, opts: ConnectOptions, prompter: Arc<dyn Prompter>, policy: ReconnectPolicy) -> Link {
+    pub fn new(
+        target: impl Into<Endpoint>,
+        opts: ConnectOptions,
+        prompter: Arc<dyn Prompter>,
+        policy: ReconnectPolicy,
+    ) -> Link {
         let backoff = Backoff::new(&policy);
         Link {
-            target,
+            target: target.into(),
             opts,
             prompter,
             policy,
@@ -355,7 +360,7 @@ impl Link {
         }
     }
 
-    pub fn target(&self) -> &Target {
+    pub fn target(&self) -> &Endpoint {
         &self.target
     }
 
@@ -678,8 +683,8 @@ impl Prompter for OutagePrompter {
 }
 
 /// ProxyJump/ProxyCommand targets: the TCP connection is not to the target, so no probe.
-fn uses_proxy(target: &Target) -> bool {
-    !matches!(target.via, crate::config::Via::Direct)
+fn uses_proxy(target: &Endpoint) -> bool {
+    !matches!(target.route, Route::Direct)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

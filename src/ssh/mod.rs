@@ -2,7 +2,9 @@
 //! prompts; it asks its caller through [`Prompter`].
 
 pub mod auth;
-pub mod interactive_auth;
+pub mod certificate;
+pub mod endpoint;
+pub mod handler;
 pub mod known_hosts;
 pub mod link;
 pub mod proxy;
@@ -12,6 +14,7 @@ pub mod ssh_config;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use endpoint::{Endpoint, Route};
 pub use session::{connect_once, ExecOutput, Session};
 
 /// Who a login question is for, and why it is asked now.
@@ -205,6 +208,27 @@ impl SshError {
     }
 }
 
+/// Map a russh error after the TCP connection was up (login, session and attach all meet them).
+pub fn classify(host: &str, e: russh::Error) -> SshError {
+    use russh::Error as E;
+    match e {
+        E::Disconnect | E::HUP | E::ConnectionTimeout | E::KeepaliveTimeout | E::InactivityTimeout | E::SendError => {
+            SshError::Disconnected {
+                host: host.to_string(),
+                reason: e.to_string(),
+            }
+        }
+        E::IO(io) => SshError::Disconnected {
+            host: host.to_string(),
+            reason: io.to_string(),
+        },
+        other => SshError::Protocol {
+            host: host.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
 /// Per-connection knobs that do not come from ssh_config.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -215,24 +239,6 @@ pub struct ConnectOptions {
     pub handshake_timeout: Duration,
     /// `SSH_AUTH_SOCK` as seen by the caller (so tests can control it).
     pub agent_socket: Option<PathBuf>,
-}
-
-impl ConnectOptions {
-    /// What a command uses for `target`: its keepalive (ssh_config over rtrain's config) and
-    /// ConnectTimeout. One place, so the benchmark measures exactly what users get.
-    pub fn for_target(target: &crate::config::Target, agent_socket: Option<PathBuf>) -> ConnectOptions {
-        let (interval, max) = target.keepalive();
-        let connect_timeout = target.connect_timeout();
-        ConnectOptions {
-            keepalive_interval: interval,
-            keepalive_max: max,
-            connect_timeout,
-            // OpenSSH applies ConnectTimeout to the handshake too, so a host that accepts TCP and
-            // then says nothing fails as fast as one that does not answer at all.
-            handshake_timeout: target.ssh.connect_timeout.unwrap_or(Duration::from_secs(15)),
-            agent_socket,
-        }
-    }
 }
 
 /// Run a blocking call (a terminal prompt) without starving other tasks: off the worker thread on

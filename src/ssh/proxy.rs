@@ -2,7 +2,7 @@
 //! lists, expanding ProxyCommand tokens, and running a ProxyCommand whose stdin/stdout carry the
 //! SSH connection. The hops themselves are connected in `session.rs`, inside `connect_once`.
 
-use crate::config::HostSpec;
+use super::endpoint::HostSpec;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

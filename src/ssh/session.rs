@@ -2,13 +2,16 @@
 //! verification; authentication — each under its own timeout, since russh has none) and command
 //! execution on it.
 
-use super::known_hosts::{self, HostKeyStatus};
+use super::endpoint::{Endpoint, Route};
+use super::handler::{ClientHandler, Closed};
+use super::known_hosts;
 use super::proxy::ProxyCommandStream;
-use super::ssh_config::StrictHostKeyChecking;
 use super::{auth, ConnectOptions, Prompter, SshError};
-use crate::config::{Target, Via};
+// `classify` lives next to `SshError` now; `commands/attach.rs` (edited on the backends branch) still
+// names it here. Drop this once it calls `crate::ssh::classify`.
+pub use super::classify;
 use russh::client::{self, Handle};
-use russh::keys::{Algorithm, EcdsaCurve, PublicKeyOrCertificate};
+use russh::keys::{Algorithm, EcdsaCurve};
 use russh::ChannelMsg;
 use std::borrow::Cow;
 use std::future::Future;
@@ -18,234 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Verifies the server's host key against known_hosts like OpenSSH, before any authentication.
-pub struct ClientHandler {
-    host: String,
-    port: u16,
-    display: String,
-    files: Vec<PathBuf>,
-    /// The first UserKnownHostsFile; None with `UserKnownHostsFile none` (nowhere to record).
-    record_in: Option<PathBuf>,
-    policy: StrictHostKeyChecking,
-    prompter: Arc<dyn Prompter>,
-    /// Why the key was refused, read by connect_once after russh reports a generic failure.
-    refusal: Arc<Mutex<Option<SshError>>>,
-    /// Why the connection ended, once it has. The handler lives exactly as long as russh's
-    /// connection task, so receivers also learn of an end that reported no reason (the sender drops).
-    closed: tokio::sync::watch::Sender<Option<Closed>>,
-}
-
-impl ClientHandler {
-    fn decide(&self, key_text: &str) -> Result<bool, SshError> {
-        let fail = |reason: String| SshError::HostKeyCheck {
-            host: self.display.clone(),
-            reason,
-        };
-        let fingerprint = known_hosts::fingerprint(key_text).map_err(|e| fail(e.to_string()))?;
-        let key_type = key_text.split_whitespace().next().unwrap_or("?").to_string();
-        let status =
-            known_hosts::check(&self.files, &self.host, self.port, key_text).map_err(|e| fail(e.to_string()))?;
-        let line_of = |l: &known_hosts::KnownLine| format!("{}:{}", l.file.display(), l.line);
-        match status {
-            HostKeyStatus::Known(_) => Ok(true),
-            HostKeyStatus::Revoked(l) => Err(SshError::HostKeyRevoked {
-                host: self.display.clone(),
-                key_type,
-                fingerprint,
-                line: line_of(&l),
-            }),
-            HostKeyStatus::Changed { lines } => Err(SshError::HostKeyChanged {
-                host: self.display.clone(),
-                lookup: known_hosts::host_pattern_name(&self.host, self.port),
-                key_type,
-                fingerprint,
-                lines: lines
-                    .iter()
-                    .map(|l| format!("{} ({} {})", line_of(l), l.key_type, l.fingerprint))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-            // OpenSSH treats a host known only by other key types as changed, not new: an attacker
-            // must not get trusted just by offering a type we have no record of.
-            HostKeyStatus::Unknown { other_types } if !other_types.is_empty() => Err(SshError::HostKeyChanged {
-                host: self.display.clone(),
-                lookup: known_hosts::host_pattern_name(&self.host, self.port),
-                key_type,
-                fingerprint,
-                lines: format!("the known {} key(s) recorded for it", other_types.join(", ")),
-            }),
-            HostKeyStatus::Unknown { other_types } => {
-                let accept = match self.policy {
-                    // `no` from ssh_config still never accepts a changed key; it only records new ones,
-                    // exactly as accept-new does.
-                    StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No => true,
-                    StrictHostKeyChecking::Yes => false,
-                    StrictHostKeyChecking::Ask => {
-                        match self
-                            .prompter
-                            .confirm_new_host_key(&self.display, &key_type, &fingerprint, &other_types)
-                        {
-                            Some(true) => true,
-                            Some(false) => {
-                                return Err(SshError::HostKeyRejected {
-                                    host: self.display.clone(),
-                                    key_type,
-                                    fingerprint,
-                                })
-                            }
-                            None => false,
-                        }
-                    }
-                };
-                if !accept {
-                    let others = if other_types.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; keys of other types are known for it: {}", other_types.join(", "))
-                    };
-                    return Err(SshError::HostKeyUnknown {
-                        host: self.display.clone(),
-                        key_type,
-                        fingerprint,
-                        others,
-                    });
-                }
-                // Like ssh, a key that cannot be recorded is still accepted for this connection.
-                if let Some(file) = &self.record_in {
-                    known_hosts::append(file, &self.host, self.port, key_text).map_err(|e| fail(e.to_string()))?;
-                }
-                Ok(true)
-            }
-        }
-    }
-}
-
-impl ClientHandler {
-    /// A host certificate is trusted as OpenSSH trusts it: signed by a CA on a `@cert-authority`
-    /// line whose patterns match this host, a host (not user) certificate naming this host among
-    /// its principals (or naming none), within its validity window, with no critical options,
-    /// and neither it nor its CA `@revoked`. Such a host needs no known_hosts line of its own.
-    /// `Ok(None)`: trusted. `Ok(Some(key))`: no CA line trusts its signer, so, as OpenSSH does,
-    /// the certified key is to be checked as a bare key (`type base64`).
-    fn decide_certificate(&self, cert: &russh::keys::Certificate) -> Result<Option<String>, SshError> {
-        use russh::keys::{HashAlg, PublicKey};
-        let refuse = |reason: String| SshError::HostKeyCheck {
-            host: self.display.clone(),
-            reason: format!("its host certificate was refused: {reason}"),
-        };
-        let bad = |e: &dyn std::fmt::Display| refuse(e.to_string());
-        let cert_key = PublicKey::new(cert.public_key().clone(), "");
-        let cert_key_text = cert_key.to_openssh().map_err(|e| bad(&e))?;
-        let ca_key = PublicKey::new(cert.signature_key().clone(), "");
-        let ca_text = ca_key.to_openssh().map_err(|e| bad(&e))?;
-        let ca_fp = ca_key.fingerprint(HashAlg::Sha256);
-        for (what, text) in [("host key", &cert_key_text), ("certificate authority", &ca_text)] {
-            if let Some(l) = known_hosts::revoked(&self.files, text).map_err(|e| bad(&e))? {
-                return Err(refuse(format!(
-                    "its {what} is @revoked in {}:{}",
-                    l.file.display(),
-                    l.line
-                )));
-            }
-        }
-        let authorities = known_hosts::cert_authorities(&self.files, &self.host, self.port).map_err(|e| bad(&e))?;
-        let trusted: Vec<russh::keys::ssh_key::Fingerprint> = authorities
-            .iter()
-            .filter_map(|a| PublicKey::from_openssh(&a.key_openssh).ok())
-            .map(|k| k.fingerprint(HashAlg::Sha256))
-            .collect();
-        if !trusted.contains(&ca_fp) {
-            return Ok(Some(cert_key_text));
-        }
-        if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
-            return Err(refuse("it is a user certificate, not a host certificate".into()));
-        }
-        if let Err(why) = super::auth::validity(cert, std::time::SystemTime::now()) {
-            return Err(refuse(format!("the certificate is {why}")));
-        }
-        if cert.validate([&ca_fp]).is_err() {
-            return Err(refuse(format!("its signature by {ca_fp} does not verify")));
-        }
-        let principals = cert.valid_principals();
-        if !principals.is_empty() && !principals.iter().any(|p| p.eq_ignore_ascii_case(&self.host)) {
-            return Err(refuse(format!(
-                "it is for {}, not {}",
-                principals.join(", "),
-                self.host
-            )));
-        }
-        if !cert.critical_options().is_empty() {
-            return Err(refuse("it carries critical options rtrain does not know".into()));
-        }
-        Ok(None)
-    }
-}
-
-impl client::Handler for ClientHandler {
-    type Error = russh::Error;
-
-    async fn disconnected(&mut self, reason: client::DisconnectReason<Self::Error>) -> Result<(), Self::Error> {
-        let (reason, by_server, result) = match reason {
-            client::DisconnectReason::ReceivedDisconnect(info) => (
-                if info.message.is_empty() {
-                    "the server closed the connection".to_string()
-                } else {
-                    format!("the server closed the connection: {}", info.message)
-                },
-                true,
-                Ok(()),
-            ),
-            client::DisconnectReason::Error(e) => (close_reason(&e), false, Err(e)),
-        };
-        self.closed.send_replace(Some(Closed { reason, by_server }));
-        result
-    }
-
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let text = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key
-                .to_openssh()
-                .map_err(|e| russh::Error::from(russh::keys::Error::from(e)))?,
-            PublicKeyOrCertificate::Certificate(cert) => match self.decide_certificate(cert) {
-                Ok(None) => return Ok(true),
-                Ok(Some(bare)) => bare,
-                Err(e) => {
-                    *self.refusal.lock().unwrap() = Some(e);
-                    return Ok(false);
-                }
-            },
-        };
-        // The prompt may block on the terminal: keep it off the async worker.
-        let decision = super::blocking(|| self.decide(&text));
-        match decision {
-            Ok(ok) => Ok(ok),
-            Err(e) => {
-                *self.refusal.lock().unwrap() = Some(e);
-                Ok(false)
-            }
-        }
-    }
-}
-
-/// How a connection ended: why, in words, and whether the server said goodbye (a disconnect
-/// message) rather than the transport breaking under it.
-#[derive(Debug, Clone)]
-pub struct Closed {
-    reason: String,
-    by_server: bool,
-}
-
-/// Why russh ended a connection, in words for a status line.
-fn close_reason(e: &russh::Error) -> String {
-    match e {
-        russh::Error::KeepaliveTimeout => "the server stopped answering keepalives".to_string(),
-        russh::Error::InactivityTimeout => "nothing was received for too long".to_string(),
-        russh::Error::IO(io) => io.to_string(),
-        russh::Error::Disconnect | russh::Error::HUP => "the connection was closed".to_string(),
-        other => other.to_string(),
-    }
-}
 
 /// An authenticated connection, with the jump-host sessions it runs through (connected first at
 /// index 0). They live and close with it, so callers never deal with hops.
@@ -396,7 +171,7 @@ pub fn client_config(opts: &ConnectOptions, known_types: &[String]) -> client::C
 /// verified before anything else), authentication. Never retries; the caller's link loop decides
 /// about that, and goes through the same hops by calling this again.
 pub async fn connect_once(
-    target: &Target,
+    target: &Endpoint,
     opts: &ConnectOptions,
     prompter: Arc<dyn Prompter>,
 ) -> Result<Session, SshError> {
@@ -408,22 +183,22 @@ type Connecting<'a> = Pin<Box<dyn Future<Output = Result<Session, SshError>> + S
 /// Reach `target` its own way. Recursive (boxed) because a jump host may itself be reached
 /// through jump hosts or a ProxyCommand; `goal` is the host the user asked for, for messages.
 fn connect_via<'a>(
-    target: &'a Target,
+    target: &'a Endpoint,
     opts: &'a ConnectOptions,
     prompter: Arc<dyn Prompter>,
     goal: &'a str,
 ) -> Connecting<'a> {
     Box::pin(async move {
         let display = target.name.clone();
-        match &target.via {
-            Via::Direct => {
+        match &target.route {
+            Route::Direct => {
                 let stream = tcp_connect(&target.ssh.host_name, target.port, opts.connect_timeout, &display).await?;
                 let local = stream.local_addr().ok();
                 Ok(connect_over(stream, target, opts, prompter)
                     .await?
                     .with_local_addr(local))
             }
-            Via::Command(command) => {
+            Route::Command(command) => {
                 let (stream, watch) = ProxyCommandStream::spawn(command).map_err(|e| SshError::Unreachable {
                     host: display.clone(),
                     reason: format!("ProxyCommand `{command}`: {e}"),
@@ -446,7 +221,7 @@ fn connect_via<'a>(
                     Err(e) => Err(e),
                 }
             }
-            Via::Jump(hop) => {
+            Route::Jump(hop) => {
                 let hop_opts = hop_options(opts, hop);
                 let hop_session = connect_via(hop, &hop_opts, prompter.clone(), goal)
                     .await
@@ -474,7 +249,7 @@ fn connect_via<'a>(
 
 /// A jump host's own ssh_config (ConnectTimeout, ServerAlive*) applies to it, as it would in the
 /// `ssh` OpenSSH runs for that hop; what it does not set comes from the caller's options.
-fn hop_options(opts: &ConnectOptions, hop: &Target) -> ConnectOptions {
+fn hop_options(opts: &ConnectOptions, hop: &Endpoint) -> ConnectOptions {
     let connect_timeout = hop.ssh.connect_timeout.unwrap_or(opts.connect_timeout);
     ConnectOptions {
         keepalive_interval: hop.ssh.server_alive_interval.unwrap_or(opts.keepalive_interval),
@@ -500,7 +275,7 @@ pub struct KnownHostsFiles {
 }
 
 impl KnownHostsFiles {
-    pub fn for_target(target: &Target) -> KnownHostsFiles {
+    pub fn for_endpoint(target: &Endpoint) -> KnownHostsFiles {
         let is_none = |p: &&PathBuf| p.as_os_str().eq_ignore_ascii_case("none");
         let user = if target.ssh.user_known_hosts_files.is_empty() {
             known_hosts::default_files(&target.home)
@@ -540,7 +315,7 @@ impl KnownHostsFiles {
 /// direct-tcpip channel through a jump host.
 pub async fn connect_over<S>(
     stream: S,
-    target: &Target,
+    target: &Endpoint,
     opts: &ConnectOptions,
     prompter: Arc<dyn Prompter>,
 ) -> Result<Session, SshError>
@@ -549,7 +324,7 @@ where
 {
     let display = target.name.clone();
     let host = target.ssh.host_name.clone();
-    let known = KnownHostsFiles::for_target(target);
+    let known = KnownHostsFiles::for_endpoint(target);
     let files = known.all();
     let record_in = known.user.first().cloned();
     let known_types = known_hosts::known_key_types(&files, &host, target.port).unwrap_or_default();
@@ -630,27 +405,6 @@ fn describe_open_failure(reason: &russh::ChannelOpenFailure) -> String {
         F::ResourceShortage => "it is short of resources".into(),
         F::UnknownChannelType => "it does not support forwarding (direct-tcpip)".into(),
         F::Other { code, reason } => format!("{reason} (code {code})"),
-    }
-}
-
-/// Map a russh error after the TCP connection was up.
-pub fn classify(host: &str, e: russh::Error) -> SshError {
-    use russh::Error as E;
-    match e {
-        E::Disconnect | E::HUP | E::ConnectionTimeout | E::KeepaliveTimeout | E::InactivityTimeout | E::SendError => {
-            SshError::Disconnected {
-                host: host.to_string(),
-                reason: e.to_string(),
-            }
-        }
-        E::IO(io) => SshError::Disconnected {
-            host: host.to_string(),
-            reason: io.to_string(),
-        },
-        other => SshError::Protocol {
-            host: host.to_string(),
-            reason: other.to_string(),
-        },
     }
 }
 
@@ -878,7 +632,7 @@ mod tests {
         assert_eq!(RemoteExit::Code(3).as_code(), 3);
     }
 
-    fn target_with(ssh_config: &str, host: &str) -> (tempfile::TempDir, Target) {
+    fn target_with(ssh_config: &str, host: &str) -> (tempfile::TempDir, crate::config::Target) {
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
         std::fs::write(home.path().join(".ssh/config"), ssh_config).unwrap();
@@ -920,10 +674,10 @@ mod tests {
     #[test]
     fn known_hosts_none_means_no_file_and_defaults_follow_openssh() {
         let (_home, t) = target_with("Host a\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n", "a");
-        let files = KnownHostsFiles::for_target(&t);
+        let files = KnownHostsFiles::for_endpoint(&t);
         assert!(files.user.is_empty() && files.global.is_empty(), "{files:?}");
         let (_home_b, t) = target_with("", "b");
-        let files = KnownHostsFiles::for_target(&t);
+        let files = KnownHostsFiles::for_endpoint(&t);
         assert_eq!(files.user.len(), 2);
         assert!(files.user[0].ends_with(".ssh/known_hosts") && files.user[0].starts_with(t.home.as_path()));
         assert_eq!(

@@ -2,9 +2,9 @@
 //! then a one-time code or a Duo-style menu, in as many rounds as the server sends). Answers go
 //! through the caller's [`Prompter`], straight to the server: never stored, never logged.
 
-use super::auth::{method_names, Attempts, Ctx, Step};
-use super::session::{classify, ClientHandler};
-use super::{KbdPrompt, KbdRound, LoginQuestion, Prompter, SshError};
+use super::{method_names, Attempts, Ctx, Step};
+use crate::ssh::handler::ClientHandler;
+use crate::ssh::{classify, KbdPrompt, KbdRound, LoginQuestion, Prompter, SshError};
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
 use std::sync::Arc;
 
@@ -145,7 +145,7 @@ pub(crate) async fn keyboard_interactive(
                             .join("\n");
                         if !text.is_empty() {
                             let prompter = ctx.prompter.clone();
-                            super::blocking(move || prompter.notice(&text));
+                            crate::ssh::blocking(move || prompter.notice(&text));
                         }
                         Vec::new()
                     } else {
