@@ -2,7 +2,8 @@
 //! a veth pair between them (tests/support/netns.rs), and default keepalive settings. A black
 //! hole and a link set down are declared dead within 6 s; after roaming the link is back within
 //! 2 s of the new address; an sshd restart and a client stopped for 30 s are survived byte for
-//! byte. Needs root; fails loudly without it.
+//! byte; and a 20-fault soak (tests/support/soak.rs) loses nothing. Needs root; fails loudly
+//! without it.
 
 use crate::resilience::{assert_same_bytes, Bg, WRITER};
 use crate::support::netns::{on, NetRig};

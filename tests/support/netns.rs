@@ -15,7 +15,7 @@
 use super::sshd::{current_user, keygen, Client, Sshd};
 use rtrain::config::{self, Target};
 use rtrain::ssh::link::{Link, ReconnectPolicy};
-use rtrain::ssh::{ConnectOptions, NoPrompt};
+use rtrain::ssh::NoPrompt;
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::os::fd::AsRawFd;
@@ -371,7 +371,7 @@ impl NetRig {
     /// A link with exactly what commands use: the target's keepalives, the default policy.
     pub fn link(&self) -> Link {
         let t = self.target();
-        let opts = ConnectOptions::for_target(&t, None);
+        let opts = t.connect_options(None);
         Link::new(t, opts, Arc::new(NoPrompt), ReconnectPolicy::default())
     }
 
