@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need (a real OpenSSH server, tmux, GNU screen, python3 for the
 # test trainer, nc for the ProxyCommand tests, pam_google_authenticator and the passwd tools for the
-# password and keyboard-interactive login tests, dbus for a private session bus and curl for the
-# box-side webhooks, Debian's slurm-wlm and munge for a real single-node Slurm cluster) when missing, then runs
+# password and keyboard-interactive login tests, dbus for a private session bus, curl for the
+# box-side webhooks, Debian's slurm-wlm and munge for a real single-node Slurm cluster, iproute2 and
+# iptables for the network-namespace tests) when missing, then runs
 # every unit and integration test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,10 @@ ls /lib/*/security/pam_google_authenticator.so /usr/lib/*/security/pam_google_au
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] || need+=(slurm-wlm)
 [ -x /usr/sbin/munged ] || need+=(munge)
+# The kernel-level fault tests build network namespaces (ip, from iproute2) and make faults with
+# netfilter (iptables).
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
 # rustup brings no C compiler, and the crypto crates (ring) build C and assembly.
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

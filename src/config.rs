@@ -268,11 +268,12 @@ pub const STOP_SIGNALS: &[&str] = &["INT", "TERM", "QUIT", "USR1", "USR2"];
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(600);
 
 /// Keepalive interval when neither rtrain's config nor ssh_config sets one. With
-/// [`DEFAULT_KEEPALIVE_MAX`], russh declares a silent server dead after 3 × 3 s = 9 s
-/// (see `ssh::link::detection_time`): within the 10 s rtrain promises.
-pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(3);
+/// [`DEFAULT_KEEPALIVE_MAX`], russh declares a silent server dead after 5 × 1 s = 5 s (see
+/// `ssh::link::detection_time`): within the 6 s rtrain promises, yet a bad link must stall one
+/// segment through four TCP retransmissions before it looks dead (`ssh::link::tolerated_losses`).
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(1);
 /// Unanswered keepalives tolerated when ssh_config sets no ServerAliveCountMax.
-pub const DEFAULT_KEEPALIVE_MAX: usize = 2;
+pub const DEFAULT_KEEPALIVE_MAX: usize = 4;
 
 /// The effective settings for one host: defaults, then the host's overrides.
 #[derive(Debug, Clone, PartialEq)]
@@ -894,18 +895,18 @@ mod tests {
     }
 
     #[test]
-    fn default_keepalive_declares_a_dead_link_within_10_seconds() {
+    fn default_keepalive_declares_a_dead_link_within_6_seconds() {
         let t = target_with(ConfigFile::default().settings_for("box"), HostConfig::default());
         let (interval, max) = t.keepalive();
-        assert_eq!((interval, max), (Duration::from_secs(3), 2));
-        assert!(crate::ssh::link::detection_time(interval, max) <= Duration::from_secs(10));
+        assert_eq!((interval, max), (Duration::from_secs(1), 4));
+        assert!(crate::ssh::link::detection_time(interval, max) <= Duration::from_secs(6));
     }
 
     #[test]
     fn ssh_config_server_alive_options_win_over_rtrain_keepalive() {
         let settings = parse("defaults:\n  keepalive: 1s\n").unwrap().settings_for("box");
         let t = target_with(settings.clone(), HostConfig::default());
-        assert_eq!(t.keepalive(), (Duration::from_secs(1), 2));
+        assert_eq!(t.keepalive(), (Duration::from_secs(1), DEFAULT_KEEPALIVE_MAX));
         let ssh = HostConfig {
             server_alive_interval: Some(Duration::from_secs(15)),
             server_alive_count_max: Some(4),

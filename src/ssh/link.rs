@@ -26,6 +26,50 @@ pub fn detection_time(interval: Duration, max: usize) -> Duration {
     interval.saturating_mul(max as u32 + 1)
 }
 
+/// Linux's retransmission timeout for a smoothed round trip `rtt` with variation `rttvar`:
+/// `rtt + max(4 × rttvar, 200 ms)` (`tcp_rto_min`). Each further loss of the same segment doubles it.
+pub fn linux_rto(rtt: Duration, rttvar: Duration) -> Duration {
+    rtt + (rttvar * 4).max(Duration::from_millis(200))
+}
+
+/// How many times in a row one TCP segment may be lost before keepalives `interval × max` call a
+/// live but bad link dead. The worst case is the keepalive itself (sent `interval` into a
+/// silence) or its answer being lost: after `k` losses it arrives `rto × (2^k − 1) + rtt` later,
+/// and the link survives if that is still inside [`detection_time`]. The chance of a false alarm
+/// per segment is then about `loss^(k + 1)`.
+pub fn tolerated_losses(interval: Duration, max: usize, rtt: Duration, rto: Duration) -> u32 {
+    let budget = detection_time(interval, max);
+    let mut k = 0u32;
+    while k < 16 {
+        let stalled = interval + rto.saturating_mul((1u32 << (k + 1)) - 1) + rtt;
+        if stalled >= budget {
+            break;
+        }
+        k += 1;
+    }
+    k
+}
+
+/// Whether this machine no longer has `local` (the address our end of a connection uses): binding
+/// to it fails with EADDRNOTAVAIL once it was removed, when the laptop roamed to another network
+/// or a VPN went down. A TCP connection from a vanished address is dead without a single RST, and
+/// keepalives would take their full detection time to say so; this takes one system call.
+pub fn address_gone(local: std::net::SocketAddr) -> bool {
+    let mut any_port = local;
+    any_port.set_port(0);
+    if local.ip().is_loopback() || local.ip().is_unspecified() {
+        return false;
+    }
+    matches!(
+        std::net::UdpSocket::bind(any_port),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
+    )
+}
+
+/// How often [`address_gone`] is asked: it bounds how long after roaming the old session is given
+/// up, and so how soon the link is back on the new address.
+pub const ADDRESS_CHECK: Duration = Duration::from_millis(250);
+
 /// When and how long to retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReconnectPolicy {
@@ -479,8 +523,14 @@ impl Link {
             return Ok(None);
         };
         probes.abort_all();
+        // Kept so the monitor can tell when this address goes away (roaming).
+        let local = stream.local_addr().ok();
         let handshake = session::connect_over(stream, &self.target, &self.opts, prompter.clone());
-        Ok(Some(until_stopped(cancel, deadline, handshake).await?))
+        Ok(Some(
+            until_stopped(cancel, deadline, handshake)
+                .await?
+                .map(|s| s.with_local_addr(local)),
+        ))
     }
 
     /// Start a TCP probe, then wait until `next_at` for the first of the probes out to answer.
@@ -731,10 +781,28 @@ async fn monitor(
     probe_timeout: Duration,
 ) {
     let mut wake = WakeDetector::new(WakeDetector::TICK, WakeDetector::THRESHOLD);
+    let local = session.local_addr();
+    let mut address_check = tokio::time::interval(ADDRESS_CHECK);
+    address_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let why = tokio::select! {
             reason = session.closed() => {
                 dead.send_replace(Some(reason));
+                return;
+            }
+            _ = address_check.tick(), if local.is_some() => {
+                let Some(addr) = local.filter(|a| address_gone(*a)) else { continue };
+                dead.send_replace(Some(format!(
+                    "this computer no longer has the address {} (the network changed)",
+                    addr.ip()
+                )));
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    session
+                        .handle()
+                        .disconnect(russh::Disconnect::ByApplication, "address gone", "en"),
+                )
+                .await;
                 return;
             }
             gap = wake.next_gap() => match gap {
@@ -857,6 +925,41 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(detection_time(Duration::from_secs(3), 2), Duration::from_secs(9));
+    }
+
+    #[test]
+    fn linux_rto_has_a_200_ms_floor_on_the_variation() {
+        let ms = Duration::from_millis;
+        assert_eq!(linux_rto(ms(300), ms(25)), ms(500));
+        assert_eq!(linux_rto(ms(300), ms(100)), ms(700));
+    }
+
+    #[test]
+    fn default_keepalives_tolerate_three_losses_in_a_row_on_a_300_ms_link() {
+        let ms = Duration::from_millis;
+        let (interval, max) = (crate::config::DEFAULT_KEEPALIVE, crate::config::DEFAULT_KEEPALIVE_MAX);
+        assert!(detection_time(interval, max) <= Duration::from_secs(6));
+        // 300 ms ± 50 ms: the worst round trip is 400 ms; Linux's RTO about 500 ms.
+        let rto = linux_rto(ms(300), ms(50));
+        // 1 s + 0.5 × 7 s + 0.4 s = 4.9 s < 5 s; a fourth loss would stall 8.9 s.
+        assert_eq!(tolerated_losses(interval, max, ms(400), rto), 3);
+        // The old default (3 s × 2, 9 s) tolerated no more: a shorter interval sends the keepalive
+        // sooner and leaves more of the budget to retransmissions.
+        assert_eq!(tolerated_losses(Duration::from_secs(3), 2, ms(400), rto), 3);
+        // A link so slow that one retransmission alone outlasts the budget tolerates none.
+        assert_eq!(
+            tolerated_losses(interval, max, ms(4_000), linux_rto(ms(4_000), ms(0))),
+            0
+        );
+    }
+
+    #[test]
+    fn an_address_this_machine_has_is_not_gone_and_one_it_lacks_is() {
+        let here: std::net::SocketAddr = "127.0.0.1:22".parse().unwrap();
+        assert!(!address_gone(here));
+        // 192.0.2.0/24 is for documentation and assigned nowhere on a test machine.
+        let elsewhere: std::net::SocketAddr = "192.0.2.77:5000".parse().unwrap();
+        assert!(address_gone(elsewhere));
     }
 
     fn at(awake_ms: u64, total_ms: u64) -> ClockReading {

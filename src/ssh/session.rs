@@ -31,6 +31,9 @@ pub struct Session {
     hops: Vec<(String, Handle<ClientHandler>)>,
     closed: tokio::sync::watch::Receiver<Option<Closed>>,
     auth: auth::AuthOutcome,
+    /// This end's address of a direct TCP connection: once the machine no longer has it (the
+    /// laptop roamed), the connection is dead whatever keepalives say.
+    local_addr: Option<std::net::SocketAddr>,
 }
 
 /// How a remote command ended.
@@ -198,7 +201,10 @@ fn connect_via<'a>(
         match &target.route {
             Route::Direct => {
                 let stream = tcp_connect(&target.ssh.host_name, target.port, opts.connect_timeout, &display).await?;
-                connect_over(stream, target, opts, prompter).await
+                let local = stream.local_addr().ok();
+                Ok(connect_over(stream, target, opts, prompter)
+                    .await?
+                    .with_local_addr(local))
             }
             Route::Command(command) => {
                 let (stream, watch) = ProxyCommandStream::spawn(command).map_err(|e| SshError::Unreachable {
@@ -233,10 +239,16 @@ fn connect_via<'a>(
                     .await?;
                 let mut session = connect_over(channel.into_stream(), target, opts, prompter).await?;
                 let Session {
-                    handle, host, mut hops, ..
+                    handle,
+                    host,
+                    mut hops,
+                    local_addr,
+                    ..
                 } = hop_session;
                 hops.push((host, handle));
                 session.hops = hops;
+                // Our end of the first hop's TCP connection is the one that can go away.
+                session.local_addr = local_addr;
                 Ok(session)
             }
         }
@@ -383,6 +395,7 @@ where
         hops: Vec::new(),
         closed,
         auth,
+        local_addr: None,
     })
 }
 
@@ -465,6 +478,16 @@ impl Session {
             .ok()
             .flatten()
             .map_or_else(|| "the connection was closed".to_string(), |c| c.reason)
+    }
+
+    /// Our address on a direct TCP connection (None through a ProxyCommand or jump host).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.local_addr
+    }
+
+    pub(crate) fn with_local_addr(mut self, addr: Option<std::net::SocketAddr>) -> Session {
+        self.local_addr = addr;
+        self
     }
 
     pub fn handle(&self) -> &Handle<ClientHandler> {

@@ -13,6 +13,7 @@ mod foundation;
 mod hostile;
 mod lifecycle;
 mod link;
+mod netfaults;
 mod notify;
 mod observe;
 mod protect;

@@ -6,8 +6,10 @@ pub mod agent;
 pub mod backend;
 pub mod http;
 pub mod login;
+pub mod netns;
 pub mod proxy;
 pub mod slurm;
+pub mod soak;
 pub mod sshd;
 
 pub use agent::*;

@@ -7,7 +7,7 @@ transformers does (in place, trainer_state.json last, oldest removed beyond save
 
 Settings come from the `training:` block of config/training_config.yaml; command-line flags override them so tests
 can run it fast:  python3 train.py [CONFIG] [--max-steps N] [--seconds-per-step S] [--crash-at-step K]
-[--hang-at-step K] ...  On SIGINT it does what the Hugging Face Trainer does: a KeyboardInterrupt mid-step, nothing
+[--hang-at-step K] [--sighup-file PATH] ...  On SIGINT it does what the Hugging Face Trainer does: a KeyboardInterrupt mid-step, nothing
 saved, death by SIGINT (exit 130).
 """
 
@@ -37,6 +37,7 @@ DEFAULTS = {
     "crash_at_step": None,
     "ignore_sigint": False,
     "hang_at_step": None,
+    "sighup_file": None,
     "seed": 42,
 }
 
@@ -115,6 +116,7 @@ def settings(argv):
         "--resume-from-checkpoint": str,
         "--crash-at-step": int,
         "--hang-at-step": int,
+        "--sighup-file": str,
     }
     for flag, kind in flags.items():
         parser.add_argument(flag, type=kind)
@@ -338,7 +340,23 @@ def training_step(cfg, step):
     return loss, 0.6 + rng.uniform(0.0, 0.8)
 
 
+def count_sighups(path):
+    """Survive SIGHUP and count it in `path`: tests prove that losing the network never signals the run (a real
+    trainer would die of the SIGHUP a closed terminal sends)."""
+    got = [0]
+
+    def on_sighup(signum, frame):
+        got[0] += 1
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("%d\n" % got[0])
+        sys.stderr.write("[train.py] received SIGHUP (%d so far)\n" % got[0])
+
+    signal.signal(signal.SIGHUP, on_sighup)
+
+
 def train(cfg):
+    if cfg["sighup_file"]:
+        count_sighups(cfg["sighup_file"])
     if cfg["ignore_sigint"]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.stderr.write("[train.py] ignore_sigint is set: Ctrl-C (SIGINT) is ignored\n")
