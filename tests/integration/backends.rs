@@ -3,7 +3,7 @@
 //! local tmux terminal) shows the run, detaches with exit 0 and re-attaches after a black hole, and
 //! on nohup shows the live log. Boxes without tmux (and screen) are a PATH without them.
 
-use super::resilience::{assert_same_bytes, Bg, WRITER};
+use super::resilience::{assert_same_bytes, WRITER};
 use crate::support::*;
 use std::time::{Duration, Instant};
 

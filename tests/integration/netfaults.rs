@@ -5,7 +5,7 @@
 //! byte; and a 20-fault soak (tests/support/soak.rs) loses nothing. Needs root; fails loudly
 //! without it.
 
-use crate::resilience::{assert_same_bytes, Bg, WRITER};
+use crate::resilience::{assert_same_bytes, WRITER};
 use crate::support::netns::{on, NetRig};
 use crate::support::*;
 use rtrain::ssh::link::{Link, LinkEvent};

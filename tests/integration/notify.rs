@@ -95,78 +95,6 @@ fn ps_ef() -> String {
     String::from_utf8_lossy(&Command::new("ps").arg("-ef").output().unwrap().stdout).into_owned()
 }
 
-/// rtrain in the background with its output in files, so a test can watch it and signal it.
-struct Bg {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Bg {
-    fn spawn(mut cmd: Command) -> Bg {
-        let dir = tempfile::tempdir().unwrap();
-        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-        let child = cmd
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Bg {
-            child,
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    fn wait_stderr(&self, needle: &str, limit: Duration) {
-        let start = Instant::now();
-        while !self.stderr().contains(needle) {
-            assert!(
-                start.elapsed() < limit,
-                "never said {needle:?}; stderr: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_code(&mut self, limit: Duration) -> i32 {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                use std::os::unix::process::ExitStatusExt;
-                return s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0));
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!(
-                    "still running after {limit:?}\nstdout: {}\nstderr: {}",
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const FAILING: &str = "echo 'step one'; sleep 3; printf 'boom \"quoted\" \\\\ back\\033]0;evil\\007\\n'; exit 3";
 
 #[test]
@@ -307,13 +235,13 @@ fn wait_sees_a_run_end_during_a_black_hole_and_exits_0_after_reconnecting() {
     p.wait_exit_record(&id, T);
     w.wait_stderr("lost", T);
     proxy.set_mode(Mode::Pass);
-    let code = w.wait_code(T);
-    assert_eq!(code, 0, "stdout: {}\nstderr: {}", w.stdout(), w.stderr());
+    let code = w.wait(T);
+    assert_eq!(code, 0, "stdout: {}\nstderr: {}", w.stdout_text(), w.stderr());
     assert!(w.stderr().contains("reconnected to box"), "{}", w.stderr());
     assert!(
-        w.stdout().contains(&format!("box: run {id} finished (exit 0)")),
+        w.stdout_text().contains(&format!("box: run {id} finished (exit 0)")),
         "{}",
-        w.stdout()
+        w.stdout_text()
     );
 }
 
@@ -357,8 +285,8 @@ fn wait_exits_130_on_ctrl_c_and_leaves_the_run_alone() {
         c
     });
     w.wait_stderr("waiting for run", T);
-    unsafe { libc::kill(w.child.id() as i32, libc::SIGINT) };
-    assert_eq!(w.wait_code(T), 130, "{}", w.stderr());
+    w.signal("INT");
+    assert_eq!(w.wait(T), 130, "{}", w.stderr());
     assert!(!p.run_dir(&id).join("exit").exists(), "the run goes on");
 }
 

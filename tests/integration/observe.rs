@@ -1,7 +1,6 @@
 //! `ckpts`, `status` and `check` against real boxes: one exec channel per question, what the
 //! disk really holds, and several hosts at once.
 
-use crate::resilience::Bg;
 use crate::support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};

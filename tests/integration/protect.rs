@@ -85,79 +85,11 @@ impl Project {
     }
 }
 
-/// rtrain in the background, its output in files, so a test can watch it and signal it.
-struct Bg {
-    child: std::process::Child,
-    out: PathBuf,
-    err: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Bg {
-    fn spawn(p: &Project, args: &[&str]) -> Bg {
-        let dir = tempfile::tempdir().unwrap();
-        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-        let child =
-            p.c.rtrain()
-                .args(args)
-                .stdout(std::fs::File::create(&out).unwrap())
-                .stderr(std::fs::File::create(&err).unwrap())
-                .spawn()
-                .unwrap();
-        Bg {
-            child,
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    fn wait_stderr(&self, needle: &str, limit: Duration) {
-        let start = Instant::now();
-        while !self.stderr().contains(needle) {
-            assert!(
-                start.elapsed() < limit,
-                "stderr never said {needle:?}:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn interrupt(&self) {
-        // SIGINT to rtrain alone, as Ctrl-C in its terminal would send it.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-    }
-
-    fn wait(&mut self, limit: Duration) -> i32 {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(
-                start.elapsed() < limit,
-                "rtrain did not finish within {limit:?}; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `rtrain ARGS` of the project's client, in the background.
+fn bg(p: &Project, args: &[&str]) -> Bg {
+    let mut cmd = p.c.rtrain();
+    cmd.args(args);
+    Bg::spawn(cmd)
 }
 
 fn checkpoint_step(v: &serde_json::Value) -> Option<u64> {
@@ -240,14 +172,14 @@ fn stop_at_checkpoint_waits_for_the_next_one_across_a_drop_and_loses_nothing() {
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     let v = p.wait_status("a first checkpoint", T, |v| checkpoint_step(v).is_some() || !running(v));
     let before = checkpoint_step(&v).expect("a first checkpoint");
-    let mut bg = Bg::spawn(&p, &["stop", "box", "--at-checkpoint", "--timeout", "10"]);
+    let mut bg = bg(&p, &["stop", "box", "--at-checkpoint", "--timeout", "10"]);
     bg.wait_stderr("waiting for the next checkpoint", T);
     let proxy = p.proxy.as_ref().unwrap();
     proxy.set_mode(Mode::BlackHole);
     bg.wait_stderr("connection to box lost", T);
     proxy.set_mode(Mode::Pass);
     let code = bg.wait(T);
-    let (out, err) = (bg.stdout(), bg.stderr());
+    let (out, err) = (bg.stdout_text(), bg.stderr());
     assert_eq!(code, 0, "--- stdout\n{out}\n--- stderr\n{err}");
     assert!(out.contains("stopped run") && out.contains("after SIGINT"), "{out}");
     let v = p.status();
@@ -291,9 +223,9 @@ fn stop_at_checkpoint_gives_up_on_timeout_or_ctrl_c_and_leaves_the_run_alone() {
     );
     assert!(running(&p.status()));
 
-    let mut bg = Bg::spawn(&p, &["stop", "box", "--at-checkpoint"]);
+    let mut bg = bg(&p, &["stop", "box", "--at-checkpoint"]);
     bg.wait_stderr("waiting for the next checkpoint", T);
-    bg.interrupt();
+    bg.signal("INT");
     assert_eq!(bg.wait(T), 130, "{}", bg.stderr());
     std::thread::sleep(Duration::from_millis(500)); // nothing may be signalled after the 130 either
     assert!(running(&p.status()), "Ctrl-C must leave the run alone");

@@ -696,7 +696,7 @@ fn hosts_list_marks_routes_and_a_loop_does_not_hide_the_other_hosts() {
 /// the output is still the remote log byte for byte.
 #[test]
 fn logs_follow_recovers_from_a_drop_between_the_bastion_and_the_box() {
-    use crate::resilience::{assert_same_bytes, Bg, WRITER};
+    use crate::resilience::{assert_same_bytes, WRITER};
     let jump = bastion();
     let gpu = Sshd::start();
     let wire = Proxy::start(gpu.port); // the bastion reaches the box only through this

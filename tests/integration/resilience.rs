@@ -5,7 +5,6 @@
 use crate::support::*;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(60);
@@ -55,96 +54,6 @@ impl Rig {
 
     fn remote_log(&self, status: &serde_json::Value) -> PathBuf {
         PathBuf::from(status["run"]["log"].as_str().expect("log path"))
-    }
-}
-
-/// A background rtrain whose stdout and stderr go to files (read them at any time).
-pub struct Bg {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Bg {
-    pub fn spawn(mut cmd: Command) -> Bg {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("stdout");
-        let err = dir.path().join("stderr");
-        let child = cmd
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Bg {
-            child,
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    pub fn stdout(&self) -> Vec<u8> {
-        std::fs::read(&self.out).unwrap_or_default()
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    pub fn wait(&mut self, limit: Duration) -> i32 {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("rtrain did not finish within {limit:?}; stderr:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Wait until stdout has grown past `len` bytes (output is flowing).
-    pub fn wait_stdout_past(&self, len: usize, limit: Duration) {
-        let start = Instant::now();
-        while self.stdout().len() <= len {
-            assert!(
-                start.elapsed() < limit,
-                "stdout did not grow past {len} bytes within {limit:?}; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn wait_stderr(&self, needle: &str, limit: Duration) {
-        let start = Instant::now();
-        while !self.stderr().contains(needle) {
-            assert!(
-                start.elapsed() < limit,
-                "stderr never said {needle:?}:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

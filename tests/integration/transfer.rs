@@ -2,7 +2,6 @@
 //! identical by SHA-256, and black holes, a killed client or a file rewritten on the box mid-pull
 //! cost at most the bytes in flight.
 
-use crate::resilience::Bg;
 use crate::support::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod bg;
 pub mod http;
 pub mod login;
 pub mod netns;
@@ -14,6 +15,7 @@ pub mod sshd;
 
 pub use agent::*;
 pub use backend::Kind;
+pub use bg::Bg;
 pub use login::*;
 pub use proxy::{Mode, Proxy};
 pub use sshd::*;

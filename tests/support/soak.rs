@@ -5,6 +5,7 @@
 //! and the time each fault took to recover from. The integration suite runs a short one,
 //! `bench/soak.sh N` a long one.
 
+use super::bg::Bg;
 use super::netns::{NetRig, Rng, Shape, Side};
 use super::sshd::{rtrain_bin, run_with_timeout};
 use super::term::LocalTerm;
@@ -306,55 +307,6 @@ impl Drop for Reader {
     }
 }
 
-/// A background rtrain (in the client namespace) writing to files.
-struct Bg {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Bg {
-    fn spawn(mut cmd: Command) -> Bg {
-        let dir = tempfile::tempdir().unwrap();
-        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-        let child = cmd
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Bg {
-            child,
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    fn stdout_len(&self) -> usize {
-        std::fs::metadata(&self.out).map(|m| m.len() as usize).unwrap_or(0)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    fn wait_stderr(&self, needle: &str) {
-        let start = Instant::now();
-        while !self.stderr().contains(needle) {
-            assert!(start.elapsed() < T, "rtrain never said {needle:?}:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn signal(pid: u32, sig: &str) {
     let st = Command::new("kill")
         .arg(format!("-{sig}"))
@@ -415,7 +367,7 @@ pub fn soak(faults: usize, seed: u64, durations: Durations) -> SoakReport {
         TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     });
     let forward = Bg::spawn(rig.rtrain(&["forward", "box", &format!("{local_port}:{remote_port}")]));
-    forward.wait_stderr("forwarding");
+    forward.wait_stderr("forwarding", T);
     let mut reader = Reader::start(&rig, local_port);
 
     let follow = Bg::spawn(rig.rtrain(&["logs", "box", "-f", "-n", "all", "--raw"]));
@@ -475,7 +427,7 @@ pub fn soak(faults: usize, seed: u64, durations: Durations) -> SoakReport {
             }
             Fault::SshdRestart => rig.restart_sshd(),
             Fault::ClientStopped => {
-                let pids = [follow.child.id(), forward.child.id(), attach_pid];
+                let pids = [follow.id(), forward.id(), attach_pid];
                 for p in pids {
                     signal(p, "STOP");
                 }
@@ -536,19 +488,12 @@ pub fn soak(faults: usize, seed: u64, durations: Durations) -> SoakReport {
     let ran = run_with_timeout(&mut rig.rtrain(&["stop", "box", "--timeout", "20"]), T);
     assert_eq!(ran.code, 0, "{ran}");
     let mut follow = follow;
-    let start = Instant::now();
-    while follow.child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < T,
-            "logs -f did not end with the run: {}",
-            follow.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // logs -f must end with the run.
+    let _ = follow.wait(T);
     let (forward_bytes, forward_same) = reader.finish();
     stop_service.store(true, Ordering::SeqCst);
     let _ = serving.join();
-    let local = std::fs::read(&follow.out).unwrap();
+    let local = follow.stdout();
     let source = std::fs::read(&log).unwrap();
     let reconnects = follow.stderr().matches("reconnected").count();
     drop(term);
