@@ -437,6 +437,24 @@ fn the_test_totp_matches_rfc_6238s_vectors() {
     assert_eq!(totp_at(20_000_000_000), "353130");
 }
 
+/// A client that knows `sshd` as `box` for `user` through a fault proxy, with no key of its own,
+/// so the network can be broken under a login.
+fn behind_a_proxy(sshd: &Sshd, user: &TestUser) -> (Arc<Proxy>, Client) {
+    let proxy = Arc::new(Proxy::start(sshd.port));
+    let c = Client::bare();
+    c.write_ssh_config(&format!(
+        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n",
+        proxy.port(),
+        user.name
+    ));
+    std::fs::write(
+        c.ssh_dir().join("known_hosts"),
+        format!("[127.0.0.1]:{} {}\n", proxy.port(), sshd.host_public_key()),
+    )
+    .unwrap();
+    (proxy, c)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_a_login_the_network_cuts_off_is_a_lost_connection_not_a_refused_password() {
     // CI once failed the outage test below: the reset landed after the password was sent, russh
@@ -451,18 +469,7 @@ async fn regression_a_login_the_network_cuts_off_is_a_lost_connection_not_a_refu
         program: Some(pam.sshd_link.clone()),
         ..SshdOptions::default()
     });
-    let proxy = Arc::new(Proxy::start(sshd.port));
-    let c = Client::bare();
-    c.write_ssh_config(&format!(
-        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n",
-        proxy.port(),
-        user.name
-    ));
-    std::fs::write(
-        c.ssh_dir().join("known_hosts"),
-        format!("[127.0.0.1]:{} {}\n", proxy.port(), sshd.host_public_key()),
-    )
-    .unwrap();
+    let (proxy, c) = behind_a_proxy(&sshd, &user);
     let person = Arc::new(Person::with_passwords(&["slow-pw"]));
     let target = library_target(&c, "box");
     let p = person.clone();
@@ -503,18 +510,7 @@ async fn a_reconnect_asks_for_the_password_once_per_outage_not_once_per_attempt(
         auth_config: "PasswordAuthentication yes\n".into(),
         ..SshdOptions::default()
     });
-    let proxy = Arc::new(Proxy::start(sshd.port));
-    let c = Client::bare();
-    c.write_ssh_config(&format!(
-        "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n",
-        proxy.port(),
-        user.name
-    ));
-    std::fs::write(
-        c.ssh_dir().join("known_hosts"),
-        format!("[127.0.0.1]:{} {}\n", proxy.port(), sshd.host_public_key()),
-    )
-    .unwrap();
+    let (proxy, c) = behind_a_proxy(&sshd, &user);
     // While the person types the reconnect password, the network drops again: that attempt fails
     // after the question, and the next attempt of the same outage must not ask again.
     let broke = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -138,9 +138,6 @@ impl PamService {
             "pam_google_authenticator is not installed: run ./scripts/test.sh (it installs \
              libpam-google-authenticator), or `apt-get install libpam-google-authenticator`"
         );
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("rtrain-test-sshd-{}-{n}", std::process::id());
         let secret_file = dir.path().join("google_authenticator");
         // Codes may be reused (two tests in one 30 s step), the default window of 3 steps.
         std::fs::write(&secret_file, format!("{TOTP_SECRET_B32}\n\" TOTP_AUTH\n")).unwrap();
@@ -155,27 +152,14 @@ impl PamService {
             secret_file.display(),
             if echo_code { " echo_verification_code" } else { "" }
         );
-        std::fs::write(Path::new("/etc/pam.d").join(&name), stack).expect("write /etc/pam.d (needs root)");
-        let sshd_link = dir.path().join(&name);
-        std::os::unix::fs::symlink(super::SSHD, &sshd_link).unwrap();
-        PamService {
-            dir,
-            name,
-            sshd_link,
-            secret_file,
-        }
+        Self::install(dir, &stack, secret_file)
     }
-}
 
-impl PamService {
     /// Password (pam_unix), checked only after a pause: a first module touches `marker` (the
     /// password has reached the box) and then holds the login for 15 s, so a test can break the
     /// network while the client waits for the verdict.
     pub fn password_after_a_pause(marker: &Path) -> PamService {
         let dir = tempfile::Builder::new().prefix("rtrain-pam-").tempdir().unwrap();
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("rtrain-test-sshd-pause-{}-{n}", std::process::id());
         let script = dir.path().join("pause.sh");
         std::fs::write(
             &script,
@@ -192,10 +176,18 @@ impl PamService {
              password required pam_deny.so\n",
             script.display()
         );
+        let unused = dir.path().join("unused");
+        Self::install(dir, &stack, unused)
+    }
+
+    /// `stack` as `/etc/pam.d/<a name of this process's own>` and an sshd link of that name in `dir`.
+    fn install(dir: tempfile::TempDir, stack: &str, secret_file: PathBuf) -> PamService {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("rtrain-test-sshd-{}-{n}", std::process::id());
         std::fs::write(Path::new("/etc/pam.d").join(&name), stack).expect("write /etc/pam.d (needs root)");
         let sshd_link = dir.path().join(&name);
         std::os::unix::fs::symlink(super::SSHD, &sshd_link).unwrap();
-        let secret_file = dir.path().join("unused");
         PamService {
             dir,
             name,
