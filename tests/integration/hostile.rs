@@ -1,13 +1,12 @@
 //! What a box may send (issue 17, section 4): a box is not trusted to be small or sane. Each test puts a
 //! real sshd in front of a `ForceCommand` that floods, and holds the real rtrain binary to one clear line
-//! and a bounded peak memory, measured on the child itself (`wait4`'s `ru_maxrss`).
+//! and a bounded peak memory, measured on the rtrain process itself (its `VmHWM`).
 
 use crate::support::*;
-use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
 /// The issue's bound on rtrain's peak resident memory while a box floods it.
@@ -21,58 +20,28 @@ fn force_command(dir: &Path, body: &str) -> PathBuf {
     p
 }
 
-/// Runs `cmd` to its end (or kills it after `limit`) and returns what it printed and its own peak resident
-/// set in KiB, from `wait4` on exactly this child (RUSAGE_CHILDREN would mix in other tests' children).
-// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
-#[allow(clippy::zombie_processes)]
+/// Runs `cmd` to its end (or kills it after `limit`) and returns what it printed and its own peak
+/// resident memory in KiB: the kernel's high-water mark of the process since its exec (`VmHWM` in
+/// /proc/PID/status), read at every poll while it runs. Not `wait4`'s `ru_maxrss`: that also counts
+/// the forked test process before the exec (299 MB in a full run, whatever rtrain did).
 fn run_measured(cmd: &mut Command, limit: Duration) -> (Ran, i64) {
-    let start = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let pid = child.id() as libc::pid_t;
-    let (status, rusage) = loop {
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is a valid out-parameter; pid is our own unreaped child.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
-        if r == pid {
-            break (status, ru);
+    let mut peak = None;
+    let ran = run_watched(cmd, limit, |pid| {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak = peak.max(Some(kib));
         }
-        assert_eq!(r, 0, "wait4: {}", std::io::Error::last_os_error());
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    let ran = Ran {
-        code,
-        stdout: t_out.join().unwrap(),
-        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
-        elapsed: start.elapsed(),
-    };
-    (ran, rusage.ru_maxrss)
+    });
+    let peak = peak.unwrap_or_else(|| panic!("no VmHWM of the child was read while it ran: {ran}"));
+    (ran, peak)
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[test]
-#[ignore = "known bug in the measurement: wait4 maxrss counts the forked test process (299 MB in a full run); passes alone"]
 fn status_of_a_box_printing_two_gib_fails_with_one_line_in_bounded_memory() {
     let scripts = tempfile::tempdir().unwrap();
     // Every session prints 2 GiB of garbage instead of running what was asked.
@@ -99,7 +68,6 @@ fn status_of_a_box_printing_two_gib_fails_with_one_line_in_bounded_memory() {
 }
 
 #[test]
-#[ignore = "known bug in the measurement: wait4 maxrss counts the forked test process (299 MB in a full run); passes alone"]
 fn logs_follow_of_a_box_whose_stderr_floods_stays_bounded_and_exact() {
     let scripts = tempfile::tempdir().unwrap();
     // 96 MiB on stderr before every command the box runs: more than the bound if it were all kept.

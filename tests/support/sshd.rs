@@ -498,6 +498,12 @@ impl std::fmt::Display for Ran {
 
 /// Run with a hard limit so a hang fails the test instead of the whole suite.
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Ran {
+    run_watched(cmd, limit, |_| {})
+}
+
+/// [`run_with_timeout`], calling `watch` with the child's pid at every poll while it runs (to
+/// sample what only a live process shows, such as its memory in /proc).
+pub fn run_watched(cmd: &mut Command, limit: Duration, mut watch: impl FnMut(u32)) -> Ran {
     let start = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -520,6 +526,7 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Ran {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
+        watch(child.id());
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
