@@ -1001,14 +1001,19 @@ mod tests {
             }
         }
 
+        /// Where this machine keeps `tool` (a stand-in on the box's PATH hands over to it).
+        fn real_tool(tool: &str) -> PathBuf {
+            ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(tool))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("{tool} is not in /usr/bin or /bin"))
+        }
+
         fn bare(tools: &[&str]) -> TestBox {
             let mut b = TestBox::new();
             for t in tools {
-                let real = ["/usr/bin", "/bin"]
-                    .iter()
-                    .map(|d| Path::new(d).join(t))
-                    .find(|p| p.exists())
-                    .unwrap();
+                let real = TestBox::real_tool(t);
                 std::os::unix::fs::symlink(real, b.bin.join(t)).unwrap();
             }
             b.bare = true;
@@ -1270,11 +1275,7 @@ mod tests {
         let b = TestBox::new();
         let calls = b.home.join("calls");
         for tool in ["du", "stat", "head", "tr"] {
-            let real = ["/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(tool))
-                .find(|p| p.exists())
-                .unwrap();
+            let real = TestBox::real_tool(tool);
             b.fake(
                 tool,
                 &format!(
@@ -2005,11 +2006,7 @@ mod tests {
         std::fs::create_dir_all(&hooks).unwrap();
         let q = |p: &Path| quote(p.to_str().unwrap());
         for tool in ["head", "tr", "cat"] {
-            let real = ["/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(tool))
-                .find(|p| p.exists())
-                .unwrap();
+            let real = TestBox::real_tool(tool);
             b.fake(
                 tool,
                 &format!(
