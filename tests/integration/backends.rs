@@ -3,46 +3,13 @@
 //! local tmux terminal) shows the run, detaches with exit 0 and re-attaches after a black hole, and
 //! on nohup shows the live log. Boxes without tmux (and screen) are a PATH without them.
 
-use super::resilience::{assert_same_bytes, WRITER};
+use super::resilience::{assert_same_bytes, Rig};
 use crate::support::*;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(60);
 
-/// A box where `auto` picks `kind`, reached through a fault-injecting proxy, keepalives 500 ms × 2.
-struct Rig {
-    sshd: Sshd,
-    proxy: Proxy,
-    c: Client,
-}
-
 impl Rig {
-    fn new(kind: Kind) -> Rig {
-        let sshd = kind.sshd();
-        let proxy = Proxy::start(sshd.port);
-        let c = proxy.client_for(&sshd);
-        c.write_rtrain_config("defaults:\n  workdir: ~/work dir\n  keepalive: 500ms\n");
-        std::fs::create_dir_all(sshd.remote_home.join("work dir")).unwrap();
-        std::fs::write(sshd.remote_home.join("work dir/writer.py"), WRITER).unwrap();
-        Rig { sshd, proxy, c }
-    }
-
-    fn rtrain(&self, args: &[&str]) -> Ran {
-        run_with_timeout(self.c.rtrain().args(args), T)
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let ran = self.rtrain(&["status", "box", "--json"]);
-        assert_eq!(ran.code, 0, "{ran}");
-        serde_json::from_slice(&ran.stdout).unwrap()
-    }
-
-    fn up(&self, command: &str) -> serde_json::Value {
-        let ran = self.rtrain(&["up", "box", "--", command]);
-        assert_eq!(ran.code, 0, "{ran}");
-        self.status()
-    }
-
     /// A black hole until rtrain has noticed (`needle` on its stderr), then a little longer.
     fn outage(&self, seen: impl Fn() -> bool) {
         self.proxy.set_mode(Mode::BlackHole);
@@ -54,18 +21,12 @@ impl Rig {
         std::thread::sleep(Duration::from_secs(1));
         self.proxy.set_mode(Mode::Pass);
     }
-
-    fn term(&self, script: &str) -> LocalTerm {
-        let mut env = self.c.env_pairs();
-        env.push(("RTRAIN".into(), rtrain_bin().display().to_string()));
-        LocalTerm::start(&["sh".to_string(), "-c".to_string(), script.to_string()], &env)
-    }
 }
 
 crate::per_backend! {
 /// The log arrives byte for byte across a dead link, whatever keeps the run alive.
 fn logs_follow_is_byte_exact_across_a_black_hole(kind) {
-    let rig = Rig::new(kind);
+    let rig = Rig::on(kind);
     let st = rig.up("python3 writer.py 1000 8");
     assert_eq!(st["run"]["backend"], kind.name(), "{st:#}");
     let log = std::path::PathBuf::from(st["run"]["log"].as_str().unwrap());
@@ -136,7 +97,7 @@ fn a_run_keeps_its_backend_whatever_the_config_says_later() {
 /// after rtrain's session, and each run is a window of it.
 #[test]
 fn on_screen_each_run_is_a_window_of_one_session_named_as_configured() {
-    let rig = Rig::new(Kind::Screen);
+    let rig = Rig::on(Kind::Screen);
     rig.up("echo first-run");
     let first = rig.status();
     assert_eq!(first["run"]["backend"], "screen");
@@ -157,7 +118,7 @@ fn on_screen_each_run_is_a_window_of_one_session_named_as_configured() {
 
 #[test]
 fn attach_on_screen_shows_the_run_detaches_with_0_and_reattaches_after_a_black_hole() {
-    let rig = Rig::new(Kind::Screen);
+    let rig = Rig::on(Kind::Screen);
     let st = rig.up("i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.5; done");
     let term = rig.term("\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
     term.wait_for("tick-", T);
@@ -203,7 +164,7 @@ fn attach_on_screen_shows_the_run_detaches_with_0_and_reattaches_after_a_black_h
 
 #[test]
 fn attach_on_nohup_says_there_is_no_terminal_and_shows_the_live_log() {
-    let rig = Rig::new(Kind::Nohup);
+    let rig = Rig::on(Kind::Nohup);
     rig.up("i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.3; done");
     // The shell traps SIGINT (a handler, which its children do not inherit) so that it outlives Ctrl-C.
     let term = rig.term("trap : INT; \"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
@@ -229,7 +190,7 @@ fn attach_on_nohup_says_there_is_no_terminal_and_shows_the_live_log() {
 /// (the run goes on), and the second says, when it leaves, that it took the session over.
 #[test]
 fn a_second_attach_on_screen_takes_the_session_over_and_says_so() {
-    let rig = Rig::new(Kind::Screen);
+    let rig = Rig::on(Kind::Screen);
     rig.up("i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.5; done");
     let script = "\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60";
     let first = rig.term(script);

@@ -23,15 +23,21 @@ while time.time() - start < secs:
         time.sleep(delay)
 "#;
 
-struct Rig {
-    sshd: Sshd,
-    proxy: Proxy,
-    c: Client,
+/// A box where `auto` picks `kind` (tmux for [`Rig::new`]), reached through a fault-injecting
+/// proxy, keepalives 500 ms, with [`WRITER`] in its workdir.
+pub(crate) struct Rig {
+    pub sshd: Sshd,
+    pub proxy: Proxy,
+    pub c: Client,
 }
 
 impl Rig {
     fn new() -> Rig {
-        let sshd = Sshd::start();
+        Rig::on(Kind::Tmux)
+    }
+
+    pub fn on(kind: Kind) -> Rig {
+        let sshd = kind.sshd();
         let proxy = Proxy::start(sshd.port);
         let c = proxy.client_for(&sshd);
         c.write_rtrain_config("defaults:\n  workdir: ~/work dir\n  keepalive: 500ms\n");
@@ -40,20 +46,32 @@ impl Rig {
         Rig { sshd, proxy, c }
     }
 
-    fn rtrain(&self, args: &[&str]) -> Ran {
+    pub fn rtrain(&self, args: &[&str]) -> Ran {
         run_with_timeout(self.c.rtrain().args(args), T)
     }
 
+    pub fn status(&self) -> serde_json::Value {
+        let st = self.rtrain(&["status", "box", "--json"]);
+        assert_eq!(st.code, 0, "{st}");
+        serde_json::from_slice(&st.stdout).unwrap()
+    }
+
     /// Start a run through rtrain itself (through the proxy, while it passes).
-    fn up(&self, command: &str) -> serde_json::Value {
+    pub fn up(&self, command: &str) -> serde_json::Value {
         let ran = self.rtrain(&["up", "box", "--", command]);
         assert_eq!(ran.code, 0, "{ran}");
-        let st = self.rtrain(&["status", "box", "--json"]);
-        serde_json::from_slice(&st.stdout).unwrap()
+        self.status()
     }
 
     fn remote_log(&self, status: &serde_json::Value) -> PathBuf {
         PathBuf::from(status["run"]["log"].as_str().expect("log path"))
+    }
+
+    /// `script` in a local tmux terminal, with `$RTRAIN` and the client's environment.
+    pub fn term(&self, script: &str) -> LocalTerm {
+        let mut env = self.c.env_pairs();
+        env.push(("RTRAIN".into(), rtrain_bin().display().to_string()));
+        LocalTerm::start(&["sh".to_string(), "-c".to_string(), script.to_string()], &env)
     }
 }
 
@@ -174,12 +192,6 @@ fn a_host_key_changed_while_away_stops_with_exit_5_instead_of_retrying() {
     rig.rtrain(&["stop", "box", "--force"]); // refused too (changed key): the box's Drop ends the run
 }
 
-fn attach_term(rig: &Rig, script: &str) -> LocalTerm {
-    let mut env = rig.c.env_pairs();
-    env.push(("RTRAIN".into(), rtrain_bin().display().to_string()));
-    LocalTerm::start(&["sh".to_string(), "-c".to_string(), script.to_string()], &env)
-}
-
 /// The retry count the attach status line shows ("attempt N"), if it shows one.
 fn attempt_shown(screen: &str) -> Option<u32> {
     let at = screen.rfind("attempt ")? + "attempt ".len();
@@ -209,7 +221,7 @@ fn attach_reconnects_after_a_black_hole_and_the_run_never_notices() {
     let rig = Rig::new();
     let st = rig.up("python3 writer.py 5 300");
     let pid = st["run"]["pid"].clone();
-    let term = attach_term(&rig, "\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
+    let term = rig.term("\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
     term.wait_for("[training", T);
     rig.proxy.set_mode(Mode::BlackHole);
     let screen = term.wait_for("reconnecting", Duration::from_secs(15));
@@ -272,8 +284,7 @@ fn attach_reconnects_after_a_black_hole_and_the_run_never_notices() {
 #[test]
 fn ctrl_c_while_reconnecting_exits_130_and_restores_the_terminal() {
     let rig = Rig::new();
-    let term = attach_term(
-        &rig,
+    let term = rig.term(
         "\"$RTRAIN\" attach box; echo \"EXIT=$?\"; stty -a | tr ' ' '\\n' | grep -x -e icanon -e -icanon; sleep 60",
     );
     term.wait_for("[training", T);
@@ -327,12 +338,4 @@ fn forward_keeps_listening_and_serves_new_clients_once_the_link_is_back() {
     rig.proxy.set_mode(Mode::Pass);
     bg.wait_stderr("reconnected", Duration::from_secs(15));
     assert_eq!(echo("again"), "again", "a new client works once the link is back");
-}
-
-impl Rig {
-    fn status(&self) -> serde_json::Value {
-        let st = self.rtrain(&["status", "box", "--json"]);
-        assert_eq!(st.code, 0, "{st}");
-        serde_json::from_slice(&st.stdout).unwrap()
-    }
 }
