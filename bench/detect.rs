@@ -17,26 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 const DEAD_GOAL: Duration = Duration::from_secs(6);
 
-fn arg(args: &[String], name: &str) -> Option<f64> {
-    let i = args.iter().position(|a| a == name)?;
-    Some(
-        args.get(i + 1)?
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} takes a number")),
-    )
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let minutes = arg(&args, "--minutes").unwrap_or(if full { 10.0 } else { 20.0 / 60.0 });
-    let trials = arg(&args, "--trials").unwrap_or(if full { 20.0 } else { 1.0 }) as usize;
-    let seed = arg(&args, "--seed").map(|s| s as u64).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    });
+    let args = support::bench_args::BenchArgs::from_env();
+    let full = args.full();
+    let minutes: f64 = args.value("--minutes").unwrap_or(if full { 10.0 } else { 20.0 / 60.0 });
+    let trials: usize = args.value("--trials").unwrap_or(if full { 20 } else { 1 });
+    let seed = args.seed();
     let bad_for = Duration::from_secs_f64(minutes * 60.0);
     let (dead, alarms) = std::thread::scope(|s| {
         let dead = s.spawn(|| detection(trials.max(1), seed));

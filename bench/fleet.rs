@@ -14,14 +14,10 @@ use support::netns::{NetNs, Shape, Side};
 use support::{keygen, run_with_timeout, Client, Sshd, SshdOptions};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let num = |name: &str| {
-        let i = args.iter().position(|a| a == name)?;
-        args.get(i + 1)?.parse::<usize>().ok()
-    };
-    let hosts = num("--hosts").unwrap_or(if full { 64 } else { 4 }).clamp(1, 200);
-    let trials = num("--trials").unwrap_or(if full { 5 } else { 1 }).max(1);
+    let args = support::bench_args::BenchArgs::from_env();
+    let full = args.full();
+    let hosts: usize = args.value("--hosts").unwrap_or(if full { 64 } else { 4 }).clamp(1, 200);
+    let trials: usize = args.value("--trials").unwrap_or(if full { 5 } else { 1 }).max(1);
     let net = NetNs::new();
     let addrs: Vec<String> = (0..hosts).map(|i| format!("192.0.2.{}", 10 + i)).collect();
     for a in &addrs {

@@ -23,14 +23,9 @@ const RECOVERY_TARGET: Duration = Duration::from_millis(1500);
 const OUTAGE: Duration = Duration::from_secs(2);
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let trials = args
-        .iter()
-        .position(|a| a == "--trials")
-        .and_then(|i| args.get(i + 1))
-        .map(|n| n.parse::<usize>().expect("--trials N"))
-        .unwrap_or(if full { 10 } else { 1 });
+    let args = support::bench_args::BenchArgs::from_env();
+    let full = args.full();
+    let trials: usize = args.value("--trials").unwrap_or(if full { 10 } else { 1 });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,19 +7,10 @@
 mod support;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let num = |name: &str| {
-        let i = args.iter().position(|a| a == name)?;
-        args.get(i + 1)?.parse::<u64>().ok()
-    };
-    let faults = num("--faults").unwrap_or(if full { 100 } else { 2 }) as usize;
-    let seed = num("--seed").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    });
+    let args = support::bench_args::BenchArgs::from_env();
+    let full = args.full();
+    let faults: usize = args.value("--faults").unwrap_or(if full { 100 } else { 2 });
+    let seed = args.seed();
     println!("soak seed {seed}");
     let report = support::soak::soak(
         faults,

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod bench_args;
 pub mod bg;
 pub mod http;
 pub mod login;
