@@ -381,7 +381,7 @@ rt_group_alive() {
 rt_alive() {
   rt_pa= rt_pw= rt_ga=
   rt_read1 "$1/backend"
-  [ "$rt_v" != slurm ] || { rt_slurm_alive "$1"; return; }
+  if rt_tracks_own "$rt_v"; then "rt_${rt_v}_alive" "$1"; return; fi
   rt_pid "$1" || return 1
   if kill -0 "$rt_p" 2>/dev/null; then
     if [ ! -r /proc/self/stat ]; then rt_pa=0; return 0; fi
@@ -396,21 +396,6 @@ rt_alive() {
   rt_pa=1
   if rt_group_alive "$rt_p"; then rt_ga=0; return 0; fi
   rt_ga=1
-  return 1
-}
-# A Slurm run lives on the compute node, out of this box's sight: it is alive while its job is the scheduler's
-# (pending, running, or on its way back to the queue), and also when squeue cannot tell (never twice); a job
-# squeue no longer knows has ended. The job's state stays in rt_sj for `status`.
-rt_slurm_alive() {
-  rt_sj=
-  rt_read1 "$1/job"
-  case $rt_v in ''|*[!0-9]*) return 1 ;; esac
-  if ! rt_sj=$(squeue -h -j "$rt_v" -o %T 2>&1); then
-    case $rt_sj in *"Invalid job id"*) rt_sj=; return 1 ;; esac
-    rt_sj=UNKNOWN
-    return 0
-  fi
-  case $rt_sj in PENDING*|CONFIGURING*|RUNNING*|COMPLETING*|SUSPENDED*|REQUEUE*|RESIZING*|SIGNALING*|STOPPED*) return 0 ;; esac
   return 1
 }
 # The state in rt_s. `exit` is read again after the liveness test: the wrapper writes it just before it execs the
@@ -757,7 +742,7 @@ rt_say id "$rt_id"
 rt_backend_of "$rt_rd"
 rt_say backend "$rt_b"
 rt_st=$(rt_state "$rt_rd")
-[ "$rt_b" != slurm ] || [ "$rt_st" != running ] || rt_slurm_stop
+if [ "$rt_st" = running ] && rt_tracks_own "$rt_b"; then "rt_${rt_b}_stop"; fi
 if [ "$rt_st" != running ]; then
   rt_say state "$rt_st"
   rt_say exit "$(cat "$rt_rd/exit" 2>/dev/null)"

@@ -16,8 +16,9 @@
 //!
 //! Inspect, recover and stop are shared by the backends here: each run is its own process group led by
 //! the wrapper (the run record's `pid`), which is what `RUN_STATE_SH` probes and what `stop` signals. A
-//! backend whose runs are not processes on the box (a scheduler's jobs) adds its own arm to the `case` of
-//! `rt_alive` and of `rt_signal` there. The backend a run was launched with is recorded in its run dir
+//! backend whose runs are not processes on the box (a scheduler's jobs) says so
+//! ([`Backend::tracks_its_own_run`]) and defines `rt_<name>_alive` and `rt_<name>_stop`, which the shared
+//! liveness test and stop hand its runs to. The backend a run was launched with is recorded in its run dir
 //! (`backend`); a record without one was written before backends existed and is tmux's.
 
 pub mod nohup;
@@ -69,6 +70,12 @@ pub trait Backend: Sync {
     /// Whether `auto` may pick it (a scheduler's backend never is: it must be asked for).
     fn auto(&self) -> bool {
         true
+    }
+    /// The run is not a process group on this box (a scheduler's job on another node): its sh defines
+    /// `rt_<name>_alive RUN_DIR` and `rt_<name>_stop` (which ends the stop script), and the shared
+    /// liveness test and stop escalation hand its runs to them.
+    fn tracks_its_own_run(&self) -> bool {
+        false
     }
 }
 
@@ -123,7 +130,8 @@ pub fn names() -> Vec<&'static str> {
 /// inspect or attach: `rt_backend_ok NAME` (known and available), `rt_available` (the available names,
 /// space-separated, in `rt_av`), `rt_resolve CHOICE` (`auto` or a name; the backend in `rt_b`, or fails
 /// with `rt_b` holding the one that is missing, `none` for auto on a box without any) and `rt_backend_of
-/// RUN_DIR` (the recorded backend in `rt_b`, tmux for a record without one).
+/// RUN_DIR` (the recorded backend in `rt_b`, tmux for a record without one) and `rt_tracks_own NAME`
+/// (the backend keeps its runs' liveness and stop itself, see [`Backend::tracks_its_own_run`]).
 pub fn functions_sh() -> String {
     let mut out = String::new();
     for b in ALL {
@@ -132,6 +140,12 @@ pub fn functions_sh() -> String {
     let auto_names = ALL
         .iter()
         .filter(|b| b.auto())
+        .map(|b| b.name())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let own = ALL
+        .iter()
+        .filter(|b| b.tracks_its_own_run())
         .map(|b| b.name())
         .collect::<Vec<_>>()
         .join(" ");
@@ -149,6 +163,7 @@ rt_resolve() {{
   rt_b=none
   return 1
 }}
+rt_tracks_own() {{ case " {own} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }}
 rt_backend_of() {{
   rt_read1 "$1/backend"
   rt_b=${{rt_v:-tmux}}

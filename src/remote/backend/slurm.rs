@@ -1,8 +1,8 @@
 //! The Slurm backend: the SSH host is a cluster's login node, and the run is a batch job the scheduler
 //! starts on a compute node when it can, with the workdir on a filesystem both see. `up` writes the batch
 //! script, its settings and its `submit` line into the run record (remote::slurm builds them from quoted parts)
-//! and submits it; the run is active while its job is pending or running (`rt_alive`'s Slurm arm in
-//! remote::run asks `squeue`). There is no terminal to attach to, and `stop` goes through `scancel`.
+//! and submits it; the run is active while its job is pending or running (`rt_slurm_alive` asks
+//! `squeue`: the run is not a process group on this box, see [`Backend::tracks_its_own_run`]). There is no terminal to attach to, and `stop` goes through `scancel`.
 //! Never picked by `auto`: a login node usually has tmux too, and running the training there would be wrong.
 
 use super::{Backend, PtyEnd};
@@ -17,7 +17,22 @@ pub struct Slurm;
 /// `rt_slurm_stop`: the batch shell gets SIGINT first (`scancel --batch`; it stops the trainer and records the
 /// exit), after `rt_timeout` seconds the whole job gets `scancel` (SIGTERM, then SIGKILL after the cluster's
 /// KillWait). A job cancelled before it started never runs its script, so `stop` records its end itself.
-const SH: &str = r##"rt_slurm_available() { command -v sbatch >/dev/null 2>&1 && command -v squeue >/dev/null 2>&1 && command -v scancel >/dev/null 2>&1; }
+const SH: &str = r##"# A Slurm run lives on the compute node, out of this box's sight: it is alive while its job is the scheduler's
+# (pending, running, or on its way back to the queue), and also when squeue cannot tell (never twice); a job
+# squeue no longer knows has ended. The job's state stays in rt_sj for `status`.
+rt_slurm_alive() {
+  rt_sj=
+  rt_read1 "$1/job"
+  case $rt_v in ''|*[!0-9]*) return 1 ;; esac
+  if ! rt_sj=$(squeue -h -j "$rt_v" -o %T 2>&1); then
+    case $rt_sj in *"Invalid job id"*) rt_sj=; return 1 ;; esac
+    rt_sj=UNKNOWN
+    return 0
+  fi
+  case $rt_sj in PENDING*|CONFIGURING*|RUNNING*|COMPLETING*|SUSPENDED*|REQUEUE*|RESIZING*|SIGNALING*|STOPPED*) return 0 ;; esac
+  return 1
+}
+rt_slurm_available() { command -v sbatch >/dev/null 2>&1 && command -v squeue >/dev/null 2>&1 && command -v scancel >/dev/null 2>&1; }
 rt_slurm_session() { return 1; }
 rt_slurm_start() {
   { printf '%s' "$rt_slurm_batch" > "$rt_rd/batch.sh" &&
@@ -99,6 +114,10 @@ impl Backend for Slurm {
 
     fn auto(&self) -> bool {
         false
+    }
+
+    fn tracks_its_own_run(&self) -> bool {
+        true
     }
 }
 
