@@ -120,12 +120,13 @@ fn spec(
     let s = &target.settings;
     let backend_arg_none = backend.is_none();
     let backend = backend.unwrap_or(s.backend);
-    // A resume may relaunch a Slurm run whatever the config says now, so it carries the batch files too.
-    let backend_vars = if backend == Choice::Only("slurm") || inherit {
-        crate::remote::backend::slurm::launch_vars(target)
-    } else {
-        Vec::new()
-    };
+    // A resume relaunches the run on its recorded backend, which only the box knows, whatever the config
+    // says now: it carries every backend's variables (a Slurm run's batch files, say).
+    let backend_vars = backend::ALL
+        .iter()
+        .filter(|b| inherit || backend == Choice::Only(b.name()))
+        .flat_map(|b| b.launch_vars(target))
+        .collect();
     LaunchSpec {
         backend_vars,
         workdir: s.workdir.clone(),
@@ -203,7 +204,12 @@ async fn launch(
                     _ => format!("under {} (no terminal)", run.backend),
                 };
                 match &run.job {
-                    Some(job) => println!("submitted run {} on {} as Slurm job {job}", run.id, target.name),
+                    Some(job) => println!(
+                        "submitted run {} on {} as {} job {job}",
+                        run.id,
+                        target.name,
+                        b.map_or(run.backend.as_str(), |b| b.label())
+                    ),
                     None => println!("launched run {} on {} (pid {}) {how}", run.id, target.name, run.pid),
                 }
                 println!("  command: {}", spec.command);
@@ -227,7 +233,10 @@ async fn launch(
             }
             if !ctx.quiet {
                 let what = match &run.job {
-                    Some(job) => format!("Slurm job {job}"),
+                    Some(job) => format!(
+                        "{} job {job}",
+                        backend::by_name(&run.backend).map_or(run.backend.as_str(), |b| b.label())
+                    ),
                     None => format!("pid {}", run.pid),
                 };
                 println!(

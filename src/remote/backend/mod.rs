@@ -71,6 +71,10 @@ pub trait Backend: Sync {
     fn auto(&self) -> bool {
         true
     }
+    /// The sh variables its `rt_<name>_start` reads, from the host's settings (each value quoted).
+    fn launch_vars(&self, _target: &crate::config::Target) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     /// The run is not a process group on this box (a scheduler's job on another node): its sh defines
     /// `rt_<name>_alive RUN_DIR` and `rt_<name>_stop` (which ends the stop script), and the shared
     /// liveness test and stop escalation hand its runs to them.

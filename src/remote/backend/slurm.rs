@@ -119,6 +119,10 @@ impl Backend for Slurm {
     fn tracks_its_own_run(&self) -> bool {
         true
     }
+
+    fn launch_vars(&self, target: &crate::config::Target) -> Vec<(&'static str, String)> {
+        launch_vars(target)
+    }
 }
 
 /// The sh variables `rt_slurm_start` reads (see [`SH`]), from the host's settings: the batch script, its
