@@ -380,7 +380,9 @@ where
     let auth = match auth::authenticate(&mut handle, target, opts, prompter).await {
         // russh answers a login the network cut off with an empty refusal. That is a lost
         // connection, worth another attempt, not the server's "no" (which never retries).
-        Err(SshError::AuthFailed { .. }) if handle.is_closed() && !closed_by_server(&closed) => {
+        Err(SshError::AuthFailed { .. })
+            if handle.is_closed() && closed.borrow().as_ref().is_none_or(|c| !c.by_server) =>
+        {
             let reason = closed.borrow().as_ref().map_or_else(
                 || "the connection was closed during login".to_string(),
                 |c| format!("{} during login", c.reason),
@@ -397,10 +399,6 @@ where
         auth,
         local_addr: None,
     })
-}
-
-fn closed_by_server(closed: &tokio::sync::watch::Receiver<Option<Closed>>) -> bool {
-    closed.borrow().as_ref().is_some_and(|c| c.by_server)
 }
 
 fn describe_open_failure(reason: &russh::ChannelOpenFailure) -> String {
