@@ -54,7 +54,7 @@ PY
 command -v shellcheck >/dev/null || apt_install shellcheck
 hadolint="$(hadolint_bin)"
 
-scripts=(.ci/run scripts/*.sh docker/*.sh docker/gpu-box/*.sh)
+scripts=(.ci/run scripts/*.sh bench/*.sh docker/*.sh docker/gpu-box/*.sh)
 echo "lint.sh: $(shellcheck --version | sed -n 's/^version: /shellcheck /p') on ${scripts[*]}"
 shellcheck "${scripts[@]}"
 echo "lint.sh: $("$hadolint" --version) on docker/gpu-box/Dockerfile"
