@@ -9,6 +9,8 @@ pub mod bg;
 pub mod http;
 pub mod login;
 pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod netns_kernel;
 pub mod proxy;
 pub mod slurm;
 pub mod soak;
