@@ -625,7 +625,7 @@ pub(super) async fn probe_on_link(
 }
 
 /// A dropped connection, or a probe whose output it cut short.
-fn retryable(e: &anyhow::Error) -> bool {
+pub(super) fn retryable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<crate::ssh::SshError>()
             .is_some_and(|s| s.is_retryable())
@@ -926,11 +926,12 @@ pub(super) async fn follow_link(
     let status = StatusLine::new(&target.name, false, ctx.env.interactive, ctx.quiet);
     let mut sink = LogSink::new(raw);
     let mut start = lines.map_or(LogStart::Offset(0), LogStart::LastLines);
+    let mut waited = String::new();
     let trailer = loop {
         let session = link.session().await?;
         let script = run::follow_script(&target.settings.workdir, run_id.as_deref(), start);
         let command = run::sh_command(&script);
-        let mut stderr_buf = HeadTail::new(STDERR_KEPT, STDERR_KEPT);
+        let mut stderr_buf = FollowStderr::new(std::mem::take(&mut waited), ctx.quiet);
         let before = sink.received;
         let dead = link.wait_dead();
         let outcome = tokio::select! {
@@ -946,7 +947,8 @@ pub(super) async fn follow_link(
             }
         };
         drop(session);
-        let err_bytes = stderr_buf.bytes();
+        waited = std::mem::take(&mut stderr_buf.said);
+        let err_bytes = stderr_buf.kept.bytes();
         let err_text = String::from_utf8_lossy(&err_bytes);
         let header = run::parse_log_header(&err_text).map_err(|e| run_error(target, e))?;
         let got = sink.received - before;
@@ -968,6 +970,73 @@ pub(super) async fn follow_link(
     let code = trailer.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
     eprintln!("rtrain: the run on {} {}{code}", target.name, trailer.state);
     Ok(if trailer.state == RunState::Finished { 0 } else { 1 })
+}
+
+/// The follow script's stderr: kept (head and tail) for the header and trailer, and read as it comes for
+/// `waiting=` lines (a queued Slurm job), which are said at once, each change once, across reconnects too.
+struct FollowStderr {
+    kept: HeadTail,
+    line: Vec<u8>,
+    /// What was said last (`job 4711 to start (PENDING: Resources)`); empty once the run started.
+    said: String,
+    quiet: bool,
+}
+
+impl FollowStderr {
+    fn new(said: String, quiet: bool) -> FollowStderr {
+        FollowStderr {
+            kept: HeadTail::new(STDERR_KEPT, STDERR_KEPT),
+            line: Vec::new(),
+            said,
+            quiet,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        self.kept.push(data);
+        for &b in data {
+            if b != b'\n' {
+                // Only the field lines matter here; a longer line is not one.
+                if self.line.len() < 1024 {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.line.clear();
+            let Some(what) = line.strip_prefix("@rtrain waiting=") else { continue };
+            if what != self.said {
+                if !what.is_empty() && !self.quiet {
+                    eprintln!("rtrain: waiting for {what}");
+                } else if !self.said.is_empty() && !self.quiet {
+                    eprintln!("rtrain: the run started; following its log");
+                }
+                self.said = what.to_string();
+            }
+        }
+    }
+}
+
+impl AsyncWrite for FollowStderr {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.get_mut().push(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> anyhow::Result<u8> {
