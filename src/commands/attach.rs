@@ -187,10 +187,7 @@ pub async fn run(ctx: &Ctx, host: &str) -> anyhow::Result<u8> {
 
 /// The backend of the current run (as its record says), else the configured one as the box resolves it,
 /// and whether a shell can be opened in the run's place (for a backend that has one).
-async fn which_backend(
-    target: &Target,
-    link: &mut Link,
-) -> anyhow::Result<(&'static dyn Backend, Option<ShellPlace>)> {
+async fn which_backend(target: &Target, link: &mut Link) -> anyhow::Result<(&'static dyn Backend, Option<ShellPlace>)> {
     let session = link.session().await?;
     let script = crate::remote::run::backend_script(&target.settings.workdir, target.settings.backend);
     let text = super::run::run_script_stdin(&session, &script, None, std::time::Duration::from_secs(60)).await?;

@@ -1004,7 +1004,9 @@ impl FollowStderr {
             }
             let line = String::from_utf8_lossy(&self.line).into_owned();
             self.line.clear();
-            let Some(what) = line.strip_prefix("@rtrain waiting=") else { continue };
+            let Some(what) = line.strip_prefix("@rtrain waiting=") else {
+                continue;
+            };
             if what != self.said {
                 if !what.is_empty() && !self.quiet {
                     eprintln!("rtrain: waiting for {what}");
@@ -1027,7 +1029,10 @@ impl AsyncWrite for FollowStderr {
         std::task::Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 

@@ -9,6 +9,9 @@ use rtrain::remote::slurm::{settings_file, submit_file, BatchSpec, SlurmOptions,
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How long one interactive step may take (a prompt, an echo, a reconnect).
+const T: Duration = Duration::from_secs(30);
+
 /// A project on the shared filesystem (this machine) with one run dir written the way `up` writes it.
 struct Run {
     _dir: tempfile::TempDir,
@@ -279,20 +282,28 @@ fn slurm_requeue_by_the_scheduler_resumes_the_same_job_from_its_checkpoint() {
 /// A workdir name that would break naive quoting in sbatch's `--chdir`/`--output` or the batch script.
 const WORKDIR: &str = "slurm runs/it's a \"$(touch PWNED)\" dir";
 
+/// The login node (a test sshd with the cluster's SLURM_CONF), reached through a fault proxy so that a test can
+/// cut the link (keepalive 500 ms: a dead link is noticed within seconds).
 struct Login {
     sshd: Sshd,
+    proxy: Proxy,
     c: Client,
     dir: PathBuf,
 }
 
+/// A login node's sshd: its sessions see the test cluster.
+fn login_sshd() -> Sshd {
+    Sshd::start_opts(SshdOptions {
+        extra_env: Slurm::get().env(),
+        ..SshdOptions::default()
+    })
+}
+
 impl Login {
     fn new(command: &str, slurm_block: &str) -> Login {
-        let slurm = Slurm::get();
-        let sshd = Sshd::start_opts(SshdOptions {
-            extra_env: slurm.env(),
-            ..SshdOptions::default()
-        });
-        let c = Client::for_box(&sshd);
+        let sshd = login_sshd();
+        let proxy = Proxy::start(sshd.port);
+        let c = proxy.client_for(&sshd);
         let dir = sshd.remote_home.join(WORKDIR);
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
@@ -300,15 +311,41 @@ impl Login {
         );
         let yaml_str = |s: &str| serde_json::to_string(s).unwrap();
         c.write_rtrain_config(&format!(
-            "defaults:\n  workdir: {}\n  session: training\n  command: {}\n  backend: slurm\n{slurm_block}",
+            "defaults:\n  workdir: {}\n  session: training\n  command: {}\n  backend: slurm\n  keepalive: 500ms\n{slurm_block}",
             yaml_str(&format!("~/{WORKDIR}")),
             yaml_str(command)
         ));
-        Login { sshd, c, dir }
+        Login { sshd, proxy, c, dir }
+    }
+
+    /// `script` in a local terminal (tmux), with `$RTRAIN` and the client's environment.
+    fn term(&self, script: &str) -> LocalTerm {
+        let mut env = self.c.env_pairs();
+        env.push(("RTRAIN".into(), rtrain_bin().display().to_string()));
+        LocalTerm::start(&["sh".to_string(), "-c".to_string(), script.to_string()], &env)
+    }
+
+    /// A black hole until `seen()` (rtrain noticed the drop), a second more, then the link passes again.
+    fn outage(&self, seen: impl Fn() -> bool) {
+        self.proxy.set_mode(Mode::BlackHole);
+        let start = Instant::now();
+        while !seen() {
+            assert!(start.elapsed() < Duration::from_secs(20), "the drop was never noticed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        self.proxy.set_mode(Mode::Pass);
     }
 
     fn rtrain(&self, args: &[&str]) -> Ran {
         run_with_timeout(self.c.rtrain().args(args), Duration::from_secs(60))
+    }
+
+    /// `up`, then the job id from the run record.
+    fn up(&self) -> String {
+        let up = self.rtrain(&["up", "box"]);
+        assert_eq!(up.code, 0, "{up}");
+        self.record("job").expect("the run record names its job")
     }
 
     fn status(&self) -> serde_json::Value {
@@ -435,9 +472,84 @@ fn slurm_a_queued_job_is_pending_with_its_reason_and_stop_cancels_it_before_it_r
         again.stdout_str().contains("already active"),
         "a pending job is active: {again}"
     );
+    // No allocation to open a shell in yet: attach says why and shows the live log until Ctrl-C (the shell
+    // traps SIGINT, with a handler its children do not inherit, so that it outlives Ctrl-C).
+    let job = login.record("job").unwrap();
+    let term = login.term("trap : INT; \"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
+    term.wait_output(
+        &format!("Slurm job {job} is PENDING (BeginTime): there is no allocation to join yet"),
+        T,
+    );
+    term.wait_output(&format!("waiting for job {job} to start (PENDING: BeginTime)"), T);
+    term.send_keys(&["C-c"]);
+    term.wait_for("EXIT=130", T);
     let stop = login.rtrain(&["stop", "box"]);
     assert_eq!(stop.code, 0, "{stop}");
     let v = login.wait_state("stopped", Duration::from_secs(30));
     assert_eq!(v["run"]["reason"], "cancelled", "{v:#}");
     assert_eq!(login.record("jobs").unwrap().lines().count(), 1);
+}
+
+/// `attach` on a running job: a shell inside its allocation on its node (the job's own environment), which
+/// reconnects after a dead link into a new shell in the same job, and `exit` leaves it with the run going on.
+#[test]
+fn slurm_attach_opens_a_shell_in_the_running_job_and_reopens_it_after_a_black_hole() {
+    let login = Login::new(&trainer(3000, 0.1, 0), "");
+    let job = login.up();
+    login.wait_state("running", Duration::from_secs(60));
+    let term = login.term("\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
+    let node = &Slurm::get().node;
+    term.wait_for(&format!("a shell in Slurm job {job} on node {node}"), T);
+    term.type_text("echo in-job-$SLURM_JOB_ID-step-$SLURM_STEP_ID-$((6*7))");
+    term.send_keys(&["Enter"]);
+    term.wait_for(&format!("in-job-{job}-step-"), T);
+    assert!(term.capture().contains("-42"), "{}", term.capture());
+    login.outage(|| term.capture().contains("reconnecting"));
+    term.wait_output("reconnected", T);
+    term.type_text("echo again-in-$SLURM_JOB_ID");
+    term.send_keys(&["Enter"]);
+    term.wait_for(&format!("again-in-{job}"), T);
+    term.type_text("exit");
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=", T);
+    assert!(
+        screen.contains(&format!("left the shell in Slurm job {job}")),
+        "{screen}"
+    );
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert_eq!(login.status()["run"]["state"], "running", "the run goes on");
+    let stop = login.rtrain(&["stop", "box", "--force"]);
+    assert_eq!(stop.code, 0, "{stop}");
+    login.no_injection();
+}
+
+/// `logs -f` on a job held in the queue says what it waits for, then follows the job's output byte for byte,
+/// through a dead link while the job runs.
+#[test]
+fn slurm_logs_follow_waits_for_a_pending_job_then_is_byte_exact_through_a_black_hole() {
+    let login = Login::new(
+        "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo \"line $i $(date +%s%N)\"; sleep 0.1; done",
+        "  slurm:\n    extra_args: [\"--hold\"]\n",
+    );
+    let job = login.up();
+    login.wait_state("pending", Duration::from_secs(30));
+    let mut cmd = login.c.rtrain();
+    cmd.args(["logs", "box", "-f", "-n", "all", "--raw"]);
+    let mut bg = Bg::spawn(cmd);
+    bg.wait_stderr(&format!("waiting for job {job} to start (PENDING: JobHeldUser)"), T);
+    Slurm::get().run("scontrol", &["release", &job]);
+    bg.wait_stderr("the run started; following its log", T);
+    bg.wait_stdout_past(0, T);
+    login.outage(|| bg.stderr().contains("reconnecting"));
+    assert_eq!(bg.wait(Duration::from_secs(90)), 0, "{}", bg.stderr());
+    assert!(bg.stderr().contains("reconnected"), "{}", bg.stderr());
+    let log = login.record("log").unwrap();
+    crate::resilience::assert_same_bytes(&bg.stdout(), Path::new(&log));
+    assert!(bg.stdout_text().contains("line 60 "), "{}", bg.stdout_text());
+    assert_eq!(
+        bg.stderr().matches("JobHeldUser").count(),
+        1,
+        "said once, across the reconnect too: {}",
+        bg.stderr()
+    );
 }

@@ -226,7 +226,12 @@ mod tests {
             }
             assert_eq!(b.attach_command("~", "s").is_some(), b.has_terminal(), "{}", b.name());
             assert_eq!(b.shell_command("~", "1").is_some(), b.has_shell(), "{}", b.name());
-            assert_eq!(b.sh().contains(&format!("rt_{}_shell()", b.name())), b.has_shell(), "{}", b.name());
+            assert_eq!(
+                b.sh().contains(&format!("rt_{}_shell()", b.name())),
+                b.has_shell(),
+                "{}",
+                b.name()
+            );
         }
     }
 }

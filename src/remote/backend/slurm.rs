@@ -35,7 +35,8 @@ rt_slurm_alive() {
   fi
   rt_sjr=${rt_sj#*|}
   rt_sj=${rt_sj%%|*}
-  case $rt_sj in PENDING*|REQUEUE*|CONFIGURING*) rt_waiting="job $rt_v to start ($rt_sj: $rt_sjr)" ;; esac
+  case $rt_sjr in None|'') rt_sjr= ;; *) rt_sjr=": $rt_sjr" ;; esac
+  case $rt_sj in PENDING*|REQUEUE*|CONFIGURING*) rt_waiting="job $rt_v to start ($rt_sj$rt_sjr)" ;; esac
   case $rt_sj in PENDING*|CONFIGURING*|RUNNING*|COMPLETING*|SUSPENDED*|REQUEUE*|RESIZING*|SIGNALING*|STOPPED*) return 0 ;; esac
   return 1
 }
