@@ -730,6 +730,7 @@ mod tests {
             since_last_checkpoint_seconds: Some(80),
             running: true,
             finished: false,
+            job_seconds_left: None,
         };
         let check = CheckJson {
             host: "box".into(),

@@ -480,6 +480,12 @@ impl SlurmRun {
             .or_else(|| self.control.as_ref().and_then(|c| c.time_limit_seconds))
     }
 
+    /// Seconds until the scheduler ends the running job at its time limit (`None`: not running, or no limit).
+    pub fn seconds_left(&self) -> Option<u64> {
+        let q = self.queue.as_ref().filter(|q| q.state == JobState::Running)?;
+        Some(q.time_limit_seconds?.saturating_sub(q.elapsed_seconds?))
+    }
+
     /// The status line's scheduler part: `PENDING (Resources)`, `RUNNING on node gpu017 for 1:02:33 of
     /// 4:00:00`, then `restarts: 1 of 3 (timeout)`.
     pub fn phrase(&self) -> String {
@@ -1010,6 +1016,7 @@ mod tests {
             "Slurm job 11 RUNNING on node vm for 0:00:03 of 0:01:00, restarts: 1 of 3 (timeout)"
         );
         assert_eq!(j.restarts[0].checkpoint.as_deref(), Some("outputs/checkpoint-120"));
+        assert_eq!(j.seconds_left(), Some(57), "a 1:00 limit, 0:03 gone");
         let pending = SlurmRun::from_record(Some("12"), |n| {
             (n == "slurm_squeue").then(|| fixture("squeue-pending-resources"))
         })

@@ -50,6 +50,11 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
         since_last_checkpoint_seconds: newest.and_then(|c| facts::age_seconds(p, c)),
         running: facts::run_is(p, RunState::Running),
         finished: facts::run_is(p, RunState::Finished),
+        job_seconds_left: p
+            .run
+            .as_ref()
+            .and_then(|r| r.slurm.as_ref())
+            .and_then(|j| j.seconds_left()),
     }
 }
 
@@ -122,6 +127,9 @@ pub fn render_report(host: &str, r: &RiskReport) -> String {
     );
     if let Some(m) = r.minutes_to_next_checkpoint {
         let _ = writeln!(s, "  next due in:       {}", fmt_duration(m * 60.0));
+    }
+    if let Some(m) = r.minutes_to_job_end {
+        let _ = writeln!(s, "  job ends in:       {} (its time limit)", fmt_duration(m * 60.0));
     }
     let _ = writeln!(s, "  checkpoint size:   {}", or_unknown(i.checkpoint_bytes, fmt_bytes));
     let _ = writeln!(s, "  free disk:         {}", or_unknown(i.free_bytes, fmt_bytes));

@@ -35,6 +35,9 @@ pub struct RiskInputs {
     pub running: bool,
     /// The run ended with exit 0: nothing more to save, so nothing at risk.
     pub finished: bool,
+    /// Seconds until the scheduler ends the run's job (a Slurm job's time limit less its elapsed time): work
+    /// past the last checkpoint before then is lost at the limit (a restart resumes from that checkpoint).
+    pub job_seconds_left: Option<u64>,
 }
 
 /// The outlook for one save_steps value.
@@ -78,6 +81,8 @@ pub struct RiskReport {
     pub findings: Vec<String>,
     /// Inputs that were not available, in words.
     pub unknown: Vec<String>,
+    /// Minutes until the scheduler ends the job (its time limit), for a job that has one.
+    pub minutes_to_job_end: Option<f64>,
     /// The run is over (finished, or no steps left and not running): nothing is at risk, and
     /// there is nothing to propose.
     pub finished: bool,
@@ -226,6 +231,7 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
             alternatives: Vec::new(),
             findings: Vec::new(),
             unknown: Vec::new(),
+            minutes_to_job_end: None,
             finished: true,
         };
     }
@@ -262,6 +268,19 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
 
     let mut danger = Vec::new();
     let mut warn = Vec::new();
+    let minutes_to_job_end = inputs
+        .job_seconds_left
+        .filter(|_| inputs.running)
+        .map(|s| s as f64 / 60.0);
+    if let (Some(end), Some(next)) = (minutes_to_job_end, minutes_to_next) {
+        if next > end {
+            warn.push(format!(
+                "the job ends in {}; the next checkpoint is due in {} — it will be lost: lower save_steps or raise time",
+                fmt_duration(end * 60.0),
+                fmt_duration(next * 60.0)
+            ));
+        }
+    }
     if let Some(p) = &current {
         if p.fits == Some(false) {
             danger.push(format!(
@@ -316,6 +335,7 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
         alternatives,
         findings: danger,
         unknown,
+        minutes_to_job_end,
         finished: false,
     }
 }
@@ -342,7 +362,40 @@ mod tests {
             since_last_checkpoint_seconds: Some(80),
             running: true,
             finished: false,
+            job_seconds_left: None,
         }
+    }
+
+    #[test]
+    fn a_job_that_ends_before_its_next_checkpoint_loses_that_work() {
+        // 32 min to the next checkpoint (see below); the job has 20 min left.
+        let r = assess(&RiskInputs {
+            job_seconds_left: Some(20 * 60),
+            ..measured()
+        });
+        assert_eq!(r.level, RiskLevel::Warn);
+        assert_eq!(r.minutes_to_job_end, Some(20.0));
+        assert_eq!(
+            r.findings,
+            ["the job ends in 20 min; the next checkpoint is due in 32 min — it will be lost: lower save_steps or raise time"]
+        );
+        let text = render_report("gpu-box", &r);
+        assert!(
+            text.contains("  job ends in:       20 min (its time limit)\n"),
+            "{text}"
+        );
+        // With time to spare, nothing is said, and nothing about a job at all without a limit.
+        let fine = assess(&RiskInputs {
+            job_seconds_left: Some(40 * 60),
+            ..measured()
+        });
+        assert_eq!(
+            (fine.level, fine.findings.len()),
+            (RiskLevel::Ok, 0),
+            "{:?}",
+            fine.findings
+        );
+        assert!(!render_report("b", &assess(&measured())).contains("job ends"));
     }
 
     #[test]
@@ -530,6 +583,7 @@ mod edge_tests {
             since_last_checkpoint_seconds: Some(3),
             running: true,
             finished: false,
+            job_seconds_left: None,
         }
     }
 

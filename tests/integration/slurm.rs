@@ -553,3 +553,96 @@ fn slurm_logs_follow_waits_for_a_pending_job_then_is_byte_exact_through_a_black_
         bg.stderr()
     );
 }
+
+/// `check` on a running job weighs the next checkpoint against the job's time limit: due after the limit, it
+/// says the work will be lost.
+#[test]
+fn slurm_check_warns_when_the_next_checkpoint_is_due_after_the_time_limit() {
+    // 0.5 s per step, a checkpoint every 1000 steps (500 s away), a 3-minute job.
+    let login = Login::new(&trainer(3000, 0.5, 1000), "  slurm:\n    time: \"3\"\n");
+    let config = login.dir.join("config/training_config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("save_steps: 40 ", "save_steps: 1000 ")).unwrap();
+    login.up();
+    login.wait_state("running", Duration::from_secs(60));
+    let start = Instant::now();
+    let v = loop {
+        let ran = login.rtrain(&["check", "box", "--json"]);
+        assert_eq!(ran.code, 0, "{ran}");
+        let v: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+        if v["minutes_to_next_checkpoint"].is_number() && v["minutes_to_job_end"].is_number() {
+            break v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no pace or time left yet: {v:#}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let end = v["minutes_to_job_end"].as_f64().unwrap();
+    assert!(end > 0.0 && end <= 3.0, "{v:#}");
+    assert!(v["inputs"]["job_seconds_left"].as_u64().unwrap() <= 180, "{v:#}");
+    let findings = v["findings"].to_string();
+    assert!(
+        findings.contains("the job ends in ") && findings.contains("it will be lost: lower save_steps or raise time"),
+        "{v:#}"
+    );
+    assert_eq!(v["level"], "warn", "{v:#}");
+    let human = login.rtrain(&["check", "box"]);
+    assert!(human.stdout_str().contains("job ends in:"), "{human}");
+    assert!(human.stdout_str().contains("it will be lost"), "{human}");
+    let stop = login.rtrain(&["stop", "box", "--force"]);
+    assert_eq!(stop.code, 0, "{stop}");
+}
+
+/// `status --all` over a plain box (tmux) and a Slurm login node: one table, one JSON array, each run as its
+/// backend tells it.
+#[test]
+fn slurm_status_all_mixes_a_plain_box_and_a_login_node() {
+    let boxes = [Sshd::start(), login_sshd()];
+    for b in &boxes {
+        std::fs::create_dir_all(b.remote_home.join("w")).unwrap();
+    }
+    let c = Client::for_boxes(&boxes, "");
+    c.write_rtrain_config("defaults:\n  workdir: ~/w\nhosts:\n  b0: {}\n  b1:\n    backend: slurm\n");
+    let rt = |args: &[&str]| run_with_timeout(c.rtrain().args(args), Duration::from_secs(60));
+    for host in ["b0", "b1"] {
+        let up = rt(&["up", host, "--", "sleep 120"]);
+        assert_eq!(up.code, 0, "{up}");
+    }
+    let job = std::fs::read_to_string(boxes[1].remote_home.join("w/.rtrain/current"))
+        .map(|id| boxes[1].remote_home.join(format!("w/.rtrain/runs/{}/job", id.trim())))
+        .and_then(std::fs::read_to_string)
+        .unwrap();
+    let job = job.trim();
+    let all = rt(&["status", "--all", "--json"]);
+    assert_eq!(all.code, 0, "{all}");
+    let v: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v:#}");
+    assert_eq!((&rows[0]["host"], &rows[1]["host"]), (&"b0".into(), &"b1".into()));
+    assert_eq!(rows[0]["run"]["backend"], "tmux", "{v:#}");
+    assert_eq!(rows[0]["run"]["slurm"], serde_json::Value::Null, "{v:#}");
+    assert_eq!(rows[0]["run"]["state"], "running", "{v:#}");
+    assert_eq!(rows[1]["run"]["backend"], "slurm", "{v:#}");
+    assert_eq!(rows[1]["run"]["slurm"]["job_id"], job, "{v:#}");
+    assert!(
+        ["pending", "running"].contains(&rows[1]["run"]["state"].as_str().unwrap()),
+        "{v:#}"
+    );
+    let human = rt(&["status", "--all"]);
+    assert_eq!(human.code, 0, "{human}");
+    let text = human.stdout_str();
+    let line = |host: &str| {
+        text.lines()
+            .find(|l| l.starts_with(host))
+            .unwrap_or_else(|| panic!("no {host} line:\n{text}"))
+            .to_string()
+    };
+    assert!(!line("b0").contains("Slurm"), "{text}");
+    assert!(line("b1").contains(&format!("Slurm job {job}")), "{text}");
+    for host in ["b0", "b1"] {
+        let stop = rt(&["stop", host, "--force"]);
+        assert_eq!(stop.code, 0, "{stop}");
+    }
+}
