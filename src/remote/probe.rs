@@ -338,7 +338,13 @@ if [ -n "$r" ]; then
       ''|*[!0-9]*) ;;
       *)
         _s slurm_squeue; squeue -h -j "$rt_v" -o '%i|%T|%r|%N|%M|%l' 2>/dev/null | base64
-        if [ "$rt_s" != running ]; then _s slurm_scontrol; scontrol show job -o "$rt_v" 2>/dev/null | base64; fi ;;
+        if [ "$rt_s" != running ]; then
+          # Ended: accounting when the cluster keeps it (it says "disabled" otherwise), then the controller.
+          if command -v sacct >/dev/null 2>&1; then
+            _s slurm_sacct; sacct -X -n -P -j "$rt_v" -o JobIDRaw,State,ExitCode,Elapsed 2>&1 | head -c 65536 | base64
+          fi
+          _s slurm_scontrol; scontrol show job -o "$rt_v" 2>/dev/null | base64
+        fi ;;
     esac
   fi
   sb=$rt_b

@@ -389,6 +389,8 @@ pub struct SlurmRun {
     pub job_id: String,
     /// `squeue` (pending or running jobs only).
     pub queue: Option<QueueEntry>,
+    /// `sacct`, asked once the run is no longer active, on a cluster that keeps accounting.
+    pub accounting: Option<AccountingEntry>,
     /// `scontrol show job`, asked once the run is no longer active (until MinJobAge).
     pub control: Option<ControlEntry>,
     /// How the run ended, as the batch script recorded it (`timeout`, `cancelled`, ...).
@@ -427,6 +429,10 @@ impl SlurmRun {
         });
         Some(SlurmRun {
             queue: get("slurm_squeue").and_then(|t| parse_squeue(&t, &job_id)),
+            accounting: get("slurm_sacct").and_then(|t| match parse_sacct(&t, &job_id) {
+                Accounting::Entry(e) => Some(e),
+                Accounting::Disabled | Accounting::Unknown => None,
+            }),
             control: get("slurm_scontrol").and_then(|t| parse_scontrol(&t, &job_id)),
             recorded_reason: get("slurm_reason"),
             node: get("slurm_node"),
@@ -436,10 +442,12 @@ impl SlurmRun {
         })
     }
 
+    /// The scheduler's sources in order: squeue (a job it still queues or runs), sacct, scontrol.
     pub fn state(&self) -> Option<&JobState> {
         self.queue
             .as_ref()
             .map(|q| &q.state)
+            .or(self.accounting.as_ref().map(|a| &a.state))
             .or(self.control.as_ref().map(|c| &c.state))
     }
 
@@ -453,9 +461,14 @@ impl SlurmRun {
 
     /// `run.reason`: what the batch script recorded, else the scheduler's terminal state.
     pub fn reason(&self) -> Option<String> {
-        self.recorded_reason
-            .clone()
-            .or_else(|| self.control.as_ref().and_then(|c| c.state.reason()).map(str::to_string))
+        self.recorded_reason.clone().or_else(|| {
+            self.accounting
+                .as_ref()
+                .map(|a| &a.state)
+                .or(self.control.as_ref().map(|c| &c.state))
+                .and_then(JobState::reason)
+                .map(str::to_string)
+        })
     }
 
     pub fn node(&self) -> Option<String> {
@@ -470,6 +483,7 @@ impl SlurmRun {
         self.queue
             .as_ref()
             .and_then(|q| q.elapsed_seconds)
+            .or_else(|| self.accounting.as_ref().and_then(|a| a.elapsed_seconds))
             .or_else(|| self.control.as_ref().and_then(|c| c.elapsed_seconds))
     }
 
@@ -506,10 +520,7 @@ impl SlurmRun {
                 }
                 s
             }
-            None => self
-                .control
-                .as_ref()
-                .map_or_else(String::new, |c| c.state.name().to_string()),
+            None => self.state().map_or_else(String::new, |st| st.name().to_string()),
         };
         if !out.is_empty() {
             out = format!("Slurm job {} {out}", self.job_id);
@@ -1029,6 +1040,24 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ended.reason().as_deref(), Some("timeout"));
+        // With accounting, sacct comes before scontrol (and outlives MinJobAge); without, it says so and is skipped.
+        let accounted = SlurmRun::from_record(Some("11"), |n| match n {
+            "slurm_sacct" => Some("11|PREEMPTED|0:15|00:03:07\n".to_string()),
+            "slurm_scontrol" => Some(fixture("scontrol-timeout")),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(accounted.state(), Some(&JobState::Preempted));
+        assert_eq!(accounted.reason().as_deref(), Some("preempted"));
+        assert_eq!(accounted.elapsed_seconds(), Some(187));
+        assert_eq!(accounted.phrase(), "Slurm job 11 PREEMPTED");
+        let disabled = SlurmRun::from_record(Some("11"), |n| match n {
+            "slurm_sacct" => Some(fixture("sacct-disabled")),
+            "slurm_scontrol" => Some(fixture("scontrol-timeout")),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(disabled.reason().as_deref(), Some("timeout"), "scontrol's state");
         // After MinJobAge only the record is left, and it says how the run ended.
         let later =
             SlurmRun::from_record(Some("11"), |n| (n == "slurm_reason").then(|| "timeout".to_string())).unwrap();

@@ -413,6 +413,36 @@ fn slurm_up_submits_a_job_that_finishes_with_exit_0_and_its_output_in_the_log() 
     assert_eq!(v["run"]["reason"], serde_json::Value::Null, "{v:#}");
     let logs = login.rtrain(&["logs", "box", "-n", "all"]);
     assert!(logs.stdout_str().contains("'train_runtime'"), "{logs}");
+    // After MinJobAge the scheduler has forgotten the job; status still knows from the run record.
+    let slurm = Slurm::get();
+    let forgotten = Instant::now();
+    while slurm.squeue_state(&job).is_some()
+        || slurm
+            .cmd("scontrol")
+            .args(["show", "job", "-o", &job])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    {
+        assert!(
+            forgotten.elapsed() < Duration::from_secs(MIN_JOB_AGE + 150),
+            "job {job} still known"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!(
+        "job {job} forgotten by the scheduler {:?} after it finished",
+        forgotten.elapsed()
+    );
+    let later = login.status();
+    assert_eq!(
+        (&later["run"]["state"], &later["run"]["exit_code"]),
+        (&"finished".into(), &0.into()),
+        "{later:#}"
+    );
+    assert_eq!(later["run"]["slurm"]["node"], slurm.node.as_str(), "{later:#}");
+    assert_eq!(later["run"]["slurm"]["job_state"], serde_json::Value::Null, "{later:#}");
     login.no_injection();
 }
 
