@@ -17,7 +17,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$cmd" = stop ]; then
   SLURM_CONF=$d/slurm.conf scancel --user "$(id -un)" 2>/dev/null || true
   for p in sshd.pid slurmd.pid slurmctld.pid munge/munged.pid; do
-    [ -f "$d/$p" ] && kill "$(cat "$d/$p")" 2>/dev/null || true
+    if [ -f "$d/$p" ]; then kill "$(cat "$d/$p")" 2>/dev/null || true; fi
   done
   exit 0
 fi
