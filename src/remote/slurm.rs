@@ -704,10 +704,11 @@ wd=${rd%/.rtrain/runs/*}
 job=${SLURM_JOB_ID:-}
 put() { printf '%s\n' "$2" > "$rd/$1.tmp" && mv -f -- "$rd/$1.tmp" "$rd/$1"; }
 say() { printf '\n[rtrain] %s\n' "$1"; }
+# The log's last line before `exit`: whoever sees `exit` (a test, `logs -f` ending its stream) has all of it.
 finish() {
   [ -z "$2" ] || put reason "$2"
-  put exit "$1"
   say "run ${rd##*/} ended with exit status $1${2:+ ($2)}"
+  put exit "$1"
   exit "$1"
 }
 # How this job's last start was ended by Slurm, from slurmstepd's line in the log.

@@ -116,7 +116,9 @@ fn trainer(max_steps: u32, seconds_per_step: f64, save_steps: u32) -> String {
 #[test]
 fn slurm_cluster_starts_once_with_an_idle_node() {
     let slurm = Slurm::get();
-    assert_eq!(slurm.run("sinfo", &["-h", "-o", "%T"]).trim(), "idle");
+    // Idle at startup (Slurm::start waits for it); by now other tests' jobs may hold the node.
+    let state = slurm.run("sinfo", &["-h", "-o", "%T"]);
+    assert!(["idle", "mixed", "allocated"].contains(&state.trim()), "{state}");
     assert!(std::ptr::eq(slurm, Slurm::get()), "one cluster per test process");
     eprintln!("slurm startup: {:?}", slurm.startup);
 }
