@@ -194,6 +194,10 @@ async fn launch(
     }
     match run::parse_up(&text).map_err(|e| run_error(target, e))? {
         UpOutcome::Launched { run, session, picked } => {
+            if let Some(w) = run::up_logind(&text).warning(&target.name) {
+                // Even with -q: the run is likely to die when this very session closes.
+                eprintln!("rtrain: warning: {w}");
+            }
             let b = backend::by_name(&run.backend);
             if picked.auto && !ctx.quiet && backend::ALL.first().map(|f| f.name()) != Some(run.backend.as_str()) {
                 eprintln!("{}", auto_note(&target.name, &run.backend));

@@ -26,6 +26,7 @@
 //! User-supplied values (workdir, session, paths) appear only in the assignment block at the top
 //! of each script, each passed through [`quote`]/[`quote_path`]; the rest is constant text.
 
+use crate::remote::logind::{self, Logind};
 use crate::remote::quote::{quote, quote_path};
 pub use crate::remote::run::RunState;
 use crate::remote::run::RUN_STATE_SH;
@@ -396,6 +397,7 @@ else
 fi
 _s gpu_rc; echo "$gr" | base64
 if [ -n "$C" ] && [ -f "$C" ]; then _s train_config; head -c 65536 "$C" | base64; fi
+_s logind; rt_logind | head -c 65536 | base64
 "#;
 
 const DONE_LINE: &str = "printf '@@rtrain:done\\n'\n";
@@ -466,6 +468,7 @@ fn status_like_script(inputs: &StatusInputs, listing: &str) -> String {
     s += LISTING_TAIL;
     s += RUN_STATE_SH;
     s += &crate::remote::backend::functions_sh();
+    s += crate::remote::logind::LOGIND_SH;
     s += STATUS;
     s += DONE_LINE;
     s
@@ -875,6 +878,8 @@ pub struct StatusProbe {
     pub trainer_state: Option<(String, TrainerState)>,
     pub gpus: GpuReport,
     pub train_config: Option<TrainConfig>,
+    /// What logind does at logout (`None` from an older script that did not ask).
+    pub logind: Option<Logind>,
 }
 
 /// Parses the output of [`status_script`].
@@ -935,6 +940,7 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
         trainer_state,
         gpus,
         train_config: s.get("train_config").map(parse_train_config),
+        logind: s.get("logind").map(|t| logind::parse(&String::from_utf8_lossy(t))),
     })
 }
 

@@ -297,6 +297,20 @@ impl Sshd {
         sshd
     }
 
+    /// A box whose sessions find the shell script `script` as `tool`, first on their PATH, in place of the
+    /// real one (for what the test machine cannot have for real, such as a running systemd-logind).
+    pub fn start_with_stand_in(tool: &str, script: &str) -> Sshd {
+        use std::os::unix::fs::PermissionsExt as _;
+        let keep = tempfile::Builder::new().prefix("rtrain-bin-").tempdir().unwrap();
+        let bin = keep.path().join("bin");
+        bin_without(&bin, &[tool]);
+        std::fs::write(bin.join(tool), script).unwrap();
+        std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut sshd = Sshd::start_with_env(&[("PATH", &bin.display().to_string())]);
+        sshd.keep.push(keep);
+        sshd
+    }
+
     /// The process groups of every run recorded under the box's HOME (`.rtrain/runs/*/pid`) whose
     /// leader is still a run wrapper: a nohup run has no tmux or screen server to take it down.
     fn kill_runs(&self) {
