@@ -6,9 +6,12 @@ use super::{attach, probe, CommandError, Ctx};
 use crate::cli::{LogsArgs, ResumeArgs, StopArgs, UpArgs};
 use crate::config::Target;
 use crate::remote::backend::{self, Choice};
-use crate::remote::probe::{self as rprobe, StatusJson};
+use crate::remote::probe as rprobe;
 use crate::remote::quote;
 use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunState, StopOutcome, UpOutcome};
+use crate::report::check::check_inputs;
+use crate::report::facts::checkpoint_is_of_current_run;
+use crate::report::status::StatusJson;
 use crate::ssh::capture::HeadTail;
 use crate::ssh::link::Link;
 use crate::ssh::session::STDERR_KEPT;
@@ -495,7 +498,7 @@ fn newest_of_run(p: &rprobe::StatusProbe) -> Option<&crate::train::checkpoints::
     p.ckpts
         .checkpoints
         .iter()
-        .filter(|c| c.complete && rprobe::checkpoint_is_of_current_run(p, &c.name))
+        .filter(|c| c.complete && checkpoint_is_of_current_run(p, &c.name))
         .max_by_key(|c| c.ordinal())
 }
 
@@ -639,12 +642,12 @@ fn retryable(e: &anyhow::Error) -> bool {
 
 /// The step the next checkpoint is due at: the next multiple of save_steps after `newest`.
 fn next_save_step(p: &rprobe::StatusProbe, newest: Option<u64>) -> Option<u64> {
-    let check = rprobe::check_inputs(p);
+    let check = check_inputs(p);
     // An earlier run's trainer_state.json may have saved at another interval.
     let own = p
         .trainer_state
         .as_ref()
-        .filter(|(name, _)| rprobe::checkpoint_is_of_current_run(p, name))
+        .filter(|(name, _)| checkpoint_is_of_current_run(p, name))
         .and_then(|(_, t)| t.save_steps);
     let from_config = p
         .train_config

@@ -39,12 +39,6 @@ use crate::train::trainer_state::{parse_trainer_state, parse_trainer_state_parti
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-// The views moved to `crate::report`; `commands/run.rs` (edited on the backends branch) still names
-// them here. Drop these once it imports them from `crate::report`.
-pub use crate::report::check::check_inputs;
-pub use crate::report::facts::checkpoint_is_of_current_run;
-pub use crate::report::status::StatusJson;
-
 const HEADER: &[u8] = b"@@rtrain:probe 1";
 const SECTION: &[u8] = b"@@rtrain:section ";
 const DONE: &[u8] = b"@@rtrain:done";

@@ -1277,18 +1277,16 @@ pub fn parse_log_trailer(stderr: &str) -> Result<Option<LogTrailer>, RunError> {
     }))
 }
 
-// ------------------------------------------------------------------------------------------------------------
-// The resume edit lives with the training config's reader (train::train_config); re-exported for the scripts' users.
-
-pub use crate::train::train_config::{
-    edit_resume_from_checkpoint, edit_resume_to_null, set_resume_from_checkpoint, yaml_scalar, ResumeEdit,
-    ResumeEditError,
-};
-
 #[cfg(test)]
 mod tests {
     //! The scripts run here for real: local `sh` (dash), real tmux with a private server per test
     //! (`TMUX_TMPDIR`), and docker/gpu-box/project/train.py as the trainer.
+    use crate::train::train_config::{edit_resume_from_checkpoint, yaml_scalar, ResumeEdit, ResumeEditError};
+
+    /// The resume edit's new text.
+    fn set_resume_from_checkpoint(yaml: &str, path: &str) -> Result<String, ResumeEditError> {
+        edit_resume_from_checkpoint(yaml, path).map(|e| e.text)
+    }
 
     use super::*;
     use proptest::prelude::*;
