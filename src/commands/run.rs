@@ -1152,7 +1152,10 @@ mod follow_tests {
         }
     }
 
-    fn attempts() -> impl Strategy<Value = (Vec<u8>, Vec<(usize, Option<usize>, Vec<usize>)>)> {
+    /// One reconnect: how far the log has grown (percent), where the answer is cut, the chunk sizes.
+    type Attempt = (usize, Option<usize>, Vec<usize>);
+
+    fn attempts() -> impl Strategy<Value = (Vec<u8>, Vec<Attempt>)> {
         (
             proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..600),
             // Per attempt: how far the log has grown (a fraction), where the answer is cut (None: before the

@@ -90,8 +90,8 @@ impl Logind {
     pub fn kills_at_logout(&self) -> bool {
         self.source.is_some()
             && self.kill_user_processes
-            && !self.kill_exclude_users.iter().any(|u| *u == self.user)
-            && (self.kill_only_users.is_empty() || self.kill_only_users.iter().any(|u| *u == self.user))
+            && !self.kill_exclude_users.contains(&self.user)
+            && (self.kill_only_users.is_empty() || self.kill_only_users.contains(&self.user))
     }
 
     /// The warning `up` prints and `check` reports, with the way out; `None` when runs are safe.
