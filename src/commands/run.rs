@@ -258,7 +258,14 @@ async fn launch(
                 );
             }
             if json {
-                let doc = up_json(&target.name, "launched", &run, &spec.command, Some(&session), Some(&shell));
+                let doc = up_json(
+                    &target.name,
+                    "launched",
+                    &run,
+                    &spec.command,
+                    Some(&session),
+                    Some(&shell),
+                );
                 println!("{}", serde_json::to_string_pretty(&doc)?);
             } else if !ctx.quiet {
                 let how = match b {
@@ -426,7 +433,11 @@ async fn guard_resume(
         }
         let edit = train_config::edit_resume_to_null(&text)
             .map_err(|e| anyhow::anyhow!("cannot set resume_from_checkpoint in {file}: {e}"))?;
-        say(format!("training from scratch: {file} line {}: {}", edit.line, edit.new.trim()));
+        say(format!(
+            "training from scratch: {file} line {}: {}",
+            edit.line,
+            edit.new.trim()
+        ));
         return Ok(Some(FileEdit {
             path: file.clone(),
             content: edit.text,
@@ -1085,7 +1096,15 @@ async fn resume_on(
     if !ctx.quiet {
         println!("resuming from {} ({path})", chosen.name);
     }
-    launch(ctx, target, session, spec(target, command, edit, backend, true), true, false).await?;
+    launch(
+        ctx,
+        target,
+        session,
+        spec(target, command, edit, backend, true),
+        true,
+        false,
+    )
+    .await?;
     Ok(0)
 }
 

@@ -1608,8 +1608,8 @@ mod tests {
                 command: command.into(),
                 log_dir: "logs".into(),
                 env: Vec::new(),
-            shell: ShellMode::Login,
-            shell_timeout_secs: 10,
+                shell: ShellMode::Login,
+                shell_timeout_secs: 10,
                 edit: None,
                 notify: None,
                 backend: Choice::Only("tmux"),
@@ -2676,11 +2676,19 @@ mod tests {
                     auto: false,
                     available: vec![]
                 },
+                shell: ShellGot {
+                    asked: "sh".into(),
+                    got: "sh".into(),
+                    program: None,
+                    warning: None,
+                },
             })
         );
         let screen = out.replace(
             "@rtrain result=launched",
-            "@rtrain available=screen nohup\n@rtrain picked=auto\n@rtrain backend=screen\n@rtrain result=launched",
+            "@rtrain available=screen nohup\n@rtrain picked=auto\n@rtrain backend=screen\n@rtrain shell_asked=login\n\
+             @rtrain shell=sh\n@rtrain shell_program=/bin/zsh\n@rtrain shell_warning=zsh -l -i did not finish\n\
+             @rtrain result=launched",
         );
         assert_eq!(
             parse_up(&screen),
@@ -2693,6 +2701,12 @@ mod tests {
                 picked: Picked {
                     auto: true,
                     available: vec!["screen".into(), "nohup".into()]
+                },
+                shell: ShellGot {
+                    asked: "login".into(),
+                    got: "sh".into(),
+                    program: Some("/bin/zsh".into()),
+                    warning: Some("zsh -l -i did not finish".into()),
                 },
             })
         );

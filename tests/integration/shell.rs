@@ -45,6 +45,7 @@ export OVERRIDDEN=bashrc
 fn conda_like(home: &Path) {
     let bin = home.join("miniconda3/envs/train/bin");
     std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(home.join("miniconda3/bin")).unwrap();
     std::fs::write(
         bin.join("python"),
         "#!/bin/sh\necho \"python of the conda env train ($CONDA_DEFAULT_ENV)\"\n",
@@ -111,7 +112,11 @@ impl Box_ {
             if v["run"]["state"] == want {
                 return v;
             }
-            assert!(start.elapsed() < T, "the run never became {want}: {v:#}\n{}", self.sshd.log());
+            assert!(
+                start.elapsed() < T,
+                "the run never became {want}: {v:#}\n{}",
+                self.sshd.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -128,7 +133,11 @@ impl Box_ {
 
     fn no_injection(&self) {
         for dir in [&self.sshd.remote_home, &self.wd] {
-            assert!(!dir.join("PWNED").exists(), "a value from .bashrc ran in {}", dir.display());
+            assert!(
+                !dir.join("PWNED").exists(),
+                "a value from .bashrc ran in {}",
+                dir.display()
+            );
         }
     }
 }
@@ -199,7 +208,13 @@ fn a_bashrc_that_reads_stdin_or_sleeps_does_not_hang_up(kind) {
     assert!(log.contains("bashrc=[read []]"), "{log}");
     assert_eq!(doc["shell"]["got"], "login", "{doc:#}");
 
-    b.home(".bashrc", "case $- in *i*) ;; *) return;; esac\nexport FROM_BASHRC=late\nsleep 29.125\n");
+    // A sleep no other test (these run at once, one per backend) runs.
+    let sleep = match kind {
+        Kind::Tmux => "sleep 29.125",
+        Kind::Screen => "sleep 29.25",
+        Kind::Nohup => "sleep 29.375",
+    };
+    b.home(".bashrc", &format!("case $- in *i*) ;; *) return;; esac\nexport FROM_BASHRC=late\n{sleep}\n"));
     let start = Instant::now();
     let ran = b.rtrain(&["up", "box", "--", SHOW]);
     let took = start.elapsed();
@@ -214,9 +229,19 @@ fn a_bashrc_that_reads_stdin_or_sleeps_does_not_hang_up(kind) {
     let log = std::fs::read_to_string(v["run"]["log"].as_str().unwrap()).unwrap();
     assert!(log.contains("bashrc=[] profile=[]"), "{log}");
     assert_quiet(&log);
-    // The cut-off shell left nothing behind (timeout kills its whole process group, the sleep too).
-    let left = std::process::Command::new("pgrep").args(["-f", "^sleep 29.125$"]).output().unwrap();
-    assert!(left.stdout.is_empty(), "left running: {}", String::from_utf8_lossy(&left.stdout));
+    // The cut-off shell left nothing behind (timeout kills its whole process group, the sleep too). A tmux or
+    // screen window's own login shell, once the run has ended, reads that .bashrc too: its sleep has a terminal.
+    let left = std::process::Command::new("pgrep").args(["-f", &format!("^{sleep}$")]).output().unwrap();
+    let without_tty: Vec<&str> = std::str::from_utf8(&left.stdout)
+        .unwrap()
+        .split_whitespace()
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Field 7, tty_nr, after the parenthesised command name.
+            stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(4)) == Some("0")
+        })
+        .collect();
+    assert!(without_tty.is_empty(), "left running without a terminal: {without_tty:?}");
 }
 }
 
