@@ -782,6 +782,7 @@ impl RouteResolver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::run::ShellMode;
 
     fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
         let cfg = ConfigFile::parse(text, Path::new("/x/config.yaml"))?;
@@ -832,6 +833,16 @@ mod tests {
             let e = load(&format!("defaults:\n  notify:\n    slack: '{bad}'\n")).unwrap_err();
             assert!(e.to_string().contains("notify.slack"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn shell_is_login_by_default_and_a_host_may_choose_sh() {
+        let cfg = parse("defaults:\n  shell_timeout: 3s\nhosts:\n  clean:\n    shell: sh\n").unwrap();
+        let d = cfg.settings_for("other");
+        assert_eq!((d.shell, d.shell_timeout), (ShellMode::Login, Duration::from_secs(3)));
+        assert_eq!(cfg.settings_for("clean").shell, ShellMode::Sh);
+        let none = parse("defaults:\n  workdir: ~/x\n").unwrap().settings_for("x");
+        assert_eq!((none.shell, none.shell_timeout), (ShellMode::Login, DEFAULT_SHELL_TIMEOUT));
     }
 
     #[test]
@@ -893,6 +904,9 @@ mod tests {
                 "defaults.stop_signal: \"KILL\" is not one of",
             ),
             ("defaults:\n  stall_after: 0s\n", "greater than zero"),
+            ("hosts:\n  a:\n    shell: bash\n", "hosts.a.shell: \"bash\" is not one of login, sh"),
+            ("defaults:\n  shell_timeout: 31s\n", "defaults.shell_timeout: must be at most 30s"),
+            ("defaults:\n  shell_timeout: 0s\n", "greater than zero"),
         ];
         assert!(!cases.is_empty());
         for (text, want) in cases {

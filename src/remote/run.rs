@@ -788,6 +788,7 @@ RT_LOGIN_ENV
 ///   a command line (the dump script arrives in the environment, `RTRAIN_DUMP`);
 /// - what only the launching terminal or session means (TERM, TMUX, STY, PWD, SHLVL, SLURM_*) is left out, so
 ///   a tmux pane keeps its own TERM and a Slurm job its own SLURM_JOB_ID.
+///
 /// One capture per launch, in the same round trip; a Slurm continuation reuses it.
 const UP_LOGIN_ENV: &str = r##"rt_shell_got=sh rt_shell_prog= rt_shell_warn=
 rt_say shell_asked "$rt_shell"
