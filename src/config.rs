@@ -842,7 +842,10 @@ mod tests {
         assert_eq!((d.shell, d.shell_timeout), (ShellMode::Login, Duration::from_secs(3)));
         assert_eq!(cfg.settings_for("clean").shell, ShellMode::Sh);
         let none = parse("defaults:\n  workdir: ~/x\n").unwrap().settings_for("x");
-        assert_eq!((none.shell, none.shell_timeout), (ShellMode::Login, DEFAULT_SHELL_TIMEOUT));
+        assert_eq!(
+            (none.shell, none.shell_timeout),
+            (ShellMode::Login, DEFAULT_SHELL_TIMEOUT)
+        );
     }
 
     #[test]
@@ -904,8 +907,14 @@ mod tests {
                 "defaults.stop_signal: \"KILL\" is not one of",
             ),
             ("defaults:\n  stall_after: 0s\n", "greater than zero"),
-            ("hosts:\n  a:\n    shell: bash\n", "hosts.a.shell: \"bash\" is not one of login, sh"),
-            ("defaults:\n  shell_timeout: 31s\n", "defaults.shell_timeout: must be at most 30s"),
+            (
+                "hosts:\n  a:\n    shell: bash\n",
+                "hosts.a.shell: \"bash\" is not one of login, sh",
+            ),
+            (
+                "defaults:\n  shell_timeout: 31s\n",
+                "defaults.shell_timeout: must be at most 30s",
+            ),
             ("defaults:\n  shell_timeout: 0s\n", "greater than zero"),
         ];
         assert!(!cases.is_empty());
