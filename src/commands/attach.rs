@@ -90,7 +90,7 @@ pub async fn attach_once(
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
     let (cols, rows) = terminal_size();
     let host = target.name.clone();
-    let map = |e: russh::Error| crate::ssh::session::classify(&host, e);
+    let map = |e: russh::Error| crate::ssh::classify(&host, e);
     channel
         .request_pty(true, &term, cols, rows, 0, 0, &[])
         .await

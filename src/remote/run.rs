@@ -7,6 +7,7 @@
 //! stdout and their `@rtrain` lines on stderr, so a trailer can never be confused with log bytes.
 
 use crate::remote::backend::{self, Choice};
+use crate::remote::logind::{self, Logind, LOGIND_SH};
 use crate::remote::quote::{quote, quote_path};
 use std::fmt;
 use std::str::FromStr;
@@ -198,6 +199,16 @@ pub fn parse_notify_test(output: &str) -> Result<Vec<(String, String, String)>, 
 }
 
 /// `up` printed that the box has neither curl nor wget, so its notifications are off.
+/// What `up` found out about logind (see [`crate::remote::logind`]), from its `logind` lines.
+pub fn up_logind(output: &str) -> Logind {
+    let lines: Vec<&str> = fields(output)
+        .iter()
+        .filter(|(k, _)| *k == "logind")
+        .map(|(_, v)| *v)
+        .collect();
+    logind::parse(&lines.join("\n"))
+}
+
 pub fn up_says_no_webhook_client(output: &str) -> bool {
     fields(output)
         .iter()
@@ -862,6 +873,8 @@ rt_say started_at "$rt_started"
 rt_say log "$rt_log"
 rt_say session "$rt_session"
 rt_say backend "$rt_backend"
+# Whether logind kills the run at logout: one `logind` line per fact (see remote/logind.rs).
+rt_logind | while IFS= read -r rt_ll; do rt_say logind "$rt_ll"; done
 rt_say result launched
 "##;
 
@@ -1073,7 +1086,7 @@ pub fn up_script(spec: &LaunchSpec) -> String {
     // The login shell's environment is captured before the run is `current`: a run dir without a pid would
     // read as lost meanwhile.
     let record = UP_RECORD.replace("RT_LOGIN_ENV\n", UP_LOGIN_ENV);
-    script(&vars, &[UP_LOCK, UP_PICK, &record, UP_START].concat())
+    script(&vars, &[LOGIND_SH, UP_LOCK, UP_PICK, &record, UP_START].concat())
 }
 
 /// The backend `attach` joins: the current run's (as recorded), else `choice` as the box resolves it.
@@ -1409,18 +1422,16 @@ pub fn parse_log_trailer(stderr: &str) -> Result<Option<LogTrailer>, RunError> {
     }))
 }
 
-// ------------------------------------------------------------------------------------------------------------
-// The resume edit lives with the training config's reader (train::train_config); re-exported for the scripts' users.
-
-pub use crate::train::train_config::{
-    edit_resume_from_checkpoint, edit_resume_to_null, set_resume_from_checkpoint, yaml_scalar, ResumeEdit,
-    ResumeEditError,
-};
-
 #[cfg(test)]
 mod tests {
     //! The scripts run here for real: local `sh` (dash), real tmux with a private server per test
     //! (`TMUX_TMPDIR`), and docker/gpu-box/project/train.py as the trainer.
+    use crate::train::train_config::{edit_resume_from_checkpoint, yaml_scalar, ResumeEdit, ResumeEditError};
+
+    /// The resume edit's new text.
+    fn set_resume_from_checkpoint(yaml: &str, path: &str) -> Result<String, ResumeEditError> {
+        edit_resume_from_checkpoint(yaml, path).map(|e| e.text)
+    }
 
     use super::*;
     use proptest::prelude::*;

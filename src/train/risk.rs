@@ -182,56 +182,41 @@ pub fn pace(log: &LogSummary, checkpoints: &[Checkpoint], run_started: Option<i6
     })
 }
 
-/// Assesses the run.
-pub fn assess(inputs: &RiskInputs) -> RiskReport {
-    let mut unknown = Vec::new();
-    let mut say_unknown = |known: bool, what: &str| {
-        if !known {
-            unknown.push(what.to_string());
-        }
-    };
-    say_unknown(
-        inputs.save_steps.is_some(),
-        "save_steps (not in trainer_state.json nor in the training config)",
-    );
-    say_unknown(
-        inputs.max_steps.is_some(),
-        "max_steps (no progress bar, trainer_state.json or training config gives it)",
-    );
-    say_unknown(
-        inputs.current_step.is_some(),
-        "the current step (no progress bar in the log): projected from step 0",
-    );
-    say_unknown(
-        inputs.seconds_per_step.is_some(),
-        "seconds per step (no progress bar rate and fewer than two timed checkpoints)",
-    );
-    say_unknown(
-        inputs.checkpoint_bytes.is_some(),
-        "checkpoint size (no complete checkpoint yet)",
-    );
-    say_unknown(inputs.free_bytes.is_some(), "free disk space (df gave nothing)");
+/// What the model could not measure, one line each.
+fn unknowns(inputs: &RiskInputs) -> Vec<String> {
+    [
+        (
+            inputs.save_steps.is_some(),
+            "save_steps (not in trainer_state.json nor in the training config)",
+        ),
+        (
+            inputs.max_steps.is_some(),
+            "max_steps (no progress bar, trainer_state.json or training config gives it)",
+        ),
+        (
+            inputs.current_step.is_some(),
+            "the current step (no progress bar in the log): projected from step 0",
+        ),
+        (
+            inputs.seconds_per_step.is_some(),
+            "seconds per step (no progress bar rate and fewer than two timed checkpoints)",
+        ),
+        (
+            inputs.checkpoint_bytes.is_some(),
+            "checkpoint size (no complete checkpoint yet)",
+        ),
+        (inputs.free_bytes.is_some(), "free disk space (df gave nothing)"),
+    ]
+    .into_iter()
+    .filter(|(known, _)| !known)
+    .map(|(_, what)| what.to_string())
+    .collect()
+}
 
-    let remaining = match (inputs.max_steps, inputs.current_step) {
-        (Some(m), Some(c)) => Some(m.saturating_sub(c)),
-        _ => None,
-    };
-    if inputs.finished || (remaining == Some(0) && !inputs.running) {
-        return RiskReport {
-            level: RiskLevel::Ok,
-            inputs: inputs.clone(),
-            current: None,
-            minutes_since_last_checkpoint: inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0),
-            minutes_to_next_checkpoint: None,
-            alternatives: Vec::new(),
-            findings: Vec::new(),
-            unknown: Vec::new(),
-            finished: true,
-        };
-    }
-    let current = inputs.save_steps.map(|s| project(inputs, s));
-    // A proposal past the last step is no checkpoint at all before the end: clip proposals to the
-    // steps that remain (the configured value is a fact and stays as it is).
+/// The standard save_steps, the current one and the ~15-minute one, each projected. A proposal past
+/// the last step is no checkpoint at all before the end: proposals are clipped to the steps that remain
+/// (the configured value is a fact and stays as it is).
+fn alternatives(inputs: &RiskInputs, remaining: Option<u64>) -> Vec<Projection> {
     let clip = |s: u64| remaining.filter(|r| *r > 0).map_or(s, |r| s.min(r));
     let mut candidates: Vec<u64> = STANDARD_SAVE_STEPS.iter().map(|s| clip(*s)).collect();
     candidates.extend(inputs.save_steps);
@@ -244,25 +229,20 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
     candidates.extend(clipped_target);
     candidates.sort_unstable();
     candidates.dedup();
-    let alternatives: Vec<Projection> = candidates
+    candidates
         .into_iter()
         .map(|s| Projection {
             targets_15_minutes: Some(s) == target,
             ..project(inputs, s)
         })
-        .collect();
+        .collect()
+}
 
-    let minutes_since = inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0);
-    let minutes_to_next = match (inputs.save_steps, inputs.current_step, inputs.seconds_per_step) {
-        (Some(s), Some(c), Some(sps)) if s > 0 && inputs.max_steps.is_none_or(|m| c < m) => {
-            Some((s - c % s) as f64 * sps / 60.0)
-        }
-        _ => None,
-    };
-
+/// The dangers and the warnings about the current settings, in that order, and the level they make.
+fn findings(inputs: &RiskInputs, current: Option<&Projection>, minutes_since: Option<f64>) -> (RiskLevel, Vec<String>) {
     let mut danger = Vec::new();
     let mut warn = Vec::new();
-    if let Some(p) = &current {
+    if let Some(p) = current {
         if p.fits == Some(false) {
             danger.push(format!(
                 "the checkpoints still to come need {} more, but only {} is free",
@@ -287,35 +267,59 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
             }
         }
     }
-    if inputs.save_total_limit.is_none()
-        && current
-            .as_ref()
-            .is_some_and(|p| p.checkpoints_to_write.unwrap_or(0) > 0)
-    {
+    if inputs.save_total_limit.is_none() && current.is_some_and(|p| p.checkpoints_to_write.unwrap_or(0) > 0) {
         warn.push("save_total_limit is not set: no checkpoint is ever deleted".to_string());
     }
     let level = if !danger.is_empty() {
         RiskLevel::Danger
     } else if !warn.is_empty() {
         RiskLevel::Warn
-    } else if current
-        .as_ref()
-        .is_none_or(|p| p.interval_minutes.is_none() || p.fits.is_none())
-    {
+    } else if current.is_none_or(|p| p.interval_minutes.is_none() || p.fits.is_none()) {
         RiskLevel::Unknown
     } else {
         RiskLevel::Ok
     };
     danger.extend(warn);
+    (level, danger)
+}
+
+/// Assesses the run.
+pub fn assess(inputs: &RiskInputs) -> RiskReport {
+    let remaining = match (inputs.max_steps, inputs.current_step) {
+        (Some(m), Some(c)) => Some(m.saturating_sub(c)),
+        _ => None,
+    };
+    let minutes_since = inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0);
+    if inputs.finished || (remaining == Some(0) && !inputs.running) {
+        return RiskReport {
+            level: RiskLevel::Ok,
+            inputs: inputs.clone(),
+            current: None,
+            minutes_since_last_checkpoint: minutes_since,
+            minutes_to_next_checkpoint: None,
+            alternatives: Vec::new(),
+            findings: Vec::new(),
+            unknown: Vec::new(),
+            finished: true,
+        };
+    }
+    let current = inputs.save_steps.map(|s| project(inputs, s));
+    let minutes_to_next = match (inputs.save_steps, inputs.current_step, inputs.seconds_per_step) {
+        (Some(s), Some(c), Some(sps)) if s > 0 && inputs.max_steps.is_none_or(|m| c < m) => {
+            Some((s - c % s) as f64 * sps / 60.0)
+        }
+        _ => None,
+    };
+    let (level, findings) = findings(inputs, current.as_ref(), minutes_since);
     RiskReport {
         level,
         inputs: inputs.clone(),
+        alternatives: alternatives(inputs, remaining),
         current,
         minutes_since_last_checkpoint: minutes_since,
         minutes_to_next_checkpoint: minutes_to_next,
-        alternatives,
-        findings: danger,
-        unknown,
+        findings,
+        unknown: unknowns(inputs),
         finished: false,
     }
 }
