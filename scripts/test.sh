@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need (a real OpenSSH server, tmux, GNU screen, python3 for the
-# test trainer, nc for the ProxyCommand tests, pam_google_authenticator and the passwd tools for the
+# test trainer, zsh for the login-shell tests, nc for the ProxyCommand tests, pam_google_authenticator and the passwd tools for the
 # password and keyboard-interactive login tests, dbus for a private session bus, curl for the
 # box-side webhooks, Debian's slurm-wlm and munge for a real single-node Slurm cluster, iproute2 and
 # iptables for the network-namespace tests, busybox for a box without GNU coreutils) when missing, then runs
@@ -13,6 +13,7 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v tmux >/dev/null || need+=(tmux)
 command -v screen >/dev/null || need+=(screen)
+command -v zsh >/dev/null || need+=(zsh)
 command -v python3 >/dev/null || need+=(python3)
 command -v pkill >/dev/null || need+=(procps)
 command -v nc >/dev/null || need+=(netcat-openbsd)

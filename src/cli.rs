@@ -110,6 +110,10 @@ pub struct UpArgs {
     /// (default: `backend` from the config)
     #[arg(long, value_name = "B", value_parser = parse_backend)]
     pub backend: Option<crate::remote::backend::Choice>,
+    /// Print what was launched (or the active run) as JSON: run id, pid, backend, log, and the shell
+    /// environment the run got
+    #[arg(long, conflicts_with_all = ["attach", "resume"])]
+    pub json: bool,
     /// The training command (default: `command` from the config)
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<String>,

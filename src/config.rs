@@ -68,6 +68,11 @@ pub struct Settings {
     pub backend: Option<String>,
     /// sbatch options for `backend: slurm`.
     pub slurm: Option<SlurmConfig>,
+    /// The run's environment: `login` (default: the user's login shell's, as in a tmux pane) or `sh` (clean).
+    pub shell: Option<String>,
+    /// How long the login shell may take to give its environment (default 10 s, at most 30 s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub shell_timeout: Option<Duration>,
 }
 
 /// `slurm:`: the sbatch options of `backend: slurm` runs; a host's keys override the defaults' one by one.
@@ -275,6 +280,10 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(1);
 /// Unanswered keepalives tolerated when ssh_config sets no ServerAliveCountMax.
 pub const DEFAULT_KEEPALIVE_MAX: usize = 4;
 
+/// How long `up` waits for the login shell's environment (a conda init on a slow NFS home takes seconds).
+pub const DEFAULT_SHELL_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_SHELL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The effective settings for one host: defaults, then the host's overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostSettings {
@@ -297,6 +306,8 @@ pub struct HostSettings {
     pub backend: crate::remote::backend::Choice,
     /// The `slurm:` options, defaults' and host's merged key by key.
     pub slurm: crate::remote::slurm::SlurmOptions,
+    pub shell: crate::remote::run::ShellMode,
+    pub shell_timeout: Duration,
 }
 
 impl ConfigFile {
@@ -398,6 +409,15 @@ impl ConfigFile {
                     .check()
                     .map_err(|why| bad("slurm", &why))?;
             }
+            if let Some(m) = &s.shell {
+                crate::remote::run::ShellMode::parse(m).map_err(|why| bad("shell", &why))?;
+            }
+            if let Some(t) = s.shell_timeout {
+                // `up` holds its lock while the login shell runs, and a lock older than 60 s is broken.
+                if t > MAX_SHELL_TIMEOUT {
+                    return Err(bad("shell_timeout", "must be at most 30s"));
+                }
+            }
             if let Some(t) = &s.resume_command {
                 if !t.contains("{checkpoint}") {
                     return Err(bad("resume_command", "must contain {checkpoint}"));
@@ -453,6 +473,11 @@ impl ConfigFile {
             backend: crate::remote::backend::Choice::parse(&pick(|s| &s.backend, "auto"))
                 .unwrap_or(crate::remote::backend::Choice::Auto),
             slurm: SlurmConfig::resolve(d.slurm.as_ref(), h.and_then(|h| h.slurm.as_ref())),
+            shell: crate::remote::run::ShellMode::parse(&pick(|s| &s.shell, "login")).unwrap_or_default(),
+            shell_timeout: h
+                .and_then(|h| h.shell_timeout)
+                .or(d.shell_timeout)
+                .unwrap_or(DEFAULT_SHELL_TIMEOUT),
         }
     }
 }
@@ -757,6 +782,7 @@ impl RouteResolver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::run::ShellMode;
 
     fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
         let cfg = ConfigFile::parse(text, Path::new("/x/config.yaml"))?;
@@ -807,6 +833,19 @@ mod tests {
             let e = load(&format!("defaults:\n  notify:\n    slack: '{bad}'\n")).unwrap_err();
             assert!(e.to_string().contains("notify.slack"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn shell_is_login_by_default_and_a_host_may_choose_sh() {
+        let cfg = parse("defaults:\n  shell_timeout: 3s\nhosts:\n  clean:\n    shell: sh\n").unwrap();
+        let d = cfg.settings_for("other");
+        assert_eq!((d.shell, d.shell_timeout), (ShellMode::Login, Duration::from_secs(3)));
+        assert_eq!(cfg.settings_for("clean").shell, ShellMode::Sh);
+        let none = parse("defaults:\n  workdir: ~/x\n").unwrap().settings_for("x");
+        assert_eq!(
+            (none.shell, none.shell_timeout),
+            (ShellMode::Login, DEFAULT_SHELL_TIMEOUT)
+        );
     }
 
     #[test]
@@ -868,6 +907,15 @@ mod tests {
                 "defaults.stop_signal: \"KILL\" is not one of",
             ),
             ("defaults:\n  stall_after: 0s\n", "greater than zero"),
+            (
+                "hosts:\n  a:\n    shell: bash\n",
+                "hosts.a.shell: \"bash\" is not one of login, sh",
+            ),
+            (
+                "defaults:\n  shell_timeout: 31s\n",
+                "defaults.shell_timeout: must be at most 30s",
+            ),
+            ("defaults:\n  shell_timeout: 0s\n", "greater than zero"),
         ];
         assert!(!cases.is_empty());
         for (text, want) in cases {

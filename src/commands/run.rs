@@ -139,6 +139,8 @@ fn spec(
         command,
         log_dir: s.log_dir.clone(),
         env: run_env(target),
+        shell: s.shell,
+        shell_timeout_secs: s.shell_timeout.as_secs_f64().ceil() as u64,
         edit,
         notify: notify_file(target),
     }
@@ -179,6 +181,51 @@ fn auto_note(host: &str, chosen: &str) -> String {
     format!("no {} on {host}: using {label}{without}", skipped.join(" or "))
 }
 
+/// What `up` says about the run's environment when it is not the default (the login shell's).
+fn shell_line(shell: &run::ShellGot) -> Option<String> {
+    if shell.is_default() {
+        return None;
+    }
+    Some(if shell.asked == "sh" {
+        "plain sh (shell: sh): no login profile or rc file was read".to_string()
+    } else {
+        let prog = shell.program.as_deref().unwrap_or("the login shell");
+        format!("plain sh: {prog}'s environment could not be read (see the warning above)")
+    })
+}
+
+/// `up --json`: `{"host", "result": "launched"|"active", "run": {...}, "shell": {"asked", "got", "program",
+/// "warning"}}` (`shell` is null for a run that was already active: `up` did not launch it).
+fn up_json(
+    host: &str,
+    result: &str,
+    run: &run::RunInfo,
+    command: &str,
+    session: Option<&str>,
+    shell: Option<&run::ShellGot>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "host": host,
+        "result": result,
+        "run": {
+            "id": run.id,
+            "pid": if run.pid > 0 { Some(run.pid) } else { None },
+            "job": run.job,
+            "backend": run.backend,
+            "session": session.filter(|s| !s.is_empty()),
+            "started_at": run.started_at,
+            "log": run.log,
+            "command": if command.is_empty() { None } else { Some(command) },
+        },
+        "shell": shell.map(|s| serde_json::json!({
+            "asked": s.asked,
+            "got": s.got,
+            "program": s.program,
+            "warning": s.warning,
+        })),
+    })
+}
+
 /// Launch unless a run is active; returns whether a run was launched.
 async fn launch(
     ctx: &Ctx,
@@ -186,6 +233,7 @@ async fn launch(
     session: &Session,
     spec: LaunchSpec,
     refuse_if_active: bool,
+    json: bool,
 ) -> anyhow::Result<bool> {
     let text = run_script_stdin(session, &run::up_script(&spec), run::up_stdin(&spec), SCRIPT_TIMEOUT).await?;
     if run::up_says_no_webhook_client(&text) && !ctx.quiet {
@@ -196,7 +244,12 @@ async fn launch(
         );
     }
     match run::parse_up(&text).map_err(|e| run_error(target, e))? {
-        UpOutcome::Launched { run, session, picked } => {
+        UpOutcome::Launched {
+            run,
+            session,
+            picked,
+            shell,
+        } => {
             if let Some(w) = run::up_logind(&text).warning(&target.name) {
                 // Even with -q: the run is likely to die when this very session closes.
                 eprintln!("rtrain: warning: {w}");
@@ -205,7 +258,23 @@ async fn launch(
             if picked.auto && !ctx.quiet && backend::ALL.first().map(|f| f.name()) != Some(run.backend.as_str()) {
                 eprintln!("{}", auto_note(&target.name, &run.backend));
             }
-            if !ctx.quiet {
+            if let (Some(why), false) = (&shell.warning, ctx.quiet) {
+                eprintln!(
+                    "rtrain: warning: the run on {} got plain sh's environment, not its login shell's: {why}",
+                    target.name
+                );
+            }
+            if json {
+                let doc = up_json(
+                    &target.name,
+                    "launched",
+                    &run,
+                    &spec.command,
+                    Some(&session),
+                    Some(&shell),
+                );
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else if !ctx.quiet {
                 let how = match b {
                     Some(b) if b.has_terminal() => format!("in {} session {session:?}", b.name()),
                     _ => format!("under {} (no terminal)", run.backend),
@@ -220,6 +289,9 @@ async fn launch(
                     None => println!("launched run {} on {} (pid {}) {how}", run.id, target.name, run.pid),
                 }
                 println!("  command: {}", spec.command);
+                if let Some(line) = shell_line(&shell) {
+                    println!("  shell:   {line}");
+                }
                 println!("  log:     {}", run.log);
                 println!(
                     "  next:    rtrain logs {0} -f · rtrain status {0} · rtrain attach {0}",
@@ -238,7 +310,10 @@ async fn launch(
                     target.name
                 );
             }
-            if !ctx.quiet {
+            if json {
+                let doc = up_json(&target.name, "active", &run, "", None, None);
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else if !ctx.quiet {
                 let what = match &run.job {
                     Some(job) => format!(
                         "{} job {job}",
@@ -271,13 +346,14 @@ pub async fn up(ctx: &Ctx, args: UpArgs) -> anyhow::Result<u8> {
             resume_on(ctx, &target, &session, &resume, Some(&args.cmd), args.backend).await
         } else {
             let command = launch_command(&target, &args.cmd);
-            let edit = guard_resume(ctx, &target, &session, args.fresh).await?;
+            let edit = guard_resume(ctx, &target, &session, args.fresh, args.json).await?;
             launch(
                 ctx,
                 &target,
                 &session,
                 spec(&target, command, edit, args.backend, false),
                 false,
+                args.json,
             )
             .await
             .map(|_| 0)
@@ -327,7 +403,22 @@ async fn read_train_config(session: &Session, target: &Target) -> anyhow::Result
 /// `save_total_limit`) or cut off mid-save would start a run that dies at once, so nothing is
 /// started; one that is complete is said. `fresh` sets it to null instead (under the launch lock,
 /// with a `.bak`, as `resume` edits it).
-async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool) -> anyhow::Result<Option<FileEdit>> {
+async fn guard_resume(
+    ctx: &Ctx,
+    target: &Target,
+    session: &Session,
+    fresh: bool,
+    json: bool,
+) -> anyhow::Result<Option<FileEdit>> {
+    // With --json, stdout holds the JSON document alone.
+    let say = |line: String| {
+        if ctx.quiet {
+        } else if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     use crate::train::train_config::{parse_train_config, ResumeFrom};
     let text = match read_train_config(session, target).await {
         Ok(Some(text)) => text,
@@ -349,9 +440,11 @@ async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool
         }
         let edit = train_config::edit_resume_to_null(&text)
             .map_err(|e| anyhow::anyhow!("cannot set resume_from_checkpoint in {file}: {e}"))?;
-        if !ctx.quiet {
-            println!("training from scratch: {file} line {}: {}", edit.line, edit.new.trim());
-        }
+        say(format!(
+            "training from scratch: {file} line {}: {}",
+            edit.line,
+            edit.new.trim()
+        ));
         return Ok(Some(FileEdit {
             path: file.clone(),
             content: edit.text,
@@ -383,9 +476,7 @@ async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool
                     target.name
                 ),
                 Some(c) => {
-                    if !ctx.quiet {
-                        println!("resuming from {} (the last checkpoint), as {file} says", c.name);
-                    }
+                    say(format!("resuming from {} (the last checkpoint), as {file} says", c.name));
                     return Ok(None);
                 }
             }
@@ -402,9 +493,7 @@ async fn guard_resume(ctx: &Ctx, target: &Target, session: &Session, fresh: bool
         .map_err(|e| run_error(target, e))?;
     match state {
         run::CheckpointState::Complete => {
-            if !ctx.quiet {
-                println!("resuming from {name} ({path}), as {file} says");
-            }
+            say(format!("resuming from {name} ({path}), as {file} says"));
             Ok(None)
         }
         run::CheckpointState::Missing => {
@@ -1105,7 +1194,15 @@ async fn resume_on(
     if !ctx.quiet {
         println!("resuming from {} ({path})", chosen.name);
     }
-    launch(ctx, target, session, spec(target, command, edit, backend, true), true).await?;
+    launch(
+        ctx,
+        target,
+        session,
+        spec(target, command, edit, backend, true),
+        true,
+        false,
+    )
+    .await?;
     Ok(0)
 }
 

@@ -29,6 +29,10 @@ pub struct LaunchSpec {
     pub inherit_backend: bool,
     /// A shell command line, run as `sh -c COMMAND` in the workdir.
     pub command: String,
+    /// Which environment the command gets: the user's login shell's (default) or plain sh's.
+    pub shell: ShellMode,
+    /// How long the login shell may take to print its environment before `up` falls back to plain sh.
+    pub shell_timeout_secs: u64,
     /// Directory of the log files, relative to the workdir unless absolute or `~`-based.
     pub log_dir: String,
     /// Environment variables for the command (names already validated by the config), in order; the wrapper
@@ -42,6 +46,58 @@ pub struct LaunchSpec {
     /// Sh variables the backend's start needs besides the run record (Slurm: its batch script, settings and
     /// `submit` line), assigned quoted at the top of the up script. Empty for tmux, screen and nohup.
     pub backend_vars: Vec<(&'static str, String)>,
+}
+
+/// The environment a run's command gets (`shell:` in the config). The command always runs under plain sh in
+/// the wrapper's process group; what differs is the environment it starts with (docs/run-record.md, "The
+/// user's shell").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShellMode {
+    /// The environment the user's login shell (`$SHELL`, else the passwd entry) builds as an interactive login
+    /// shell: `.profile` and `.bashrc` for bash (below their interactive guard too), `.zprofile` and `.zshrc`
+    /// for zsh, `config.fish` for fish: what a command typed into a tmux pane gets.
+    #[default]
+    Login,
+    /// The exec channel's environment, no profile read: a clean environment.
+    Sh,
+}
+
+impl ShellMode {
+    pub fn parse(s: &str) -> Result<ShellMode, String> {
+        match s.trim() {
+            "login" => Ok(ShellMode::Login),
+            "sh" => Ok(ShellMode::Sh),
+            other => Err(format!("{other:?} is not one of login, sh")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShellMode::Login => "login",
+            ShellMode::Sh => "sh",
+        }
+    }
+}
+
+/// The environment a launched run got, as the up script reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShellGot {
+    /// What the config asked for.
+    pub asked: String,
+    /// What the run got: `login` or `sh` (`sh` also when the login shell could not give its environment).
+    pub got: String,
+    /// The login shell's program (`/bin/bash`), when one was run.
+    pub program: Option<String>,
+    /// Why the run got plain sh although `login` was asked for.
+    pub warning: Option<String>,
+}
+
+impl ShellGot {
+    /// Not what a run gets by default: asked for `sh`, or fell back to it.
+    pub fn is_default(&self) -> bool {
+        self.got == "login"
+    }
 }
 
 /// A whole-file replacement done by the up script under its lock. The content travels on the exec channel's
@@ -191,6 +247,7 @@ pub enum UpOutcome {
         run: RunInfo,
         session: String,
         picked: Picked,
+        shell: ShellGot,
     },
     /// A run is already active; nothing was started (and no [`FileEdit`] was written).
     AlreadyActive { run: RunInfo },
@@ -487,7 +544,13 @@ if cd -- "$wd"; then
   rm -f -- "$rd/tee.done"
   ( trap '' INT TERM HUP QUIT USR1 USR2; tee -a -- "$log"; : > "$rd/tee.done" ) < "$fifo" &
   tee_pid=$!
-  sh -c "$command" > "$fifo" 2>&1
+  # The command alone gets the login shell's environment (shell: login), then the config's env over it; the
+  # wrapper keeps the session's own (its tools, the window's login shell afterwards). Positional parameters,
+  # because nothing sourced can replace them.
+  ( set -- "$rd" "$command"
+    [ ! -f "$1/login.env" ] || . "$1/login.env"
+    [ ! -f "$1/env" ] || . "$1/env"
+    exec sh -c "$2" ) > "$fifo" 2>&1
   status=$?
   i=0
   while [ ! -e "$rd/tee.done" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
@@ -716,9 +779,79 @@ if [ -n "$rt_notify" ]; then
     { rt_rollback; rt_fail "cannot write the run record in $rt_rd"; }
   command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || rt_say notify no-curl-or-wget
 fi
+RT_LOGIN_ENV
 # Recorded as current before the backend starts it: a run that exists is never invisible to the next `up`.
 { printf '%s\n' "$rt_id" > ".rtrain/current.$$" && mv -f ".rtrain/current.$$" .rtrain/current; } 2>/dev/null ||
   { rt_rollback; rt_fail "cannot write $rt_wd/.rtrain/current"; }
+"##;
+
+/// `up`: the environment of the user's login shell (`shell: login`), captured into the run record's `login.env`
+/// (mode 600: a `.bashrc` may export tokens), which the wrapper (and Slurm's batch script) sources first. Why it
+/// is captured here, on `up`'s exec channel, and not by running the command in an interactive shell
+/// (docs/run-record.md, "The user's shell", has the measurements):
+/// - the exec channel has no terminal, so the interactive shell does no job control: it never takes a
+///   terminal's foreground or moves into a process group of its own (which broke `stop`), and it cannot be
+///   stopped by SIGTTIN waiting for a terminal; its "no job control" complaints go to /dev/null with the rest of
+///   its stderr, never into the run's log;
+/// - stdin is /dev/null and `timeout` bounds it (its whole process group), so a `.bashrc` that reads input or
+///   sleeps cannot hang `up`: the run then gets plain sh and `up` says why;
+/// - the shell `exec`s a plain `/bin/sh` that prints `export -p` after a marker line: its quoting is the very
+///   sh's that sources it, `.bashrc`'s own output before the marker is skipped, and no user text is ever part of
+///   a command line (the dump script arrives in the environment, `RTRAIN_DUMP`);
+/// - what only the launching terminal or session means (TERM, TMUX, STY, PWD, SHLVL, SLURM_*) is left out, so
+///   a tmux pane keeps its own TERM and a Slurm job its own SLURM_JOB_ID.
+///
+/// One capture per launch, in the same round trip; a Slurm continuation reuses it.
+const UP_LOGIN_ENV: &str = r##"rt_shell_got=sh rt_shell_prog= rt_shell_warn=
+rt_say shell_asked "$rt_shell"
+if [ "$rt_shell" = login ]; then
+  rt_shell_prog=${SHELL:-}
+  case $rt_shell_prog in /*) ;; *) rt_shell_prog= ;; esac
+  if [ -z "$rt_shell_prog" ] || [ ! -x "$rt_shell_prog" ]; then
+    rt_shell_prog=$(getent passwd "$(id -un)" 2>/dev/null | cut -d: -f7)
+  fi
+  rt_raw=$rt_rd/login.env.raw
+  if [ -z "$rt_shell_prog" ] || [ ! -x "$rt_shell_prog" ]; then
+    rt_shell_warn="no login shell found (SHELL is ${SHELL:-unset})"
+  elif ! command -v timeout >/dev/null 2>&1; then
+    rt_shell_warn="this box has no timeout(1) to bound the login shell with"
+  elif ! (umask 077 && : > "$rt_raw" && : > "$rt_rd/login.env") 2>/dev/null; then
+    rt_shell_warn="cannot write $rt_rd/login.env"
+  else
+    # `exec` in the subshell: timeout is the child and signals its own process group when time is up.
+    ( cd -- "$rt_wd" && RTRAIN_DUMP=$rt_dump exec timeout -k 2 "$rt_shell_timeout" "$rt_shell_prog" -l -i -c 'exec /bin/sh -c "$RTRAIN_DUMP"' ) \
+      < /dev/null > "$rt_raw" 2> /dev/null
+    rt_rc=$?
+    rt_name=${rt_shell_prog##*/}
+    if [ "$rt_rc" = 124 ] || [ "$rt_rc" = 137 ]; then
+      rt_shell_warn="$rt_name -l -i (reading the login profile and rc files) did not finish within ${rt_shell_timeout}s: does one of them wait for input? (shell_timeout sets the limit)"
+    elif ! grep -qx '@rtrain-login-env' "$rt_raw" 2>/dev/null; then
+      rt_shell_warn="$rt_name -l -i ended (exit status $rt_rc) without giving its environment: does a profile or rc file exec another program or exit?"
+    else
+      sed -n '/^@rtrain-login-env$/,$p' "$rt_raw" | tail -n +2 > "$rt_rd/login.env"
+      # Sourced by the wrapper, where an error would end it before it records the run's exit: try it first.
+      if [ "$(/bin/sh -c '. "$1" >/dev/null 2>&1 && echo ok' rtrain-check "$rt_rd/login.env" 2>/dev/null)" = ok ]; then
+        rt_shell_got=login
+      else
+        rt_shell_warn="the environment $rt_name -l -i printed cannot be read back by /bin/sh"
+      fi
+    fi
+  fi
+  rm -f -- "$rt_raw"
+  [ "$rt_shell_got" = login ] || rm -f -- "$rt_rd/login.env"
+fi
+printf '%s %s\n' "$rt_shell_got" "$rt_shell_prog" > "$rt_rd/shell" 2>/dev/null
+rt_say shell "$rt_shell_got"
+rt_say shell_program "$rt_shell_prog"
+[ -z "$rt_shell_warn" ] || rt_say shell_warning "$rt_shell_warn"
+"##;
+
+/// What the login shell's plain sh prints (see [`UP_LOGIN_ENV`]): the environment as `export` lines, less what
+/// only the launching session means. `env` lists the SLURM_* names (sh has no way to list its variables alone).
+const LOGIN_DUMP: &str = r##"unset RTRAIN_DUMP PWD OLDPWD SHLVL _ TERM COLUMNS LINES TMUX TMUX_PANE STY WINDOW SSH_TTY 2>/dev/null
+for rt_x in $(env | sed -n 's/^\(SLURM_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$rt_x" 2>/dev/null; done
+echo @rtrain-login-env
+export -p
 "##;
 
 /// `up`, last part: the backend starts the wrapper, which writes its pid when it runs.
@@ -952,9 +1085,15 @@ pub fn up_script(spec: &LaunchSpec) -> String {
         ("rt_wrapper", quote(&WRAPPER.replace("RT_NOTIFY_FN\n", NOTIFY_SH))),
         ("rt_notify_len", spec.notify.as_ref().map_or(0, |n| n.len()).to_string()),
         ("rt_env", quote(&env_file(&spec.env))),
+        ("rt_shell", quote(spec.shell.as_str())),
+        ("rt_shell_timeout", spec.shell_timeout_secs.max(1).to_string()),
+        ("rt_dump", quote(LOGIN_DUMP)),
     ];
     vars.extend(spec.backend_vars.iter().map(|(name, value)| (*name, quote(value))));
-    script(&vars, &[LOGIND_SH, UP_LOCK, UP_PICK, UP_RECORD, UP_START].concat())
+    // The login shell's environment is captured before the run is `current`: a run dir without a pid would
+    // read as lost meanwhile.
+    let record = UP_RECORD.replace("RT_LOGIN_ENV\n", UP_LOGIN_ENV);
+    script(&vars, &[LOGIND_SH, UP_LOCK, UP_PICK, &record, UP_START].concat())
 }
 
 /// The backend `attach` joins: the current run's (as recorded), else `choice` as the box resolves it.
@@ -1191,6 +1330,12 @@ pub fn parse_up(output: &str) -> Result<UpOutcome, RunError> {
             picked: Picked {
                 auto: first(&f, "picked") == Some("auto"),
                 available: available(&f),
+            },
+            shell: ShellGot {
+                asked: first(&f, "shell_asked").unwrap_or("sh").to_string(),
+                got: first(&f, "shell").unwrap_or("sh").to_string(),
+                program: first(&f, "shell_program").filter(|p| !p.is_empty()).map(str::to_string),
+                warning: first(&f, "shell_warning").map(str::to_string),
             },
         }),
         "active" => Ok(UpOutcome::AlreadyActive {
@@ -1509,6 +1654,8 @@ mod tests {
                 command: command.into(),
                 log_dir: "logs".into(),
                 env: Vec::new(),
+                shell: ShellMode::Login,
+                shell_timeout_secs: 10,
                 edit: None,
                 notify: None,
                 backend: Choice::Only("tmux"),
@@ -1608,6 +1755,8 @@ mod tests {
             command: "true".into(),
             log_dir: "logs".into(),
             env: Vec::new(),
+            shell: ShellMode::Login,
+            shell_timeout_secs: 10,
             edit: Some(FileEdit {
                 path: "c.yaml".into(),
                 content: "EDIT".into(),
@@ -2005,6 +2154,8 @@ mod tests {
             command: command.clone(),
             log_dir: "my logs/$(touch pwned-l)".into(),
             env: Vec::new(),
+            shell: ShellMode::Login,
+            shell_timeout_secs: 10,
             edit: None,
             notify: None,
             backend: Choice::Only("tmux"),
@@ -2085,6 +2236,8 @@ mod tests {
             command: "true".into(),
             log_dir: "~/all logs".into(),
             env: Vec::new(),
+            shell: ShellMode::Login,
+            shell_timeout_secs: 10,
             edit: None,
             notify: None,
             backend: Choice::Only("tmux"),
@@ -2569,11 +2722,19 @@ mod tests {
                     auto: false,
                     available: vec![]
                 },
+                shell: ShellGot {
+                    asked: "sh".into(),
+                    got: "sh".into(),
+                    program: None,
+                    warning: None,
+                },
             })
         );
         let screen = out.replace(
             "@rtrain result=launched",
-            "@rtrain available=screen nohup\n@rtrain picked=auto\n@rtrain backend=screen\n@rtrain result=launched",
+            "@rtrain available=screen nohup\n@rtrain picked=auto\n@rtrain backend=screen\n@rtrain shell_asked=login\n\
+             @rtrain shell=sh\n@rtrain shell_program=/bin/zsh\n@rtrain shell_warning=zsh -l -i did not finish\n\
+             @rtrain result=launched",
         );
         assert_eq!(
             parse_up(&screen),
@@ -2586,6 +2747,12 @@ mod tests {
                 picked: Picked {
                     auto: true,
                     available: vec!["screen".into(), "nohup".into()]
+                },
+                shell: ShellGot {
+                    asked: "login".into(),
+                    got: "sh".into(),
+                    program: Some("/bin/zsh".into()),
+                    warning: Some("zsh -l -i did not finish".into()),
                 },
             })
         );

@@ -802,7 +802,11 @@ trap 'got=USR2' USR2
 trap 'got=TERM' TERM
 trap 'got=INT' INT
 put pid.node "$$"
-sh -c "$command" < /dev/null &
+# The command alone gets the login shell's environment (shell: login), then the config's env over it.
+( set -- "$rd" "$command"
+  [ ! -f "$1/login.env" ] || . "$1/login.env"
+  [ ! -f "$1/env" ] || . "$1/env"
+  exec sh -c "$2" ) < /dev/null &
 child=$!
 while :; do
   wait "$child"

@@ -19,6 +19,7 @@ mod observe;
 mod protect;
 mod proxy;
 mod resilience;
+mod shell;
 mod slurm;
 mod ssh_compat;
 mod top;

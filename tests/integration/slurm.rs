@@ -678,3 +678,39 @@ fn slurm_status_all_mixes_a_plain_box_and_a_login_node() {
         assert_eq!(stop.code, 0, "{stop}");
     }
 }
+
+/// Issue 19: the job's command gets the login shell's environment captured by `up` on the login node
+/// (`.bashrc` below Debian's interactive guard), the config's `env:` over it, and none of bash's job-control
+/// complaints (a batch job has no terminal) in the log.
+#[test]
+fn slurm_the_job_gets_the_login_shells_environment_without_job_control_noise() {
+    let login = Login::new(
+        "echo \"bashrc=[$FROM_BASHRC] overridden=[$OVERRIDDEN] job=[${SLURM_JOB_ID:+set}]\"",
+        "  env:\n    OVERRIDDEN: config\n",
+    );
+    let home = &login.sshd.remote_home;
+    std::fs::write(
+        home.join(".profile"),
+        "[ -n \"$BASH_VERSION\" ] && [ -f \"$HOME/.bashrc\" ] && . \"$HOME/.bashrc\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".bashrc"),
+        "case $- in *i*) ;; *) return;; esac\necho bashrc says hello\nexport FROM_BASHRC='from .bashrc' OVERRIDDEN=bashrc\n",
+    )
+    .unwrap();
+    let up = login.rtrain(&["up", "box", "--json"]);
+    assert_eq!(up.code, 0, "{up}");
+    let doc: serde_json::Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert_eq!(doc["shell"]["got"], "login", "{doc:#}");
+    assert!(doc["run"]["job"].is_string(), "{doc:#}");
+    login.wait_state("finished", Duration::from_secs(120));
+    let log = login.rtrain(&["logs", "box", "-n", "all"]).stdout_str();
+    assert!(
+        log.contains("bashrc=[from .bashrc] overridden=[config] job=[set]"),
+        "{log}"
+    );
+    for noise in ["bashrc says hello", "job control", "terminal process group"] {
+        assert!(!log.contains(noise), "{noise:?} in the log:\n{log}");
+    }
+}

@@ -30,6 +30,15 @@ impl Kind {
         }
     }
 
+    /// A box where `auto` picks this backend and whose sessions also get `extra_env` (SetEnv).
+    pub fn sshd_with_env(self, extra_env: &[(&str, &str)]) -> Sshd {
+        match self {
+            Kind::Tmux => Sshd::start_with_env(extra_env),
+            Kind::Screen => Sshd::start_without_with_env(&["tmux"], extra_env),
+            Kind::Nohup => Sshd::start_without_with_env(&["tmux", "screen"], extra_env),
+        }
+    }
+
     /// The backend keeps a session (tmux's or screen's) that `attach` joins.
     pub fn has_session(self) -> bool {
         self != Kind::Nohup

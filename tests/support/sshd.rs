@@ -289,10 +289,18 @@ impl Sshd {
     /// A box without `tools` (e.g. tmux, or tmux and screen): its sessions' PATH is a directory of
     /// symlinks to everything in /usr/bin and /bin but those, so `command -v` does not find them.
     pub fn start_without(tools: &[&str]) -> Sshd {
+        Self::start_without_with_env(tools, &[])
+    }
+
+    /// A box without `tools` whose sessions also get `extra_env` (e.g. another login `SHELL`).
+    pub fn start_without_with_env(tools: &[&str], extra_env: &[(&str, &str)]) -> Sshd {
         let keep = tempfile::Builder::new().prefix("rtrain-bin-").tempdir().unwrap();
         let bin = keep.path().join("bin");
         bin_without(&bin, tools);
-        let mut sshd = Sshd::start_with_env(&[("PATH", &bin.display().to_string())]);
+        let path = bin.display().to_string();
+        let mut env = vec![("PATH", path.as_str())];
+        env.extend_from_slice(extra_env);
+        let mut sshd = Sshd::start_with_env(&env);
         sshd.keep.push(keep);
         sshd
     }

@@ -5,6 +5,11 @@
 //! redirected), so the channel closes when `up` is done. The command's output reaches the log through the
 //! shared wrapper, as on every backend; the wrapper's own stdout (what a pane would show) goes nowhere and
 //! its stderr (a failing `cd`, say) into the log.
+//!
+//! Not started as a background job (`&`) where `setsid -f` (util-linux 2.31+) can fork instead: a
+//! non-interactive sh starts a background job with SIGINT and SIGQUIT ignored, which the wrapper cannot
+//! undo (a signal ignored on entry cannot be trapped) and the trainer inherits, so `stop`'s SIGINT never
+//! reached it and every stop waited for SIGTERM (measured: SigIgn 0x6 in the trainer's /proc status).
 
 use super::{Backend, PtyEnd};
 
@@ -13,7 +18,11 @@ pub struct Nohup;
 const SH: &str = r##"rt_nohup_available() { command -v nohup >/dev/null 2>&1 && command -v setsid >/dev/null 2>&1; }
 rt_nohup_session() { return 1; }
 rt_nohup_start() {
-  ( cd -- "$rt_wd" && exec setsid nohup /bin/sh "$rt_rd/run.sh" < /dev/null > /dev/null 2>> "$rt_log" ) &
+  if setsid -f true > /dev/null 2>&1; then
+    ( cd -- "$rt_wd" && exec setsid -f nohup /bin/sh "$rt_rd/run.sh" < /dev/null > /dev/null 2>> "$rt_log" )
+  else
+    ( cd -- "$rt_wd" && exec setsid nohup /bin/sh "$rt_rd/run.sh" < /dev/null > /dev/null 2>> "$rt_log" ) &
+  fi
 }
 "##;
 
