@@ -42,8 +42,9 @@ pub struct RiskInputs {
 pub struct Projection {
     pub save_steps: u64,
     pub interval_minutes: Option<f64>,
-    /// The step the projection starts from (the current one, or 0 when that is unknown).
-    pub from_step: u64,
+    /// The step the projection starts from: the current one; `None` when that is unknown, and then so is
+    /// everything counted from it (never from an assumed step 0: issue 19).
+    pub from_step: Option<u64>,
     /// Saves still to come, the final save at max_steps included.
     pub checkpoints_to_write: Option<u64>,
     /// The most checkpoints on disk at once (rotation deletes only after the next save).
@@ -95,8 +96,11 @@ fn saves_remaining(save_steps: u64, from: u64, max: u64) -> u64 {
 
 /// The projection for one save_steps value.
 pub fn project(inputs: &RiskInputs, save_steps: u64) -> Projection {
-    let from = inputs.current_step.unwrap_or(0);
-    let to_write = inputs.max_steps.map(|m| saves_remaining(save_steps, from, m));
+    let from = inputs.current_step;
+    let to_write = inputs
+        .max_steps
+        .zip(from)
+        .map(|(m, from)| saves_remaining(save_steps, from, m));
     let existing = inputs.existing_checkpoints;
     let peak = to_write.map(|k| match (k, inputs.save_total_limit) {
         (0, _) => existing,
@@ -200,7 +204,7 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
     );
     say_unknown(
         inputs.current_step.is_some(),
-        "the current step (no progress bar in the log): projected from step 0",
+        "the current step (no progress bar in the log, no step in a metrics file or trainer_state.json): the checkpoints still to write are unknown",
     );
     say_unknown(
         inputs.seconds_per_step.is_some(),
