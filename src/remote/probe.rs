@@ -1305,8 +1305,8 @@ mod tests {
         assert_eq!(newest_facts(&status), newest_facts(&full));
         assert_eq!(
             status.ckpts.newest_complete().map(|c| c.name.as_str()),
-            Some("last.ckpt"),
-            "an unnumbered last.ckpt is the newest save"
+            Some("checkpoint-3199"),
+            "the highest step: last.ckpt's step is that of a step-named checkpoint beside it (issue 19)"
         );
         assert_eq!(newest_facts(&status).2[0], "checkpoint-3199");
         assert!(

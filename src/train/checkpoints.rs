@@ -219,13 +219,14 @@ pub fn recognise(entries: &[Entry]) -> Vec<Checkpoint> {
         });
     }
     infer_last_steps(&mut out);
-    // Integers, never text: 50 < 100 < 1500. Unnumbered ones (last.ckpt) are the newest saves;
-    // Lightning's `-v1` of the same name was saved after the plain one.
+    // Integers, never text: 50 < 100 < 1500. Unnumbered ones (last.ckpt) are the newest saves; a last.ckpt that
+    // took a named one's step comes right after it; Lightning's `-v1` of the same name was saved after the plain one.
     out.sort_by(|a, b| {
         let key = |c: &Checkpoint| {
             (
                 c.ordinal().is_none(),
                 c.ordinal(),
+                c.step_inferred,
                 c.mtime,
                 lightning_version(&c.name),
                 c.rel_path.clone(),
