@@ -199,16 +199,20 @@ impl StatusJson {
             (None, Some(c), ..) => (
                 Some(c.loss),
                 c.step,
-                p.metrics.as_ref().map(|m| String::from_utf8_lossy(&m.path).into_owned()),
+                p.metrics
+                    .as_ref()
+                    .map(|m| String::from_utf8_lossy(&m.path).into_owned()),
                 Some("metrics_csv"),
             ),
-            (None, None, Some(l), _) => (Some(l), sum.epoch_bars.global_step(), Some("log".to_string()), Some("log")),
-            (None, None, None, Some((name, t))) if t.last_loss.is_some() => (
-                t.last_loss,
-                t.last_loss_step,
-                Some(name.clone()),
-                Some("trainer_state"),
+            (None, None, Some(l), _) => (
+                Some(l),
+                sum.epoch_bars.global_step(),
+                Some("log".to_string()),
+                Some("log"),
             ),
+            (None, None, None, Some((name, t))) if t.last_loss.is_some() => {
+                (t.last_loss, t.last_loss_step, Some(name.clone()), Some("trainer_state"))
+            }
             _ => (None, None, None, None),
         };
         let latest_checkpoint = p.ckpts.newest_complete().map(|c| LatestCheckpointJson {

@@ -258,7 +258,10 @@ fn infer_last_steps(out: &mut [Checkpoint]) {
         .filter(|c| c.layout == Layout::Lightning && c.complete)
         .filter_map(|c| Some((split_parent(&c.rel_path).0.to_vec(), c.step?, c.mtime?)))
         .collect();
-    for c in out.iter_mut().filter(|c| c.layout == Layout::Lightning && c.step.is_none()) {
+    for c in out
+        .iter_mut()
+        .filter(|c| c.layout == Layout::Lightning && c.step.is_none())
+    {
         let (Some(m), parent) = (c.mtime, split_parent(&c.rel_path).0) else {
             continue;
         };
@@ -483,7 +486,10 @@ mod tests {
             timed("epoch=2-step=1500-v1.ckpt", 500),
             timed("last-v1.ckpt", 501),
         ]);
-        assert_eq!(ckpts.iter().find(|c| c.name == "last-v1.ckpt").unwrap().step, Some(1500));
+        assert_eq!(
+            ckpts.iter().find(|c| c.name == "last-v1.ckpt").unwrap().step,
+            Some(1500)
+        );
         assert_eq!(newest_complete(&ckpts).unwrap().name, "epoch=2-step=1500-v1.ckpt");
     }
 

@@ -204,27 +204,142 @@ pub fn parse_metrics_csv(header: &[u8], tail: &[u8], tail_starts_mid_line: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::checkpoints::{newest_complete, recognise, Entry, EntryKind};
+    use crate::train::fixtures;
+    use crate::train::progress::summarize_log;
+
+    /// The real Lightning 2.x capture (scripts/capture-lightning-fixtures.sh): 300 steps of 88 per epoch, so the
+    /// bars read `Epoch 0..2: n/88` and `Epoch 3: n/36`.
+    fn lt(file: &str) -> Vec<u8> {
+        fixtures::own(&format!("lightning/{file}"))
+    }
+
+    #[test]
+    fn real_tqdm_log_gives_the_global_step_rate_and_bar_loss() {
+        let log = lt("tqdm-csv/train.log");
+        let s = summarize_log(&log, false);
+        assert_eq!(s.progress, None, "Lightning's bars are not the Trainer's");
+        let last = s.epoch_bars.last.clone().unwrap();
+        assert_eq!((last.epoch, last.step_in_epoch, last.epoch_total), (3, 36, Some(36)));
+        assert_eq!(s.epoch_bars.epoch_length, Some(88));
+        assert_eq!(s.epoch_bars.global_step(), Some(300));
+        assert!(s.seconds_per_step.is_some_and(|x| x > 0.0 && x < 1.0), "{s:?}");
+        assert!(s.epoch_bars.loss.is_some_and(|l| l > 0.0 && l < 1.0), "{s:?}");
+
+        // Mid-run, in the third epoch: 2 × 88 + 40.
+        let text = String::from_utf8_lossy(&log);
+        let at = text.find("Epoch 2:  45%").unwrap();
+        let end = at + text[at..].find(['\r', '\n']).unwrap();
+        let s = summarize_log(&text.as_bytes()[..end], false);
+        assert_eq!(s.epoch_bars.global_step(), Some(2 * 88 + 40));
+        // The same from a 64 KiB tail that starts mid-run, with only the third epoch's bar in view: its own total
+        // is the epoch length.
+        let from = at.saturating_sub(20_000);
+        let s = summarize_log(&text.as_bytes()[from..end], true);
+        assert_eq!(s.epoch_bars.global_step(), Some(2 * 88 + 40));
+    }
+
+    #[test]
+    fn real_metrics_csv_last_train_loss_and_step() {
+        let csv = lt("tqdm-csv/metrics.csv");
+        let header = &csv[..csv.iter().position(|b| *b == b'\n').unwrap() + 1];
+        let whole = parse_metrics_csv(header, &csv, false).unwrap();
+        assert_eq!(
+            (whole.column.as_str(), whole.step, whole.epoch),
+            ("train_loss", Some(299), Some(3.0))
+        );
+        let last_line = String::from_utf8_lossy(&csv).lines().last().unwrap().to_string();
+        assert_eq!(
+            whole.loss,
+            last_line.rsplit(',').next().unwrap().parse::<f64>().unwrap()
+        );
+        // A tail cut anywhere gives the same last row.
+        for cut in [1, 17, csv.len() / 2, csv.len() - last_line.len() - 1] {
+            assert_eq!(
+                parse_metrics_csv(header, &csv[cut..], true).as_ref(),
+                Some(&whole),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    /// `name size mtime` lines as the capture listed version_0/checkpoints.
+    fn listing(text: &[u8]) -> Vec<Entry> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                let mut e = Entry::new(f[0], EntryKind::File);
+                e.bytes = f[1].parse().ok();
+                e.mtime = f[2].parse().ok();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn real_checkpoints_give_last_ckpt_the_step_saved_with_it() {
+        let ckpts = recognise(&listing(&lt("tqdm-csv/checkpoints.txt")));
+        let got: Vec<(&str, Option<u64>)> = ckpts.iter().map(|c| (c.name.as_str(), c.step)).collect();
+        assert_eq!(
+            got,
+            [
+                ("epoch=1-step=100.ckpt", Some(100)),
+                ("epoch=2-step=200.ckpt", Some(200)),
+                ("epoch=3-step=300.ckpt", Some(300)),
+                ("last.ckpt", Some(300)),
+            ]
+        );
+        assert_eq!(newest_complete(&ckpts).unwrap().name, "epoch=3-step=300.ckpt");
+    }
+
+    #[test]
+    fn real_rich_bar_on_a_terminal_gives_the_global_step_and_the_wrapped_loss() {
+        let log = lt("rich-tty/typescript");
+        let s = summarize_log(&log, false);
+        let last = s.epoch_bars.last.clone().unwrap();
+        assert_eq!((last.epoch, last.step_in_epoch), (2, 24));
+        assert_eq!(s.epoch_bars.global_step(), Some(2 * 88 + 24));
+        assert!(s.epoch_bars.loss.is_some_and(|l| l > 0.0 && l < 1.0), "{s:?}");
+        assert!(s.seconds_per_step.is_some_and(|x| x > 0.0), "{s:?}");
+    }
+
+    #[test]
+    fn real_plain_tqdm_loop_still_parses() {
+        let s = summarize_log(&lt("plain-tqdm/train.log"), false);
+        let p = s.progress.unwrap();
+        assert_eq!((p.step, p.total), (200, 200));
+        assert_eq!(s.epoch_bars, EpochBars::default());
+    }
 
     #[test]
     fn tqdm_epoch_bar_with_metrics_after_the_rate() {
-        let u = parse_tqdm_epoch(
-            "Epoch 3:  45%|████▌     | 40/88 [00:01<00:02, 30.10it/s, v_num=0, train_loss=0.043]",
-        )
-        .unwrap();
+        let u = parse_tqdm_epoch("Epoch 3:  45%|████▌     | 40/88 [00:01<00:02, 30.10it/s, v_num=0, train_loss=0.043]")
+            .unwrap();
         assert_eq!((u.epoch, u.step_in_epoch, u.epoch_total), (3, 40, Some(88)));
         assert_eq!(u.loss, Some(0.043));
         assert!((u.seconds_per_step.unwrap() - 1.0 / 30.1).abs() < 1e-9);
         assert_eq!(u.elapsed_seconds, Some(1));
-        assert_eq!(parse_tqdm_epoch("Epoch 0:   0%|          | 0/88 [00:00<?, ?it/s]").unwrap().loss, None);
+        assert_eq!(
+            parse_tqdm_epoch("Epoch 0:   0%|          | 0/88 [00:00<?, ?it/s]")
+                .unwrap()
+                .loss,
+            None
+        );
         assert_eq!(parse_tqdm_epoch("Training: |          | 0/? [00:00<?, ?it/s]"), None);
-        assert_eq!(parse_tqdm_epoch("Validation DataLoader 0:  50%|█| 1/2 [00:00<00:00]"), None);
+        assert_eq!(
+            parse_tqdm_epoch("Validation DataLoader 0:  50%|█| 1/2 [00:00<00:00]"),
+            None
+        );
         assert_eq!(parse_tqdm_epoch("Epoch x:  5%|▌| 4/88 [00:00<00:05, 15.5it/s]"), None);
     }
 
     #[test]
     fn rich_epoch_bar() {
-        let u = parse_rich_epoch("Epoch 2/-2  ━━━━━━━━━━━━━━━━ 88/88 0:00:01 • 0:00:00 66.73it/s v_num: 0 train_loss: 0.043")
-            .unwrap();
+        let u = parse_rich_epoch(
+            "Epoch 2/-2  ━━━━━━━━━━━━━━━━ 88/88 0:00:01 • 0:00:00 66.73it/s v_num: 0 train_loss: 0.043",
+        )
+        .unwrap();
         assert_eq!((u.epoch, u.step_in_epoch, u.epoch_total), (2, 88, Some(88)));
         assert_eq!(u.loss, Some(0.043));
         assert!((u.seconds_per_step.unwrap() - 1.0 / 66.73).abs() < 1e-9);
@@ -250,7 +365,11 @@ mod tests {
             loss: None,
         };
         bars.push(up(2, 87, 88));
-        assert_eq!(bars.global_step(), Some(2 * 88 + 87), "one epoch in view: its own total");
+        assert_eq!(
+            bars.global_step(),
+            Some(2 * 88 + 87),
+            "one epoch in view: its own total"
+        );
         bars.push(up(2, 88, 88));
         // The last epoch of a max_steps run counts only the steps left.
         bars.push(up(3, 10, 36));
@@ -263,13 +382,22 @@ mod tests {
         let header = b"epoch,step,train_loss,val_loss\n";
         let tail = b"0,9,0.5,\n0,19,0.25,\n0,19,,0.3\n1,29,0.125,\n1,39,,";
         let got = parse_metrics_csv(header, tail, false).unwrap();
-        assert_eq!((got.column.as_str(), got.loss, got.step), ("train_loss", 0.125, Some(29)));
+        assert_eq!(
+            (got.column.as_str(), got.loss, got.step),
+            ("train_loss", 0.125, Some(29))
+        );
         assert_eq!(got.epoch, Some(1.0));
         // A cut first line is dropped, a header without a loss gives nothing.
-        assert_eq!(parse_metrics_csv(header, b"5,0.9,\n1,49,0.1,\n", true).unwrap().step, Some(49));
+        assert_eq!(
+            parse_metrics_csv(header, b"5,0.9,\n1,49,0.1,\n", true).unwrap().step,
+            Some(49)
+        );
         assert_eq!(parse_metrics_csv(b"epoch,step,acc\n", b"0,1,0.5\n", false), None);
         let odd = parse_metrics_csv(b"epoch,my_loss_step,step\n", b"0,0.7,12\n", false).unwrap();
-        assert_eq!((odd.column.as_str(), odd.loss, odd.step), ("my_loss_step", 0.7, Some(12)));
+        assert_eq!(
+            (odd.column.as_str(), odd.loss, odd.step),
+            ("my_loss_step", 0.7, Some(12))
+        );
         let pref = parse_metrics_csv(b"loss,train_loss,step\n", b"1.0,2.0,3\n", false).unwrap();
         assert_eq!(pref.column, "train_loss");
     }

@@ -537,6 +537,24 @@ mod edge_tests {
         }
     }
 
+    /// Regression (issue 19): without a current step (a Lightning run whose bars rtrain did not read yet),
+    /// `check` said "still to write: 12 checkpoint(s) from step 0".
+    #[test]
+    fn regression_an_unknown_step_is_never_step_0() {
+        let r = assess(&RiskInputs {
+            current_step: None,
+            ..demo(0)
+        });
+        let p = r.current.as_ref().unwrap();
+        assert_eq!((p.from_step, p.checkpoints_to_write, p.peak_checkpoints), (None, None, None));
+        assert!(r.alternatives.iter().all(|a| a.from_step.is_none() && a.checkpoints_to_write.is_none()));
+        let text = render_report("box", &r);
+        assert!(!text.contains("from step 0"), "{text}");
+        assert!(text.contains("still to write:    unknown: the current step is unknown"), "{text}");
+        assert!(r.unknown.iter().any(|u| u.starts_with("the current step")), "{:?}", r.unknown);
+        assert_eq!(assess(&demo(0)).current.unwrap().checkpoints_to_write, Some(30));
+    }
+
     /// Regression: `check` proposed save_steps 1700 (15 minutes at 0.52 s per step) for a
     /// 600-step run.
     #[test]

@@ -93,7 +93,11 @@ fn status_of_a_lightning_run_shows_the_global_step_total_rate_eta_and_the_csv_lo
     let loss = pr["loss"].as_f64().unwrap();
     assert!(loss > 0.0 && loss < 2.1, "{v:#}");
     assert!(pr["loss_step"].as_u64().unwrap() >= 44, "{v:#}");
-    assert_eq!(pr["loss_step"].as_u64().unwrap() % 5, 4, "Lightning's 0-based logging step: {v:#}");
+    assert_eq!(
+        pr["loss_step"].as_u64().unwrap() % 5,
+        4,
+        "Lightning's 0-based logging step: {v:#}"
+    );
     assert!(pr["epoch"].as_f64().is_some_and(|e| e >= 1.0), "{v:#}");
 
     let ran = p.rtrain(&["status", "box"]);
@@ -107,14 +111,22 @@ fn status_of_a_lightning_run_shows_the_global_step_total_rate_eta_and_the_csv_lo
 fn ckpts_and_check_give_last_ckpt_its_step_and_never_assume_step_0() {
     let p = Project::new(100_000, 0.05);
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
-    p.status_until("a second checkpoint", |v| v["latest_checkpoint"]["step"].as_u64().is_some_and(|s| s >= 40));
+    p.status_until("a second checkpoint", |v| {
+        v["latest_checkpoint"]["step"].as_u64().is_some_and(|s| s >= 40)
+    });
     assert_eq!(p.rtrain(&["stop", "box"]).code, 0);
     p.status_until("stopped", |v| v["run"]["state"] == "stopped");
     let c = p.json(&["ckpts", "box", "--json"]);
     let list = c["checkpoints"].as_array().unwrap();
     let got: Vec<(&str, Option<u64>, bool)> = list
         .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["step"].as_u64(), c["latest"].as_bool().unwrap()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["step"].as_u64(),
+                c["latest"].as_bool().unwrap(),
+            )
+        })
         .collect();
     let (named, last) = got.split_at(got.len() - 1);
     let newest = named.last().unwrap().1.unwrap();
@@ -130,7 +142,9 @@ fn ckpts_and_check_give_last_ckpt_its_step_and_never_assume_step_0() {
     assert_ne!(s["latest_checkpoint"]["name"], "last.ckpt", "{s:#}");
 
     let ck = p.json(&["check", "box", "--json"]);
-    let at = ck["inputs"]["current_step"].as_u64().unwrap_or_else(|| panic!("{ck:#}"));
+    let at = ck["inputs"]["current_step"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ck:#}"));
     assert!(at >= newest, "{ck:#}");
     assert_eq!(ck["current"]["from_step"], at, "{ck:#}");
     assert_eq!(ck["inputs"]["save_steps"], 20, "from the training config: {ck:#}");
@@ -143,7 +157,9 @@ fn ckpts_and_check_give_last_ckpt_its_step_and_never_assume_step_0() {
 fn resume_continues_a_lightning_run_from_its_newest_checkpoint() {
     let p = Project::new(100_000, 0.05);
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
-    p.status_until("a second checkpoint", |v| v["latest_checkpoint"]["step"].as_u64().is_some_and(|s| s >= 40));
+    p.status_until("a second checkpoint", |v| {
+        v["latest_checkpoint"]["step"].as_u64().is_some_and(|s| s >= 40)
+    });
     assert_eq!(p.rtrain(&["stop", "box"]).code, 0);
     let v = p.status_until("stopped", |v| v["run"]["state"] == "stopped");
     let newest = v["latest_checkpoint"]["step"].as_u64().unwrap();
@@ -152,17 +168,20 @@ fn resume_continues_a_lightning_run_from_its_newest_checkpoint() {
 
     let dry = p.rtrain(&["resume", "box", "--dry-run"]);
     assert_eq!(dry.code, 0, "{dry}");
-    assert!(dry.stdout_str().contains(&name) && !dry.stdout_str().contains("last.ckpt"), "{dry}");
+    assert!(
+        dry.stdout_str().contains(&name) && !dry.stdout_str().contains("last.ckpt"),
+        "{dry}"
+    );
     let ran = p.rtrain(&["resume", "box"]);
     assert_eq!(ran.code, 0, "{ran}");
     let v = p.status_until("running again past its checkpoint", |v| {
         v["run"]["state"] == "running" && v["progress"]["step"].as_u64().is_some_and(|s| s > newest)
     });
-    assert!(
-        v["run"]["command"].as_str().unwrap().contains("--ckpt_path"),
-        "{v:#}"
-    );
+    assert!(v["run"]["command"].as_str().unwrap().contains("--ckpt_path"), "{v:#}");
     let log = p.rtrain(&["logs", "box", "-n", "all"]).stdout_str();
-    assert!(log.contains("Restoring states from the checkpoint path at ") && log.contains(&name), "{log}");
+    assert!(
+        log.contains("Restoring states from the checkpoint path at ") && log.contains(&name),
+        "{log}"
+    );
     assert_eq!(p.rtrain(&["stop", "box"]).code, 0);
 }
