@@ -546,12 +546,25 @@ mod edge_tests {
             ..demo(0)
         });
         let p = r.current.as_ref().unwrap();
-        assert_eq!((p.from_step, p.checkpoints_to_write, p.peak_checkpoints), (None, None, None));
-        assert!(r.alternatives.iter().all(|a| a.from_step.is_none() && a.checkpoints_to_write.is_none()));
+        assert_eq!(
+            (p.from_step, p.checkpoints_to_write, p.peak_checkpoints),
+            (None, None, None)
+        );
+        assert!(r
+            .alternatives
+            .iter()
+            .all(|a| a.from_step.is_none() && a.checkpoints_to_write.is_none()));
         let text = render_report("box", &r);
         assert!(!text.contains("from step 0"), "{text}");
-        assert!(text.contains("still to write:    unknown: the current step is unknown"), "{text}");
-        assert!(r.unknown.iter().any(|u| u.starts_with("the current step")), "{:?}", r.unknown);
+        assert!(
+            text.contains("still to write:    unknown: the current step is unknown"),
+            "{text}"
+        );
+        assert!(
+            r.unknown.iter().any(|u| u.starts_with("the current step")),
+            "{:?}",
+            r.unknown
+        );
         assert_eq!(assess(&demo(0)).current.unwrap().checkpoints_to_write, Some(30));
     }
 

@@ -7,7 +7,7 @@ scripts/capture-lightning-fixtures.sh):
   `Epoch 3:  45%|████▌     | 40/88 [00:01<00:02, 30.10it/s, v_num=0, train_loss=0.043]`; the last epoch of a
   max_steps run counts only the steps left. stdout is Python's, so it is block-buffered when it is not a terminal
   (unless PYTHONUNBUFFERED is set, as rtrain sets it).
-- CSVLogger: `lightning_logs/version_N/metrics.csv` (N: one more than the highest there), `epoch,step,train_loss`
+- CSVLogger: `lightning_logs/version_N/metrics.csv` (N: one more than the highest there), `epoch,step,train_loss`\r\n
   rows every `log_every` steps with Lightning's 0-based step, written out every `flush_every` steps and at the end.
 - ModelCheckpoint(every_n_train_steps=save_steps, save_last=True): `version_N/checkpoints/epoch=E-step=S.ckpt`,
   then `last.ckpt` written right after it.
@@ -122,7 +122,7 @@ def main():
         new = not os.path.exists(csv)
         with open(csv, "a") as f:
             if new:
-                f.write("epoch,step,train_loss\n")
+                f.write("epoch,step,train_loss\r\n")
             f.writelines(rows)
         rows.clear()
 
@@ -145,7 +145,7 @@ def main():
             postfix = f", v_num={version}, train_loss={loss:.3g}"
             out.write("\r" + bar(epoch, n, total, elapsed, rate, postfix))
             if step % s["log_every"] == 0:
-                rows.append(f"{epoch},{step - 1},{loss}\n")
+                rows.append(f"{epoch},{step - 1},{loss}\r\n")  # the csv module ends rows so
             if step % s["flush_every"] == 0:
                 flush()
             if step % s["save_steps"] == 0:
