@@ -241,7 +241,7 @@ fn split_glued_dict(segment: &str) -> (&str, Option<&str>) {
 /// words); the training loss among them.
 fn rich_wrapped_loss(line: &str) -> Option<f64> {
     let words: Vec<&str> = line.split_whitespace().collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return None;
     }
     let mut loss = None;
