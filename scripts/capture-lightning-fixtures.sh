@@ -29,7 +29,7 @@ die() {
 }
 say() { echo "capture-lightning-fixtures: $*" >&2; }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || die "usage: scripts/capture-lightning-fixtures.sh VENV [RICH_VENV]"
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then die "usage: scripts/capture-lightning-fixtures.sh VENV [RICH_VENV]"; fi
 abs() { (cd "$1" 2>/dev/null && pwd) || die "no venv at $1"; }
 venv="$(abs "$1")"
 rich_venv="${2:+$(abs "$2")}"
@@ -81,7 +81,9 @@ run() {
     die "the $name run did not finish (its log is above)"
   fi
   mkdir -p "$out/$name"
-  cp "$(ls -t "$project"/logs/training_*.log | head -1)" "$out/$name/train.log"
+  local logs=("$project"/logs/training_*.log) # a fresh project: its one run's log
+  if [ ${#logs[@]} != 1 ] || [ ! -f "${logs[0]}" ]; then die "expected one log in $project/logs, found: ${logs[*]}"; fi
+  cp "${logs[0]}" "$out/$name/train.log"
   echo "$name: rtrain up demo-box -- \"$command\"" >>"$out/commands.txt"
 }
 listing() {
