@@ -3,7 +3,7 @@
 # test trainer, nc for the ProxyCommand tests, pam_google_authenticator and the passwd tools for the
 # password and keyboard-interactive login tests, dbus for a private session bus, curl for the
 # box-side webhooks, Debian's slurm-wlm and munge for a real single-node Slurm cluster, iproute2 and
-# iptables for the network-namespace tests) when missing, then runs
+# iptables for the network-namespace tests, busybox for a box without GNU coreutils) when missing, then runs
 # every unit and integration test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,8 @@ command -v curl >/dev/null || need+=(curl)
 # netfilter (iptables).
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
+# A box without GNU coreutils is a PATH of BusyBox applets (Debian's busybox).
+[ -x /usr/bin/busybox ] || need+=(busybox)
 # rustup brings no C compiler, and the crypto crates (ring) build C and assembly.
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

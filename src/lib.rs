@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+#[cfg(test)]
+mod fuzz;
 pub mod remote;
 pub mod report;
 pub mod ssh;

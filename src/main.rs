@@ -14,6 +14,8 @@ fn main() -> ExitCode {
     };
     let shutdown = rtrain::shutdown_on_ctrl_c(&runtime);
     let code = runtime.block_on(rtrain::run(cli, env, shutdown));
+    // Ctrl-C can end the run while a password prompt's hidden read still has echo off.
+    rtrain::ui::prompt::restore_terminal();
     // Do not wait for lingering blocking reads of stdin (attach, prompts).
     runtime.shutdown_background();
     ExitCode::from(code)

@@ -1,11 +1,14 @@
 //! `rtrain attach HOST`: the run's remote session (tmux or screen, whichever its backend is) in the
 //! local terminal, through an SSH PTY, with the local terminal in raw mode for exactly as long as that
-//! lasts; for a backend without a terminal (nohup), its live log instead.
+//! lasts; for a backend whose run has a place a shell can join instead (a Slurm job's allocation), a shell
+//! there; for a backend without either (nohup), or while no shell can be opened (the job is pending), its
+//! live log instead, with the reason.
 
 use super::resilient::StatusLine;
 use super::{CommandError, Ctx};
 use crate::config::Target;
 use crate::remote::backend::{self, Backend, PtyEnd};
+use crate::remote::run::ShellPlace;
 use crate::ssh::link::{Link, LinkError};
 use crate::ssh::{Session, SshError};
 use russh::ChannelMsg;
@@ -85,12 +88,24 @@ pub async fn attach_once(
     let Some(command) = backend.attach_command(&s.workdir, &s.session) else {
         return Ok(AttachEnd::Pty(PtyEnd::Exited(1)));
     };
+    pty_once(session, target, &command, backend, keys, took_over).await
+}
+
+/// Run `command` on a PTY until it ends (see [`attach_once`]).
+async fn pty_once(
+    session: &Session,
+    target: &Target,
+    command: &str,
+    backend: &dyn Backend,
+    keys: &mut mpsc::Receiver<Vec<u8>>,
+    took_over: &mut bool,
+) -> Result<AttachEnd, SshError> {
     use tokio::io::AsyncWriteExt;
     let channel = session.open_channel(std::time::Duration::from_secs(15)).await?;
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
     let (cols, rows) = terminal_size();
     let host = target.name.clone();
-    let map = |e: russh::Error| crate::ssh::session::classify(&host, e);
+    let map = |e: russh::Error| crate::ssh::classify(&host, e);
     channel
         .request_pty(true, &term, cols, rows, 0, 0, &[])
         .await
@@ -170,8 +185,9 @@ pub async fn run(ctx: &Ctx, host: &str) -> anyhow::Result<u8> {
     attach_link(ctx, &target, &mut link).await
 }
 
-/// The backend of the current run (as its record says), else the configured one as the box resolves it.
-async fn which_backend(target: &Target, link: &mut Link) -> anyhow::Result<&'static dyn Backend> {
+/// The backend of the current run (as its record says), else the configured one as the box resolves it,
+/// and whether a shell can be opened in the run's place (for a backend that has one).
+async fn which_backend(target: &Target, link: &mut Link) -> anyhow::Result<(&'static dyn Backend, Option<ShellPlace>)> {
     let session = link.session().await?;
     let script = crate::remote::run::backend_script(&target.settings.workdir, target.settings.backend);
     let text = super::run::run_script_stdin(&session, &script, None, std::time::Duration::from_secs(60)).await?;
@@ -182,7 +198,26 @@ async fn which_backend(target: &Target, link: &mut Link) -> anyhow::Result<&'sta
         }
         Err(e) => anyhow::bail!("{}: {e}", target.name),
     };
-    backend::by_name(&name).ok_or_else(|| super::run::backend_missing(target, &name, &[]))
+    let backend = backend::by_name(&name).ok_or_else(|| super::run::backend_missing(target, &name, &[]))?;
+    Ok((backend, crate::remote::run::parse_shell(&text)))
+}
+
+/// [`which_backend`] across dead links: the question is asked again on a fresh connection.
+async fn which_backend_retrying(
+    ctx: &Ctx,
+    target: &Target,
+    link: &mut Link,
+    status: &StatusLine,
+) -> anyhow::Result<(&'static dyn Backend, Option<ShellPlace>)> {
+    loop {
+        match which_backend(target, link).await {
+            Err(e) if super::run::retryable(&e) => {
+                let cancel = ctx.shutdown.child_token();
+                link.reconnect(&cancel, |ev| status.event(&ev)).await?;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Rows of the local terminal: how much log a screenful is.
@@ -197,7 +232,10 @@ fn screenful() -> usize {
 /// size after every reconnect, until the user detaches or the session ends. A backend without a
 /// terminal shows the live log from the last screenful instead, as `logs -f` does.
 pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow::Result<u8> {
-    let backend = which_backend(target, link).await?;
+    let (backend, shell) = which_backend(target, link).await?;
+    if backend.has_shell() {
+        return attach_shell(ctx, target, link, backend, shell).await;
+    }
     if !backend.has_terminal() {
         eprintln!(
             "the run on {} has no terminal to attach to (backend {}): showing its live log as `rtrain logs {} -f` does (Ctrl-C leaves; the run goes on)",
@@ -244,6 +282,93 @@ pub async fn attach_link(ctx: &Ctx, target: &Target, link: &mut Link) -> anyhow:
                     );
                 }
                 return report_end(target, backend, other);
+            }
+        }
+    }
+}
+
+/// A shell in the run's place (a Slurm job's allocation, on its node): opened again after every
+/// reconnect (the old one died with its connection; the run does not), until the user leaves it. While
+/// none can be opened (the job pending, ended; a scheduler without `--overlap`), says why and shows the
+/// live log instead, as on a backend without a terminal.
+async fn attach_shell(
+    ctx: &Ctx,
+    target: &Target,
+    link: &mut Link,
+    backend: &dyn Backend,
+    mut shell: Option<ShellPlace>,
+) -> anyhow::Result<u8> {
+    let status = StatusLine::new(&target.name, true, true, ctx.quiet);
+    let mut keys: Option<mpsc::Receiver<Vec<u8>>> = None;
+    let mut opened = false;
+    loop {
+        let (place, at) = match shell.take() {
+            Some(ShellPlace::Open { place, at }) => (place, at),
+            closed => {
+                let why = match closed {
+                    Some(ShellPlace::Closed(why)) => why,
+                    _ => "the run has none".to_string(),
+                };
+                if opened {
+                    // Back from a reconnect, and the job is gone (or not running): the shell ended with it.
+                    eprintln!("rtrain: no shell in the run's {} job any more: {why}", backend.label());
+                    return Ok(0);
+                }
+                eprintln!(
+                    "rtrain: no shell in the run's {} allocation on {}: {why}; showing its live log as `rtrain logs {} -f` does (Ctrl-C leaves; the run goes on)",
+                    backend.label(),
+                    target.name,
+                    target.name
+                );
+                return super::run::follow_link(ctx, target, link, false, None, Some(screenful())).await;
+            }
+        };
+        let Some(command) = backend.shell_command(&target.settings.workdir, &place) else {
+            anyhow::bail!("{}: backend {} offers no shell", target.name, backend.name());
+        };
+        if !opened {
+            eprintln!("rtrain: a shell in {at} (exit it to leave; the run goes on)");
+        }
+        opened = true;
+        let keys = keys.get_or_insert_with(stdin_pump);
+        let raw = RawMode::enable()?;
+        let session = link.session().await?;
+        let dead = link.wait_dead();
+        let mut took = false;
+        let end = tokio::select! {
+            r = pty_once(&session, target, &command, backend, keys, &mut took) => match r {
+                Ok(end) => end,
+                Err(e) if e.is_retryable() => AttachEnd::Lost(e.to_string()),
+                Err(e) => return Err(e.into()),
+            },
+            reason = dead => AttachEnd::Lost(reason),
+            _ = ctx.shutdown.cancelled() => return Err(CommandError::Interrupted.into()),
+        };
+        drop(session);
+        match end {
+            AttachEnd::Lost(_) => {
+                reconnect_dropping_keys(ctx, link, &status, keys).await?;
+                drop(raw);
+                shell = which_backend_retrying(ctx, target, link, &status).await?.1;
+            }
+            AttachEnd::Pty(end) => {
+                drop(raw);
+                // The shell ended: by the user's `exit`, or with the job. Which one, the scheduler says.
+                let code = match end {
+                    PtyEnd::Exited(c) => c,
+                    _ => 0,
+                };
+                return match which_backend_retrying(ctx, target, link, &status).await?.1 {
+                    Some(ShellPlace::Open { at, .. }) => {
+                        eprintln!("rtrain: left the shell in {at}; the run goes on");
+                        Ok(0)
+                    }
+                    Some(ShellPlace::Closed(why)) => {
+                        eprintln!("rtrain: the shell ended (status {code}): {why}");
+                        Ok(0)
+                    }
+                    None => Ok(if code == 0 { 0 } else { 1 }),
+                };
             }
         }
     }

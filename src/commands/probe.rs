@@ -6,7 +6,7 @@ use crate::cli::{JsonHostArgs, StatusArgs};
 use crate::config::Target;
 use crate::remote::probe::{self, CkptsProbe, StatusInputs, StatusProbe};
 use crate::remote::run::{sh_command, RunState};
-use crate::report::check::{render_report, CheckJson};
+use crate::report::check::{render_backend, render_report, CheckJson};
 use crate::report::ckpts::{render_ckpts, CkptsJson};
 use crate::report::status::{self, Segment, StatusJson};
 use crate::ssh::capture::human_limit;
@@ -132,6 +132,7 @@ pub async fn check(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         print!("{}", render_report(&target.name, &j.report));
+        print!("{}", render_backend(&j.backend));
     }
     Ok(0)
 }
@@ -506,6 +507,7 @@ mod tests {
             gpus: GpuReport::default(),
             train_config: None,
             metrics: None,
+            logind: None,
         }
     }
 
@@ -733,10 +735,18 @@ mod tests {
             since_last_checkpoint_seconds: Some(80),
             running: true,
             finished: false,
+            job_seconds_left: None,
         };
         let check = CheckJson {
             host: "box".into(),
             report: crate::train::risk::assess(&inputs),
+            backend: crate::report::check::BackendCheck {
+                name: Some("nohup".into()),
+                terminal: Some(false),
+                available: vec!["nohup".into()],
+                killed_at_logout: Some(true),
+                findings: vec!["why".into()],
+            },
         };
         assert!(check.report.current.is_some() && !check.report.alternatives.is_empty());
         let mut missing = Vec::new();

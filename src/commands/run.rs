@@ -6,9 +6,12 @@ use super::{attach, probe, CommandError, Ctx};
 use crate::cli::{LogsArgs, ResumeArgs, StopArgs, UpArgs};
 use crate::config::Target;
 use crate::remote::backend::{self, Choice};
-use crate::remote::probe::{self as rprobe, StatusJson};
+use crate::remote::probe as rprobe;
 use crate::remote::quote;
 use crate::remote::run::{self, FileEdit, LaunchSpec, LogStart, RunError, RunState, StopOutcome, UpOutcome};
+use crate::report::check::check_inputs;
+use crate::report::facts::checkpoint_is_of_current_run;
+use crate::report::status::StatusJson;
 use crate::ssh::capture::HeadTail;
 use crate::ssh::link::Link;
 use crate::ssh::session::STDERR_KEPT;
@@ -194,6 +197,10 @@ async fn launch(
     }
     match run::parse_up(&text).map_err(|e| run_error(target, e))? {
         UpOutcome::Launched { run, session, picked } => {
+            if let Some(w) = run::up_logind(&text).warning(&target.name) {
+                // Even with -q: the run is likely to die when this very session closes.
+                eprintln!("rtrain: warning: {w}");
+            }
             let b = backend::by_name(&run.backend);
             if picked.auto && !ctx.quiet && backend::ALL.first().map(|f| f.name()) != Some(run.backend.as_str()) {
                 eprintln!("{}", auto_note(&target.name, &run.backend));
@@ -491,7 +498,7 @@ fn newest_of_run(p: &rprobe::StatusProbe) -> Option<&crate::train::checkpoints::
     p.ckpts
         .checkpoints
         .iter()
-        .filter(|c| c.complete && rprobe::checkpoint_is_of_current_run(p, &c.name))
+        .filter(|c| c.complete && checkpoint_is_of_current_run(p, &c.name))
         .max_by_key(|c| c.ordinal())
 }
 
@@ -625,7 +632,7 @@ pub(super) async fn probe_on_link(
 }
 
 /// A dropped connection, or a probe whose output it cut short.
-fn retryable(e: &anyhow::Error) -> bool {
+pub(super) fn retryable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<crate::ssh::SshError>()
             .is_some_and(|s| s.is_retryable())
@@ -635,12 +642,12 @@ fn retryable(e: &anyhow::Error) -> bool {
 
 /// The step the next checkpoint is due at: the next multiple of save_steps after `newest`.
 fn next_save_step(p: &rprobe::StatusProbe, newest: Option<u64>) -> Option<u64> {
-    let check = rprobe::check_inputs(p);
+    let check = check_inputs(p);
     // An earlier run's trainer_state.json may have saved at another interval.
     let own = p
         .trainer_state
         .as_ref()
-        .filter(|(name, _)| rprobe::checkpoint_is_of_current_run(p, name))
+        .filter(|(name, _)| checkpoint_is_of_current_run(p, name))
         .and_then(|(_, t)| t.save_steps);
     let from_config = p
         .train_config
@@ -913,6 +920,25 @@ async fn follow(ctx: &Ctx, target: &Target, args: &LogsArgs, lines: Option<usize
     Ok(code)
 }
 
+/// Where `logs -f` goes on after a cut stream: the run pinned by the first answer, and the first byte of the
+/// log not yet printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FollowCursor {
+    run_id: Option<String>,
+    start: LogStart,
+}
+
+impl FollowCursor {
+    /// After an answer whose header (if it got that far) was `header` and which delivered `got` log bytes:
+    /// continue right after the last byte printed. Without a header nothing was printed and nothing moves.
+    fn advance(&mut self, header: Option<&run::LogHeader>, got: u64) {
+        if let Some(h) = header {
+            self.run_id = Some(h.id.clone());
+            self.start = LogStart::Offset(h.start + got);
+        }
+    }
+}
+
 /// [`follow`] over a link that is already up (`attach` on a backend without a terminal uses it too):
 /// `run_id` pins a run, `lines` where to start (`None`: the whole log).
 pub(super) async fn follow_link(
@@ -920,17 +946,21 @@ pub(super) async fn follow_link(
     target: &Target,
     link: &mut Link,
     raw: bool,
-    mut run_id: Option<String>,
+    run_id: Option<String>,
     lines: Option<usize>,
 ) -> anyhow::Result<u8> {
     let status = StatusLine::new(&target.name, false, ctx.env.interactive, ctx.quiet);
     let mut sink = LogSink::new(raw);
-    let mut start = lines.map_or(LogStart::Offset(0), LogStart::LastLines);
+    let mut cursor = FollowCursor {
+        run_id,
+        start: lines.map_or(LogStart::Offset(0), LogStart::LastLines),
+    };
+    let mut waited = String::new();
     let trailer = loop {
         let session = link.session().await?;
-        let script = run::follow_script(&target.settings.workdir, run_id.as_deref(), start);
+        let script = run::follow_script(&target.settings.workdir, cursor.run_id.as_deref(), cursor.start);
         let command = run::sh_command(&script);
-        let mut stderr_buf = HeadTail::new(STDERR_KEPT, STDERR_KEPT);
+        let mut stderr_buf = FollowStderr::new(std::mem::take(&mut waited), ctx.quiet);
         let before = sink.received;
         let dead = link.wait_dead();
         let outcome = tokio::select! {
@@ -946,15 +976,11 @@ pub(super) async fn follow_link(
             }
         };
         drop(session);
-        let err_bytes = stderr_buf.bytes();
+        waited = std::mem::take(&mut stderr_buf.said);
+        let err_bytes = stderr_buf.kept.bytes();
         let err_text = String::from_utf8_lossy(&err_bytes);
         let header = run::parse_log_header(&err_text).map_err(|e| run_error(target, e))?;
-        let got = sink.received - before;
-        if let Some(h) = &header {
-            // Pin the run and continue right after the last byte we printed.
-            run_id = Some(h.id.clone());
-            start = LogStart::Offset(h.start + got);
-        }
+        cursor.advance(header.as_ref(), sink.received - before);
         if outcome.is_none() {
             if let Some(t) = run::parse_log_trailer(&err_text).map_err(|e| run_error(target, e))? {
                 break t;
@@ -968,6 +994,78 @@ pub(super) async fn follow_link(
     let code = trailer.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
     eprintln!("rtrain: the run on {} {}{code}", target.name, trailer.state);
     Ok(if trailer.state == RunState::Finished { 0 } else { 1 })
+}
+
+/// The follow script's stderr: kept (head and tail) for the header and trailer, and read as it comes for
+/// `waiting=` lines (a queued Slurm job), which are said at once, each change once, across reconnects too.
+struct FollowStderr {
+    kept: HeadTail,
+    line: Vec<u8>,
+    /// What was said last (`job 4711 to start (PENDING: Resources)`); empty once the run started.
+    said: String,
+    quiet: bool,
+}
+
+impl FollowStderr {
+    fn new(said: String, quiet: bool) -> FollowStderr {
+        FollowStderr {
+            kept: HeadTail::new(STDERR_KEPT, STDERR_KEPT),
+            line: Vec::new(),
+            said,
+            quiet,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        self.kept.push(data);
+        for &b in data {
+            if b != b'\n' {
+                // Only the field lines matter here; a longer line is not one.
+                if self.line.len() < 1024 {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.line.clear();
+            let Some(what) = line.strip_prefix("@rtrain waiting=") else {
+                continue;
+            };
+            if what != self.said {
+                if !what.is_empty() && !self.quiet {
+                    eprintln!("rtrain: waiting for {what}");
+                } else if !self.said.is_empty() && !self.quiet {
+                    eprintln!("rtrain: the run started; following its log");
+                }
+                self.said = what.to_string();
+            }
+        }
+    }
+}
+
+impl AsyncWrite for FollowStderr {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.get_mut().push(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> anyhow::Result<u8> {
@@ -1090,4 +1188,119 @@ async fn resume_plan(
         expect_sha256: Some(run::sha256_hex(text.as_bytes())),
     };
     Ok(Some((base_command, Some(edit))))
+}
+
+#[cfg(test)]
+mod follow_tests {
+    //! The byte bookkeeping of `logs -f` over a model of the box's log script: a log that grows between
+    //! attempts, answers cut at any byte (also before the header), delivered in any chunks.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the log script's `rt_range` start is for `start` on a log of `log.len()` bytes.
+    fn script_start(log: &[u8], start: LogStart) -> u64 {
+        match start {
+            LogStart::Offset(o) => o.min(log.len() as u64),
+            LogStart::LastLines(n) => {
+                // `tail -n N`: the last N lines, a final line without its newline counting as one.
+                let body = log.strip_suffix(b"\n").unwrap_or(log);
+                let mut at = log.len();
+                let mut seen = 0;
+                for (i, b) in body.iter().enumerate().rev() {
+                    if *b == b'\n' {
+                        seen += 1;
+                        if seen == n {
+                            at = i + 1;
+                            break;
+                        }
+                    }
+                }
+                if n == 0 {
+                    log.len() as u64
+                } else if seen < n {
+                    0
+                } else {
+                    at as u64
+                }
+            }
+        }
+    }
+
+    /// One reconnect: how far the log has grown (percent), where the answer is cut, the chunk sizes.
+    type Attempt = (usize, Option<usize>, Vec<usize>);
+
+    fn attempts() -> impl Strategy<Value = (Vec<u8>, Vec<Attempt>)> {
+        (
+            proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..600),
+            // Per attempt: how far the log has grown (a fraction), where the answer is cut (None: before the
+            // header), and the chunk sizes it arrives in.
+            proptest::collection::vec(
+                (
+                    0usize..=100,
+                    proptest::option::of(0usize..700),
+                    proptest::collection::vec(1usize..64, 0..12),
+                ),
+                1..10,
+            ),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn any_cuts_and_chunks_print_every_byte_exactly_once((log, plan) in attempts(), lines in proptest::option::of(0usize..8)) {
+            let first = lines.map_or(LogStart::Offset(0), LogStart::LastLines);
+            let mut cursor = FollowCursor { run_id: None, start: first };
+            let mut printed = Vec::new();
+            let mut collapser = CrCollapser::new();
+            let mut collapsed = Vec::new();
+            let mut size = 0usize;
+            let mut first_start = None;
+            for (grow, cut, chunks) in plan.iter().chain(std::iter::once(&(100, Some(usize::MAX), vec![]))) {
+                // The log only grows; the last attempt sees it whole and is not cut.
+                size = size.max(log.len() * grow / 100);
+                let visible = &log[..size];
+                let start = script_start(visible, cursor.start);
+                let header = cut.map(|_| run::LogHeader { id: "r1".into(), log: "l".into(), start });
+                if header.is_some() {
+                    // Where the first answer that got through began: the log from there on is what must be printed.
+                    first_start.get_or_insert(start);
+                }
+                let sent = &visible[start as usize..];
+                let sent = &sent[..cut.unwrap_or(0).min(sent.len())];
+                let mut rest = sent;
+                for c in chunks.iter().chain(std::iter::repeat(&64)) {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (now, later) = rest.split_at((*c).min(rest.len()));
+                    printed.extend_from_slice(now);
+                    for l in collapser.feed(now) {
+                        collapsed.extend_from_slice(&l);
+                        collapsed.push(b'\n');
+                    }
+                    rest = later;
+                }
+                cursor.advance(header.as_ref(), sent.len() as u64);
+            }
+            let from = first_start.unwrap() as usize;
+            prop_assert_eq!(&printed[..], &log[from..]);
+            // The \r collapsing does not depend on where the chunks were cut either.
+            if let Some(last) = collapser.finish() {
+                collapsed.extend_from_slice(&last);
+                collapsed.push(b'\n');
+            }
+            let mut whole = CrCollapser::new();
+            let mut want = Vec::new();
+            for l in whole.feed(&log[from..]) {
+                want.extend_from_slice(&l);
+                want.push(b'\n');
+            }
+            if let Some(last) = whole.finish() {
+                want.extend_from_slice(&last);
+                want.push(b'\n');
+            }
+            prop_assert_eq!(collapsed, want);
+            prop_assert_eq!(cursor.run_id.as_deref(), Some("r1"));
+        }
+    }
 }

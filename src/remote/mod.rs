@@ -2,6 +2,7 @@
 //! of their output.
 
 pub mod backend;
+pub mod logind;
 pub mod probe;
 pub mod quote;
 pub mod run;

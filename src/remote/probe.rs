@@ -26,6 +26,7 @@
 //! User-supplied values (workdir, session, paths) appear only in the assignment block at the top
 //! of each script, each passed through [`quote`]/[`quote_path`]; the rest is constant text.
 
+use crate::remote::logind::{self, Logind};
 use crate::remote::quote::{quote, quote_path};
 pub use crate::remote::run::RunState;
 use crate::remote::run::RUN_STATE_SH;
@@ -37,12 +38,6 @@ use crate::train::train_config::{parse_train_config, TrainConfig};
 use crate::train::trainer_state::{parse_trainer_state, parse_trainer_state_partial, TrainerState};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-// The views moved to `crate::report`; `commands/run.rs` (edited on the backends branch) still names
-// them here. Drop these once it imports them from `crate::report`.
-pub use crate::report::check::check_inputs;
-pub use crate::report::facts::checkpoint_is_of_current_run;
-pub use crate::report::status::StatusJson;
 
 const HEADER: &[u8] = b"@@rtrain:probe 1";
 const SECTION: &[u8] = b"@@rtrain:section ";
@@ -129,13 +124,27 @@ const LISTING_COMMON: &str = r#"_ent() {
   if [ "$k" = f ] && [ "${1##*/}" = latest ]; then x=$(head -c 256 "$1" | tr -d '\000'); fi
   printf 'E\0%s\0%s\0\0\0%s\0%s\0' "$2" "$k" "$m" "$x"
 }
+# GNU du and stat end each record with a NUL (du -0, stat --printf); BusyBox's have neither option (nor du -D,
+# its -H is the same), so there each record ends with a newline, turned into a NUL: only a name holding a
+# newline then loses its size and time.
+if du -sklD0 -- /dev/null >/dev/null 2>&1; then _gdu=1; else _gdu=; fi
+if stat -L --printf '' -- /dev/null >/dev/null 2>&1; then _gst=1; else _gst=; fi
+_tab=$(printf '\t')
 _sizes() {
   printf 'P\0%s\0' "$2"
-  (cd "$1" 2>/dev/null && "$3" . | xargs -0r du -sklD0 -- 2>/dev/null)
+  if [ -n "$_gdu" ]; then
+    (cd "$1" 2>/dev/null && "$3" . | xargs -0r du -sklD0 -- 2>/dev/null)
+  else
+    (cd "$1" 2>/dev/null && "$3" . | xargs -0r du -sklH -- 2>/dev/null | tr '\n' '\000')
+  fi
 }
 _times() {
   printf 'P\0%s\0' "$2"
-  (cd "$1" 2>/dev/null && "$3" . | xargs -0r stat -L --printf '%Y\t%n\0' -- 2>/dev/null)
+  if [ -n "$_gst" ]; then
+    (cd "$1" 2>/dev/null && "$3" . | xargs -0r stat -L --printf '%Y\t%n\0' -- 2>/dev/null)
+  else
+    (cd "$1" 2>/dev/null && "$3" . | xargs -0r stat -L -c "%Y$_tab%n" -- 2>/dev/null | tr '\n' '\000')
+  fi
 }
 _dirs() {
   "$1" "$D" ""
@@ -348,7 +357,13 @@ if [ -n "$r" ]; then
       ''|*[!0-9]*) ;;
       *)
         _s slurm_squeue; squeue -h -j "$rt_v" -o '%i|%T|%r|%N|%M|%l' 2>/dev/null | base64
-        if [ "$rt_s" != running ]; then _s slurm_scontrol; scontrol show job -o "$rt_v" 2>/dev/null | base64; fi ;;
+        if [ "$rt_s" != running ]; then
+          # Ended: accounting when the cluster keeps it (it says "disabled" otherwise), then the controller.
+          if command -v sacct >/dev/null 2>&1; then
+            _s slurm_sacct; sacct -X -n -P -j "$rt_v" -o JobIDRaw,State,ExitCode,Elapsed 2>&1 | head -c 65536 | base64
+          fi
+          _s slurm_scontrol; scontrol show job -o "$rt_v" 2>/dev/null | base64
+        fi ;;
     esac
   fi
   sb=$rt_b
@@ -424,6 +439,7 @@ if [ -n "$mf" ]; then
   _s metrics_head; head -c 4096 "$mf" | head -n 1 | base64
   _s metrics_tail; tail -c 8192 "$mf" | base64
 fi
+_s logind; rt_logind | head -c 65536 | base64
 "#;
 
 const DONE_LINE: &str = "printf '@@rtrain:done\\n'\n";
@@ -498,6 +514,7 @@ fn status_like_script(inputs: &StatusInputs, listing: &str) -> String {
     s += LISTING_TAIL;
     s += RUN_STATE_SH;
     s += &crate::remote::backend::functions_sh();
+    s += crate::remote::logind::LOGIND_SH;
     s += STATUS;
     s += DONE_LINE;
     s
@@ -907,6 +924,8 @@ pub struct StatusProbe {
     pub trainer_state: Option<(String, TrainerState)>,
     pub gpus: GpuReport,
     pub train_config: Option<TrainConfig>,
+    /// What logind does at logout (`None` from an older script that did not ask).
+    pub logind: Option<Logind>,
     /// The newest metrics.csv found (see the script), and the loss it holds.
     pub metrics: Option<MetricsFile>,
 }
@@ -990,6 +1009,7 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
                 ),
             }
         }),
+        logind: s.get("logind").map(|t| logind::parse(&String::from_utf8_lossy(t))),
     })
 }
 
@@ -1367,9 +1387,14 @@ mod tests {
         }
         let ckpts = ckpts_script("~/work", "outputs");
         let all = count(400, &ckpts);
+        // Plus, once per script, `du` and `stat` on /dev/null: are they GNU's (NUL-terminated records)?
         let du: Vec<&String> = all.iter().filter(|c| c.starts_with("du ")).collect();
-        assert_eq!(du.len(), 1, "one du for the whole directory: {all:?}");
-        assert!(all.len() <= 4, "{all:?}");
+        assert_eq!(
+            du.len(),
+            2,
+            "one du for the whole directory, one capability check: {all:?}"
+        );
+        assert!(all.len() <= 6, "{all:?}");
     }
 
     #[test]

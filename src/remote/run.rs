@@ -7,6 +7,7 @@
 //! stdout and their `@rtrain` lines on stderr, so a trailer can never be confused with log bytes.
 
 use crate::remote::backend::{self, Choice};
+use crate::remote::logind::{self, Logind, LOGIND_SH};
 use crate::remote::quote::{quote, quote_path};
 use std::fmt;
 use std::str::FromStr;
@@ -142,6 +143,16 @@ pub fn parse_notify_test(output: &str) -> Result<Vec<(String, String, String)>, 
 }
 
 /// `up` printed that the box has neither curl nor wget, so its notifications are off.
+/// What `up` found out about logind (see [`crate::remote::logind`]), from its `logind` lines.
+pub fn up_logind(output: &str) -> Logind {
+    let lines: Vec<&str> = fields(output)
+        .iter()
+        .filter(|(k, _)| *k == "logind")
+        .map(|(_, v)| *v)
+        .collect();
+    logind::parse(&lines.join("\n"))
+}
+
 pub fn up_says_no_webhook_client(output: &str) -> bool {
     fields(output)
         .iter()
@@ -377,9 +388,10 @@ rt_group_alive() {
 # Rule 2: the pid is this run's wrapper (its cmdline names run.sh; where /proc is absent, `kill -0` alone), or the
 # wrapper is gone and its group lives on. A pid that is another process now (reused) is not this run; a zombie (empty
 # cmdline) is a wrapper that has ended. What it saw stays for `status` to show, each 0 (yes), 1 (no) or empty (not
-# asked): rt_pa the pid is a live process, rt_pw it is the wrapper, rt_ga the group has a live member.
+# asked): rt_pa the pid is a live process, rt_pw it is the wrapper, rt_ga the group has a live member. A backend
+# that keeps its own runs may say in rt_waiting that its run is alive but has not started (a queued job).
 rt_alive() {
-  rt_pa= rt_pw= rt_ga=
+  rt_pa= rt_pw= rt_ga= rt_waiting=
   rt_read1 "$1/backend"
   if rt_tracks_own "$rt_v"; then "rt_${rt_v}_alive" "$1"; return; fi
   rt_pid "$1" || return 1
@@ -729,6 +741,8 @@ rt_say started_at "$rt_started"
 rt_say log "$rt_log"
 rt_say session "$rt_session"
 rt_say backend "$rt_backend"
+# Whether logind kills the run at logout: one `logind` line per fact (see remote/logind.rs).
+rt_logind | while IFS= read -r rt_ll; do rt_say logind "$rt_ll"; done
 rt_say result launched
 "##;
 
@@ -844,13 +858,19 @@ const LOG_TRAILER: &str = r##"{
 
 /// Polls rather than `tail -f`: it must stop when `exit` appears, print exactly up to a known size, and die
 /// soon after the client is gone (the periodic stderr line fails with SIGPIPE then).
-const FOLLOW_LOOP: &str = r##"rt_n=0
+const FOLLOW_LOOP: &str = r##"rt_n=0 rt_waited=
 while :; do
   rt_done=0
   if [ -f "$rt_rd/exit" ]; then
     rt_done=1
-  elif [ $((rt_n % 10)) -eq 0 ] && ! rt_alive "$rt_rd"; then
-    rt_done=1
+  elif [ $((rt_n % 10)) -eq 0 ]; then
+    if ! rt_alive "$rt_rd"; then
+      rt_done=1
+    elif [ "$rt_waiting" != "$rt_waited" ]; then
+      # Queued: say so once per change (`waiting=` alone: it has started).
+      rt_say waiting "$rt_waiting" >&2
+      rt_waited=$rt_waiting
+    fi
   fi
   rt_end=$(rt_size)
   if [ "$rt_end" -lt "$rt_at" ]; then rt_say truncated "$rt_end" >&2; rt_at=$rt_end; fi
@@ -934,21 +954,25 @@ pub fn up_script(spec: &LaunchSpec) -> String {
         ("rt_env", quote(&env_file(&spec.env))),
     ];
     vars.extend(spec.backend_vars.iter().map(|(name, value)| (*name, quote(value))));
-    script(&vars, &[UP_LOCK, UP_PICK, UP_RECORD, UP_START].concat())
+    script(&vars, &[LOGIND_SH, UP_LOCK, UP_PICK, UP_RECORD, UP_START].concat())
 }
 
 /// The backend `attach` joins: the current run's (as recorded), else `choice` as the box resolves it.
-/// Output `@rtrain backend=NAME` and `result=ok`, or `result=backend-missing`; see [`parse_backend`].
+/// Output `@rtrain backend=NAME` and `result=ok`, or `result=backend-missing`; see [`parse_backend`]. For a
+/// current run whose backend offers a shell in the run's place ([`crate::remote::backend::Backend::has_shell`]),
+/// also whether one can be opened now; see [`parse_shell`].
 pub fn backend_script(workdir: &str, choice: Choice) -> String {
     // A missing workdir is no error here: attach then opens its session in $HOME, as tmux always did.
     let body = r#"rt_available
 rt_say available "$rt_av"
+rt_cur=
 if cd -- "$rt_workdir" 2>/dev/null; then
   rt_read1 .rtrain/current
-  if rt_valid_id "$rt_v" && [ -d ".rtrain/runs/$rt_v" ]; then rt_backend_of ".rtrain/runs/$rt_v"; rt_want=$rt_b; fi
+  if rt_valid_id "$rt_v" && [ -d ".rtrain/runs/$rt_v" ]; then rt_cur=.rtrain/runs/$rt_v; rt_backend_of "$rt_cur"; rt_want=$rt_b; fi
 fi
 if ! rt_resolve "$rt_want"; then rt_say backend "$rt_b"; rt_say result backend-missing; exit 0; fi
 rt_say backend "$rt_b"
+if [ -n "$rt_cur" ] && rt_has_shell "$rt_b"; then "rt_${rt_b}_shell" "$rt_cur"; fi
 rt_say result ok
 "#;
     script(
@@ -1191,6 +1215,29 @@ pub fn parse_backend(output: &str) -> Result<String, RunError> {
     }
 }
 
+/// Where [`backend_script`] says `attach` can open a shell for the current run, or why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellPlace {
+    /// `place` for the backend's `shell_command`, `where` in words (`Slurm job 11 on node gpu017`).
+    Open { place: String, at: String },
+    /// Why not, in words (`Slurm job 11 is PENDING (Resources): ...`).
+    Closed(String),
+}
+
+/// The shell part of [`backend_script`]'s output: `None` when the backend offers none (or there is no run).
+pub fn parse_shell(output: &str) -> Option<ShellPlace> {
+    let f = fields(output);
+    match first(&f, "shell")? {
+        "ok" => Some(ShellPlace::Open {
+            place: first(&f, "place")?.to_string(),
+            at: first(&f, "where").unwrap_or_default().to_string(),
+        }),
+        _ => Some(ShellPlace::Closed(
+            first(&f, "why").unwrap_or("no shell can be opened").to_string(),
+        )),
+    }
+}
+
 /// Parse the stdout of [`stop_script`].
 pub fn parse_stop(output: &str) -> Result<StopOutcome, RunError> {
     let f = fields(output);
@@ -1264,18 +1311,16 @@ pub fn parse_log_trailer(stderr: &str) -> Result<Option<LogTrailer>, RunError> {
     }))
 }
 
-// ------------------------------------------------------------------------------------------------------------
-// The resume edit lives with the training config's reader (train::train_config); re-exported for the scripts' users.
-
-pub use crate::train::train_config::{
-    edit_resume_from_checkpoint, edit_resume_to_null, set_resume_from_checkpoint, yaml_scalar, ResumeEdit,
-    ResumeEditError,
-};
-
 #[cfg(test)]
 mod tests {
     //! The scripts run here for real: local `sh` (dash), real tmux with a private server per test
     //! (`TMUX_TMPDIR`), and docker/gpu-box/project/train.py as the trainer.
+    use crate::train::train_config::{edit_resume_from_checkpoint, yaml_scalar, ResumeEdit, ResumeEditError};
+
+    /// The resume edit's new text.
+    fn set_resume_from_checkpoint(yaml: &str, path: &str) -> Result<String, ResumeEditError> {
+        edit_resume_from_checkpoint(yaml, path).map(|e| e.text)
+    }
 
     use super::*;
     use proptest::prelude::*;

@@ -389,6 +389,8 @@ pub struct SlurmRun {
     pub job_id: String,
     /// `squeue` (pending or running jobs only).
     pub queue: Option<QueueEntry>,
+    /// `sacct`, asked once the run is no longer active, on a cluster that keeps accounting.
+    pub accounting: Option<AccountingEntry>,
     /// `scontrol show job`, asked once the run is no longer active (until MinJobAge).
     pub control: Option<ControlEntry>,
     /// How the run ended, as the batch script recorded it (`timeout`, `cancelled`, ...).
@@ -427,6 +429,10 @@ impl SlurmRun {
         });
         Some(SlurmRun {
             queue: get("slurm_squeue").and_then(|t| parse_squeue(&t, &job_id)),
+            accounting: get("slurm_sacct").and_then(|t| match parse_sacct(&t, &job_id) {
+                Accounting::Entry(e) => Some(e),
+                Accounting::Disabled | Accounting::Unknown => None,
+            }),
             control: get("slurm_scontrol").and_then(|t| parse_scontrol(&t, &job_id)),
             recorded_reason: get("slurm_reason"),
             node: get("slurm_node"),
@@ -436,10 +442,12 @@ impl SlurmRun {
         })
     }
 
+    /// The scheduler's sources in order: squeue (a job it still queues or runs), sacct, scontrol.
     pub fn state(&self) -> Option<&JobState> {
         self.queue
             .as_ref()
             .map(|q| &q.state)
+            .or(self.accounting.as_ref().map(|a| &a.state))
             .or(self.control.as_ref().map(|c| &c.state))
     }
 
@@ -453,9 +461,14 @@ impl SlurmRun {
 
     /// `run.reason`: what the batch script recorded, else the scheduler's terminal state.
     pub fn reason(&self) -> Option<String> {
-        self.recorded_reason
-            .clone()
-            .or_else(|| self.control.as_ref().and_then(|c| c.state.reason()).map(str::to_string))
+        self.recorded_reason.clone().or_else(|| {
+            self.accounting
+                .as_ref()
+                .map(|a| &a.state)
+                .or(self.control.as_ref().map(|c| &c.state))
+                .and_then(JobState::reason)
+                .map(str::to_string)
+        })
     }
 
     pub fn node(&self) -> Option<String> {
@@ -470,6 +483,7 @@ impl SlurmRun {
         self.queue
             .as_ref()
             .and_then(|q| q.elapsed_seconds)
+            .or_else(|| self.accounting.as_ref().and_then(|a| a.elapsed_seconds))
             .or_else(|| self.control.as_ref().and_then(|c| c.elapsed_seconds))
     }
 
@@ -478,6 +492,12 @@ impl SlurmRun {
             .as_ref()
             .and_then(|q| q.time_limit_seconds)
             .or_else(|| self.control.as_ref().and_then(|c| c.time_limit_seconds))
+    }
+
+    /// Seconds until the scheduler ends the running job at its time limit (`None`: not running, or no limit).
+    pub fn seconds_left(&self) -> Option<u64> {
+        let q = self.queue.as_ref().filter(|q| q.state == JobState::Running)?;
+        Some(q.time_limit_seconds?.saturating_sub(q.elapsed_seconds?))
     }
 
     /// The status line's scheduler part: `PENDING (Resources)`, `RUNNING on node gpu017 for 1:02:33 of
@@ -500,10 +520,7 @@ impl SlurmRun {
                 }
                 s
             }
-            None => self
-                .control
-                .as_ref()
-                .map_or_else(String::new, |c| c.state.name().to_string()),
+            None => self.state().map_or_else(String::new, |st| st.name().to_string()),
         };
         if !out.is_empty() {
             out = format!("Slurm job {} {out}", self.job_id);
@@ -687,10 +704,11 @@ wd=${rd%/.rtrain/runs/*}
 job=${SLURM_JOB_ID:-}
 put() { printf '%s\n' "$2" > "$rd/$1.tmp" && mv -f -- "$rd/$1.tmp" "$rd/$1"; }
 say() { printf '\n[rtrain] %s\n' "$1"; }
+# The log's last line before `exit`: whoever sees `exit` (a test, `logs -f` ending its stream) has all of it.
 finish() {
   [ -z "$2" ] || put reason "$2"
-  put exit "$1"
   say "run ${rd##*/} ended with exit status $1${2:+ ($2)}"
+  put exit "$1"
   exit "$1"
 }
 # How this job's last start was ended by Slurm, from slurmstepd's line in the log.
@@ -1010,6 +1028,7 @@ mod tests {
             "Slurm job 11 RUNNING on node vm for 0:00:03 of 0:01:00, restarts: 1 of 3 (timeout)"
         );
         assert_eq!(j.restarts[0].checkpoint.as_deref(), Some("outputs/checkpoint-120"));
+        assert_eq!(j.seconds_left(), Some(57), "a 1:00 limit, 0:03 gone");
         let pending = SlurmRun::from_record(Some("12"), |n| {
             (n == "slurm_squeue").then(|| fixture("squeue-pending-resources"))
         })
@@ -1022,6 +1041,24 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ended.reason().as_deref(), Some("timeout"));
+        // With accounting, sacct comes before scontrol (and outlives MinJobAge); without, it says so and is skipped.
+        let accounted = SlurmRun::from_record(Some("11"), |n| match n {
+            "slurm_sacct" => Some("11|PREEMPTED|0:15|00:03:07\n".to_string()),
+            "slurm_scontrol" => Some(fixture("scontrol-timeout")),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(accounted.state(), Some(&JobState::Preempted));
+        assert_eq!(accounted.reason().as_deref(), Some("preempted"));
+        assert_eq!(accounted.elapsed_seconds(), Some(187));
+        assert_eq!(accounted.phrase(), "Slurm job 11 PREEMPTED");
+        let disabled = SlurmRun::from_record(Some("11"), |n| match n {
+            "slurm_sacct" => Some(fixture("sacct-disabled")),
+            "slurm_scontrol" => Some(fixture("scontrol-timeout")),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(disabled.reason().as_deref(), Some("timeout"), "scontrol's state");
         // After MinJobAge only the record is left, and it says how the run ended.
         let later =
             SlurmRun::from_record(Some("11"), |n| (n == "slurm_reason").then(|| "timeout".to_string())).unwrap();

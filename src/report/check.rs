@@ -2,6 +2,7 @@
 //! as `status`, see [`super::facts`]), the `check --json` document and the report people read.
 
 use super::{facts, finite};
+use crate::remote::backend;
 use crate::remote::probe::{RunState, StatusProbe};
 use crate::train::checkpoints::Layout;
 use crate::train::human::{fmt_bytes, fmt_duration, fmt_rate};
@@ -49,15 +50,71 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
         since_last_checkpoint_seconds: newest.and_then(|c| facts::age_seconds(p, c)),
         running: facts::run_is(p, RunState::Running),
         finished: facts::run_is(p, RunState::Finished),
+        job_seconds_left: p
+            .run
+            .as_ref()
+            .and_then(|r| r.slurm.as_ref())
+            .and_then(|j| j.seconds_left()),
     }
 }
 
-/// `check --json`: the host and the report.
+/// `check --json`: the host, the report, and how the run is kept alive.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckJson {
     pub host: String,
     #[serde(flatten)]
     pub report: RiskReport,
+    pub backend: BackendCheck,
+}
+
+/// What keeps the run alive on the box, and what could still end it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BackendCheck {
+    /// The current run's backend as recorded, else the configured one as the box resolves it (`null`: the box
+    /// offers none).
+    pub name: Option<String>,
+    /// The run has a terminal `attach` can join (tmux, screen); `null` when the backend is unknown.
+    pub terminal: Option<bool>,
+    /// The backends the box offers, in `auto`'s order.
+    pub available: Vec<String>,
+    /// logind kills the user's processes, the run's included, when the last SSH session closes
+    /// (`KillUserProcesses=yes`); `null` when the probe did not ask.
+    pub killed_at_logout: Option<bool>,
+    /// One line per risk, with the way out.
+    pub findings: Vec<String>,
+}
+
+impl BackendCheck {
+    pub fn build(host: &str, p: &StatusProbe) -> BackendCheck {
+        let name = p
+            .run
+            .as_ref()
+            .map(|r| r.backend.clone())
+            .or_else(|| p.session_backend.clone())
+            .filter(|b| b != "none");
+        let b = name.as_deref().and_then(backend::by_name);
+        let mut findings = Vec::new();
+        if let Some(w) = p.logind.as_ref().and_then(|l| l.warning(host)) {
+            findings.push(w);
+        }
+        if b.is_some_and(|b| !b.has_terminal() && !b.tracks_its_own_run()) {
+            findings.push(
+                "nohup runs have no terminal: stdin is /dev/null and `attach` shows the log; a program that asks \
+                 for input or needs a TTY fails (use --backend tmux or screen if the box has one)"
+                    .to_string(),
+            );
+        }
+        if name.is_none() {
+            findings.push(format!("{host} offers no backend rtrain can start a run with"));
+        }
+        BackendCheck {
+            terminal: b.map(|b| b.has_terminal()),
+            name,
+            available: p.available_backends.clone(),
+            killed_at_logout: p.logind.as_ref().map(|l| l.kills_at_logout()),
+            findings,
+        }
+    }
 }
 
 impl CheckJson {
@@ -65,27 +122,60 @@ impl CheckJson {
         CheckJson {
             host: host.to_string(),
             report: risk::assess(&check_inputs(p)),
+            backend: BackendCheck::build(host, p),
         }
     }
+}
+
+/// The human lines of [`BackendCheck`], after the checkpoint report.
+pub fn render_backend(b: &BackendCheck) -> String {
+    let mut s = String::new();
+    let available = if b.available.is_empty() {
+        "none".to_string()
+    } else {
+        b.available.join(", ")
+    };
+    let name = b.name.as_deref().unwrap_or("none");
+    let _ = writeln!(s, "\n  backend:           {name} (the box offers: {available})");
+    for f in &b.findings {
+        let _ = writeln!(s, "  ! {f}");
+    }
+    s
 }
 
 fn or_unknown<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The human report of `rtrain check`.
+/// The human report of `rtrain check`: a line when the run is over, else the facts, the findings and
+/// the table of alternatives.
 pub fn render_report(host: &str, r: &RiskReport) -> String {
+    if r.finished {
+        return render_over(host, r);
+    }
+    let mut s = render_facts(host, r);
+    for f in &r.findings {
+        let _ = writeln!(s, "  ! {f}");
+    }
+    for u in &r.unknown {
+        let _ = writeln!(s, "  ? unknown: {u}");
+    }
+    s + &render_alternatives(r)
+}
+
+fn render_over(host: &str, r: &RiskReport) -> String {
+    let at = match (r.inputs.current_step, r.inputs.max_steps) {
+        (Some(c), Some(m)) => format!(" at step {c} of {m}"),
+        (Some(c), None) => format!(" at step {c}"),
+        _ => String::new(),
+    };
+    format!("{host}: the run is over{at}: nothing is at risk\n")
+}
+
+/// The level, then what was measured and projected, a line each.
+fn render_facts(host: &str, r: &RiskReport) -> String {
     let i = &r.inputs;
     let mut s = String::new();
-    if r.finished {
-        let at = match (i.current_step, i.max_steps) {
-            (Some(c), Some(m)) => format!(" at step {c} of {m}"),
-            (Some(c), None) => format!(" at step {c}"),
-            _ => String::new(),
-        };
-        let _ = writeln!(s, "{host}: the run is over{at}: nothing is at risk");
-        return s;
-    }
     let level = match r.level {
         RiskLevel::Ok => "OK",
         RiskLevel::Warn => "WARNING",
@@ -122,6 +212,9 @@ pub fn render_report(host: &str, r: &RiskReport) -> String {
     if let Some(m) = r.minutes_to_next_checkpoint {
         let _ = writeln!(s, "  next due in:       {}", fmt_duration(m * 60.0));
     }
+    if let Some(m) = r.minutes_to_job_end {
+        let _ = writeln!(s, "  job ends in:       {} (its time limit)", fmt_duration(m * 60.0));
+    }
     let _ = writeln!(s, "  checkpoint size:   {}", or_unknown(i.checkpoint_bytes, fmt_bytes));
     let _ = writeln!(s, "  free disk:         {}", or_unknown(i.free_bytes, fmt_bytes));
     if let Some(p) = &r.current {
@@ -153,12 +246,13 @@ pub fn render_report(host: &str, r: &RiskReport) -> String {
             or_unknown(p.disk_needed_bytes, fmt_bytes)
         );
     }
-    for f in &r.findings {
-        let _ = writeln!(s, "  ! {f}");
-    }
-    for u in &r.unknown {
-        let _ = writeln!(s, "  ? unknown: {u}");
-    }
+    s
+}
+
+/// The table of save_steps alternatives.
+fn render_alternatives(r: &RiskReport) -> String {
+    let i = &r.inputs;
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "\n  {:>10}  {:>10}  {:>11}  {:>11}  {:>5}",

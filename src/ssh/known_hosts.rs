@@ -259,7 +259,7 @@ fn ends_with_newline(file: &mut fs::File) -> io::Result<bool> {
 /// A public key reduced to what identifies it: OpenSSH compares keys by their wire blob, so two
 /// texts with different comments or `rsa-sha2-*` names are the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct HostKey {
+pub(crate) struct HostKey {
     key_type: &'static str,
     blob: Vec<u8>,
 }
@@ -400,7 +400,7 @@ impl<'a> SshReader<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Marker {
+pub(crate) enum Marker {
     None,
     CertAuthority,
     Revoked,
@@ -484,7 +484,7 @@ fn split_field(s: &[u8]) -> (&[u8], &[u8]) {
 /// A tab after the marker is accepted. OpenSSH 9.2 looks for the first space in the line instead,
 /// so it ignores `@revoked<TAB>host key...` when a space follows later; honouring such a line
 /// only ever refuses more.
-fn parse_line(line: &[u8]) -> Option<(Marker, &[u8], HostKey)> {
+pub(crate) fn parse_line(line: &[u8]) -> Option<(Marker, &[u8], HostKey)> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let rest = skip_blanks(line);
     if rest.is_empty() || rest[0] == b'#' {
@@ -522,7 +522,7 @@ fn parse_line(line: &[u8]) -> Option<(Marker, &[u8], HostKey)> {
 }
 
 /// Whether a line's host field matches the (lowercased) lookup name.
-fn hosts_match(hosts: &[u8], name: &[u8]) -> bool {
+pub(crate) fn hosts_match(hosts: &[u8], name: &[u8]) -> bool {
     if hosts.first() == Some(&b'|') {
         hashed_host_matches(hosts, name)
     } else {

@@ -7,10 +7,7 @@ use super::endpoint::{Endpoint, Route};
 use super::handler::{ClientHandler, Closed};
 use super::known_hosts;
 use super::proxy::ProxyCommandStream;
-use super::{auth, ConnectOptions, Prompter, SshError};
-// `classify` lives next to `SshError` now; `commands/attach.rs` (edited on the backends branch) still
-// names it here. Drop this once it calls `crate::ssh::classify`.
-pub use super::classify;
+use super::{auth, classify, ConnectOptions, Prompter, SshError};
 use russh::client::{self, Handle};
 use russh::keys::{Algorithm, EcdsaCurve};
 use russh::ChannelMsg;

@@ -132,7 +132,7 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 const WHITESPACE: [char; 4] = [' ', '\t', '\r', '\n'];
 
-struct ConfigFile {
+pub(crate) struct ConfigFile {
     path: PathBuf,
     entries: Vec<Entry>,
 }
@@ -236,7 +236,12 @@ fn read_text(path: &Path) -> Result<Option<String>, SshConfigError> {
     }
 }
 
-fn parse_file(path: &Path, text: &str, ctx: &ResolveContext, depth: usize) -> Result<ConfigFile, SshConfigError> {
+pub(crate) fn parse_file(
+    path: &Path,
+    text: &str,
+    ctx: &ResolveContext,
+    depth: usize,
+) -> Result<ConfigFile, SshConfigError> {
     let mut entries = Vec::new();
     for (idx, raw) in text.split('\n').enumerate() {
         let line = idx + 1;
@@ -499,7 +504,7 @@ fn raw_value(rest: &str) -> &str {
 /// OpenSSH's `argv_split(..., terminate_on_comment=1)`: whitespace-separated words, `"` and `'`
 /// quoting (also mid-word), backslash escapes for quotes, backslash and space, and a `#` at the
 /// start of a word ends the line. `None` means an unterminated quote.
-fn split_args(s: &str) -> Option<Vec<String>> {
+pub(crate) fn split_args(s: &str) -> Option<Vec<String>> {
     let chars: Vec<char> = s.chars().collect();
     let mut args = Vec::new();
     let mut i = 0;

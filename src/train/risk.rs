@@ -35,6 +35,9 @@ pub struct RiskInputs {
     pub running: bool,
     /// The run ended with exit 0: nothing more to save, so nothing at risk.
     pub finished: bool,
+    /// Seconds until the scheduler ends the run's job (a Slurm job's time limit less its elapsed time): work
+    /// past the last checkpoint before then is lost at the limit (a restart resumes from that checkpoint).
+    pub job_seconds_left: Option<u64>,
 }
 
 /// The outlook for one save_steps value.
@@ -79,6 +82,8 @@ pub struct RiskReport {
     pub findings: Vec<String>,
     /// Inputs that were not available, in words.
     pub unknown: Vec<String>,
+    /// Minutes until the scheduler ends the job (its time limit), for a job that has one.
+    pub minutes_to_job_end: Option<f64>,
     /// The run is over (finished, or no steps left and not running): nothing is at risk, and
     /// there is nothing to propose.
     pub finished: bool,
@@ -186,56 +191,41 @@ pub fn pace(log: &LogSummary, checkpoints: &[Checkpoint], run_started: Option<i6
     })
 }
 
-/// Assesses the run.
-pub fn assess(inputs: &RiskInputs) -> RiskReport {
-    let mut unknown = Vec::new();
-    let mut say_unknown = |known: bool, what: &str| {
-        if !known {
-            unknown.push(what.to_string());
-        }
-    };
-    say_unknown(
-        inputs.save_steps.is_some(),
-        "save_steps (not in trainer_state.json nor in the training config)",
-    );
-    say_unknown(
-        inputs.max_steps.is_some(),
-        "max_steps (no progress bar, trainer_state.json or training config gives it)",
-    );
-    say_unknown(
-        inputs.current_step.is_some(),
-        "the current step (no progress bar in the log, no step in a metrics file or trainer_state.json): the checkpoints still to write are unknown",
-    );
-    say_unknown(
-        inputs.seconds_per_step.is_some(),
-        "seconds per step (no progress bar rate and fewer than two timed checkpoints)",
-    );
-    say_unknown(
-        inputs.checkpoint_bytes.is_some(),
-        "checkpoint size (no complete checkpoint yet)",
-    );
-    say_unknown(inputs.free_bytes.is_some(), "free disk space (df gave nothing)");
+/// What the model could not measure, one line each.
+fn unknowns(inputs: &RiskInputs) -> Vec<String> {
+    [
+        (
+            inputs.save_steps.is_some(),
+            "save_steps (not in trainer_state.json nor in the training config)",
+        ),
+        (
+            inputs.max_steps.is_some(),
+            "max_steps (no progress bar, trainer_state.json or training config gives it)",
+        ),
+        (
+            inputs.current_step.is_some(),
+            "the current step (no progress bar in the log, no step in a metrics file or trainer_state.json): the checkpoints still to write are unknown",
+        ),
+        (
+            inputs.seconds_per_step.is_some(),
+            "seconds per step (no progress bar rate and fewer than two timed checkpoints)",
+        ),
+        (
+            inputs.checkpoint_bytes.is_some(),
+            "checkpoint size (no complete checkpoint yet)",
+        ),
+        (inputs.free_bytes.is_some(), "free disk space (df gave nothing)"),
+    ]
+    .into_iter()
+    .filter(|(known, _)| !known)
+    .map(|(_, what)| what.to_string())
+    .collect()
+}
 
-    let remaining = match (inputs.max_steps, inputs.current_step) {
-        (Some(m), Some(c)) => Some(m.saturating_sub(c)),
-        _ => None,
-    };
-    if inputs.finished || (remaining == Some(0) && !inputs.running) {
-        return RiskReport {
-            level: RiskLevel::Ok,
-            inputs: inputs.clone(),
-            current: None,
-            minutes_since_last_checkpoint: inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0),
-            minutes_to_next_checkpoint: None,
-            alternatives: Vec::new(),
-            findings: Vec::new(),
-            unknown: Vec::new(),
-            finished: true,
-        };
-    }
-    let current = inputs.save_steps.map(|s| project(inputs, s));
-    // A proposal past the last step is no checkpoint at all before the end: clip proposals to the
-    // steps that remain (the configured value is a fact and stays as it is).
+/// The standard save_steps, the current one and the ~15-minute one, each projected. A proposal past
+/// the last step is no checkpoint at all before the end: proposals are clipped to the steps that remain
+/// (the configured value is a fact and stays as it is).
+fn alternatives(inputs: &RiskInputs, remaining: Option<u64>) -> Vec<Projection> {
     let clip = |s: u64| remaining.filter(|r| *r > 0).map_or(s, |r| s.min(r));
     let mut candidates: Vec<u64> = STANDARD_SAVE_STEPS.iter().map(|s| clip(*s)).collect();
     candidates.extend(inputs.save_steps);
@@ -248,25 +238,36 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
     candidates.extend(clipped_target);
     candidates.sort_unstable();
     candidates.dedup();
-    let alternatives: Vec<Projection> = candidates
+    candidates
         .into_iter()
         .map(|s| Projection {
             targets_15_minutes: Some(s) == target,
             ..project(inputs, s)
         })
-        .collect();
+        .collect()
+}
 
-    let minutes_since = inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0);
-    let minutes_to_next = match (inputs.save_steps, inputs.current_step, inputs.seconds_per_step) {
-        (Some(s), Some(c), Some(sps)) if s > 0 && inputs.max_steps.is_none_or(|m| c < m) => {
-            Some((s - c % s) as f64 * sps / 60.0)
-        }
-        _ => None,
-    };
-
+/// The dangers and the warnings about the current settings, in that order, and the level they make.
+/// `minutes_to_next` is the next checkpoint's, `minutes_to_job_end` the scheduler's time limit's.
+fn findings(
+    inputs: &RiskInputs,
+    current: Option<&Projection>,
+    minutes_since: Option<f64>,
+    minutes_to_next: Option<f64>,
+    minutes_to_job_end: Option<f64>,
+) -> (RiskLevel, Vec<String>) {
     let mut danger = Vec::new();
     let mut warn = Vec::new();
-    if let Some(p) = &current {
+    if let (Some(end), Some(next)) = (minutes_to_job_end, minutes_to_next) {
+        if next > end {
+            warn.push(format!(
+                "the job ends in {}; the next checkpoint is due in {} — it will be lost: lower save_steps or raise time",
+                fmt_duration(end * 60.0),
+                fmt_duration(next * 60.0)
+            ));
+        }
+    }
+    if let Some(p) = current {
         if p.fits == Some(false) {
             danger.push(format!(
                 "the checkpoints still to come need {} more, but only {} is free",
@@ -291,35 +292,71 @@ pub fn assess(inputs: &RiskInputs) -> RiskReport {
             }
         }
     }
-    if inputs.save_total_limit.is_none()
-        && current
-            .as_ref()
-            .is_some_and(|p| p.checkpoints_to_write.unwrap_or(0) > 0)
-    {
+    if inputs.save_total_limit.is_none() && current.is_some_and(|p| p.checkpoints_to_write.unwrap_or(0) > 0) {
         warn.push("save_total_limit is not set: no checkpoint is ever deleted".to_string());
     }
     let level = if !danger.is_empty() {
         RiskLevel::Danger
     } else if !warn.is_empty() {
         RiskLevel::Warn
-    } else if current
-        .as_ref()
-        .is_none_or(|p| p.interval_minutes.is_none() || p.fits.is_none())
-    {
+    } else if current.is_none_or(|p| p.interval_minutes.is_none() || p.fits.is_none()) {
         RiskLevel::Unknown
     } else {
         RiskLevel::Ok
     };
     danger.extend(warn);
+    (level, danger)
+}
+
+/// Assesses the run.
+pub fn assess(inputs: &RiskInputs) -> RiskReport {
+    let remaining = match (inputs.max_steps, inputs.current_step) {
+        (Some(m), Some(c)) => Some(m.saturating_sub(c)),
+        _ => None,
+    };
+    let minutes_since = inputs.since_last_checkpoint_seconds.map(|s| s as f64 / 60.0);
+    if inputs.finished || (remaining == Some(0) && !inputs.running) {
+        return RiskReport {
+            level: RiskLevel::Ok,
+            inputs: inputs.clone(),
+            current: None,
+            minutes_since_last_checkpoint: minutes_since,
+            minutes_to_next_checkpoint: None,
+            alternatives: Vec::new(),
+            findings: Vec::new(),
+            unknown: Vec::new(),
+            minutes_to_job_end: None,
+            finished: true,
+        };
+    }
+    let current = inputs.save_steps.map(|s| project(inputs, s));
+    let minutes_to_next = match (inputs.save_steps, inputs.current_step, inputs.seconds_per_step) {
+        (Some(s), Some(c), Some(sps)) if s > 0 && inputs.max_steps.is_none_or(|m| c < m) => {
+            Some((s - c % s) as f64 * sps / 60.0)
+        }
+        _ => None,
+    };
+    let minutes_to_job_end = inputs
+        .job_seconds_left
+        .filter(|_| inputs.running)
+        .map(|s| s as f64 / 60.0);
+    let (level, findings) = findings(
+        inputs,
+        current.as_ref(),
+        minutes_since,
+        minutes_to_next,
+        minutes_to_job_end,
+    );
     RiskReport {
         level,
         inputs: inputs.clone(),
+        alternatives: alternatives(inputs, remaining),
         current,
         minutes_since_last_checkpoint: minutes_since,
         minutes_to_next_checkpoint: minutes_to_next,
-        alternatives,
-        findings: danger,
-        unknown,
+        findings,
+        unknown: unknowns(inputs),
+        minutes_to_job_end,
         finished: false,
     }
 }
@@ -346,7 +383,40 @@ mod tests {
             since_last_checkpoint_seconds: Some(80),
             running: true,
             finished: false,
+            job_seconds_left: None,
         }
+    }
+
+    #[test]
+    fn a_job_that_ends_before_its_next_checkpoint_loses_that_work() {
+        // 32 min to the next checkpoint (see below); the job has 20 min left.
+        let r = assess(&RiskInputs {
+            job_seconds_left: Some(20 * 60),
+            ..measured()
+        });
+        assert_eq!(r.level, RiskLevel::Warn);
+        assert_eq!(r.minutes_to_job_end, Some(20.0));
+        assert_eq!(
+            r.findings,
+            ["the job ends in 20 min; the next checkpoint is due in 32 min — it will be lost: lower save_steps or raise time"]
+        );
+        let text = render_report("gpu-box", &r);
+        assert!(
+            text.contains("  job ends in:       20 min (its time limit)\n"),
+            "{text}"
+        );
+        // With time to spare, nothing is said, and nothing about a job at all without a limit.
+        let fine = assess(&RiskInputs {
+            job_seconds_left: Some(40 * 60),
+            ..measured()
+        });
+        assert_eq!(
+            (fine.level, fine.findings.len()),
+            (RiskLevel::Ok, 0),
+            "{:?}",
+            fine.findings
+        );
+        assert!(!render_report("b", &assess(&measured())).contains("job ends"));
     }
 
     #[test]
@@ -534,6 +604,7 @@ mod edge_tests {
             since_last_checkpoint_seconds: Some(3),
             running: true,
             finished: false,
+            job_seconds_left: None,
         }
     }
 

@@ -363,9 +363,149 @@ pub fn verify_edit(old: &str, new: &str, want: serde_yaml_ng::Value) -> Result<(
     Ok(())
 }
 
+/// What the `training:` block holds, as far as the edit needs it.
+struct Block {
+    /// The indent of its keys (`None`: the block is empty).
+    indent: Option<usize>,
+    /// Its last line that is not blank or a comment (the header when there is none).
+    last_content: usize,
+    /// A commented-out `# resume_from_checkpoint: ...` line, where a new key goes.
+    commented: Option<usize>,
+    /// The `resume_from_checkpoint:` line.
+    found: Option<usize>,
+}
+
+/// The block after the `training:` header at `header`: until the next non-comment line at column 0.
+fn scan_training_block(lines: &[Line<'_>], header: usize) -> Result<Block, ResumeEditError> {
+    let mut block = Block {
+        indent: None,
+        last_content: header,
+        commented: None,
+        found: None,
+    };
+    let mut in_scalar: Option<usize> = None;
+    for (i, line) in lines.iter().enumerate().skip(header + 1) {
+        let c = line.content;
+        let blank = c.trim_matches([' ', '\t']).is_empty();
+        let ind = indent_of(c);
+        if let Some(si) = in_scalar {
+            if blank || ind > si {
+                if !blank {
+                    block.last_content = i;
+                }
+                continue;
+            }
+            in_scalar = None;
+        }
+        if blank {
+            continue;
+        }
+        let trimmed = c.trim_start_matches([' ', '\t']);
+        if trimmed.starts_with('#') {
+            let body = trimmed.trim_start_matches('#').trim_start_matches([' ', '\t']);
+            if body.strip_prefix(KEY).and_then(after_colon).is_some() {
+                block.commented = Some(i);
+            }
+            continue;
+        }
+        if ind == 0 {
+            if trimmed.starts_with('-') && block.indent.is_none() {
+                return Err(ResumeEditError::NotABlock(header + 1));
+            }
+            break;
+        }
+        let bi = *block.indent.get_or_insert(ind);
+        block.last_content = i;
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            if ind == bi {
+                return Err(ResumeEditError::NotABlock(header + 1));
+            }
+        } else if let Some(colon) = trimmed.find(':') {
+            let after = &trimmed[colon..];
+            if ind == bi && resume_key_rest(trimmed).is_some() {
+                if let Some(prev) = block.found {
+                    return Err(ResumeEditError::Duplicate(prev + 1, i + 1));
+                }
+                block.found = Some(i);
+            }
+            if after_colon(after).is_some_and(opens_block_scalar) {
+                in_scalar = Some(ind);
+            }
+        }
+    }
+    Ok(block)
+}
+
+/// The existing `resume_from_checkpoint:` line `at` with its value replaced by `scalar`, its comment kept.
+fn replace_value(lines: &[Line<'_>], at: usize, scalar: &str) -> Result<ResumeEdit, ResumeEditError> {
+    let c = lines[at].content;
+    let key_end = c.find(KEY).map(|p| p + KEY.len()).unwrap_or(0);
+    let colon = key_end + c[key_end..].find(':').unwrap_or(0) + 1;
+    let (head, rest) = c.split_at(colon);
+    let (ws, value, tail) = split_value(rest).ok_or(ResumeEditError::MultiLine(at + 1))?;
+    // A continuation (a multi-line plain scalar or a nested block) would be left behind.
+    let next = lines[at + 1..].iter().find(|l| !is_blank_or_comment(l.content));
+    if next.is_some_and(|l| indent_of(l.content) > indent_of(c)) {
+        return Err(ResumeEditError::MultiLine(at + 1));
+    }
+    let new = if value.is_empty() && tail.is_empty() {
+        format!("{head} {scalar}")
+    } else if value.is_empty() {
+        format!("{head} {scalar}{ws}{tail}")
+    } else {
+        format!("{head}{ws}{scalar}{tail}")
+    };
+    let mut out = String::with_capacity(lines.iter().map(|l| l.content.len() + 2).sum::<usize>() + scalar.len());
+    for (j, l) in lines.iter().enumerate() {
+        out.push_str(if j == at { &new } else { l.content });
+        out.push_str(l.ending);
+    }
+    Ok(ResumeEdit {
+        text: out,
+        line: at + 1,
+        old: Some(c.to_string()),
+        new,
+    })
+}
+
+/// A new `resume_from_checkpoint: scalar` line after the commented-out one, else after the block's last line,
+/// with the file's line ending.
+fn insert_key(lines: &[Line<'_>], header: usize, block: &Block, scalar: &str) -> ResumeEdit {
+    let indent = " ".repeat(block.indent.unwrap_or(2));
+    let after_line = block.commented.unwrap_or(block.last_content);
+    let new = format!("{indent}{KEY}: {scalar}");
+    let eol = match lines[after_line].ending {
+        "" => lines[header].ending,
+        e => e,
+    };
+    let eol = if eol.is_empty() { "\n" } else { eol };
+    let mut out = String::with_capacity(lines.iter().map(|l| l.content.len() + 2).sum::<usize>() + new.len() + 2);
+    for (j, l) in lines.iter().enumerate() {
+        out.push_str(l.content);
+        if j == after_line {
+            if l.ending.is_empty() {
+                // The file had no final newline: keep it that way, after the new last line.
+                out.push_str(eol);
+                out.push_str(&new);
+            } else {
+                out.push_str(l.ending);
+                out.push_str(&new);
+                out.push_str(eol);
+            }
+        } else {
+            out.push_str(l.ending);
+        }
+    }
+    ResumeEdit {
+        text: out,
+        line: after_line + 2,
+        old: None,
+        new,
+    }
+}
+
 /// The edit with `scalar` already rendered as YAML.
 fn edit_resume_scalar(yaml: &str, scalar: &str) -> Result<ResumeEdit, ResumeEditError> {
-    let scalar = scalar.to_string();
     let lines = split_lines(yaml);
     let header = lines
         .iter()
@@ -375,135 +515,11 @@ fn edit_resume_scalar(yaml: &str, scalar: &str) -> Result<ResumeEdit, ResumeEdit
     if !is_blank_or_comment(after) {
         return Err(ResumeEditError::NotABlock(header + 1));
     }
-
-    // The block: until the next non-comment line at column 0.
-    let mut block_indent = None;
-    let mut last_content = header;
-    let mut commented = None;
-    let mut found: Option<usize> = None;
-    let mut in_scalar: Option<usize> = None;
-    let mut i = header + 1;
-    while i < lines.len() {
-        let c = lines[i].content;
-        let blank = c.trim_matches([' ', '\t']).is_empty();
-        let ind = indent_of(c);
-        if let Some(si) = in_scalar {
-            if blank || ind > si {
-                if !blank {
-                    last_content = i;
-                }
-                i += 1;
-                continue;
-            }
-            in_scalar = None;
-        }
-        if blank {
-            i += 1;
-            continue;
-        }
-        let trimmed = c.trim_start_matches([' ', '\t']);
-        if trimmed.starts_with('#') {
-            let body = trimmed.trim_start_matches('#').trim_start_matches([' ', '\t']);
-            if body.strip_prefix(KEY).and_then(after_colon).is_some() {
-                commented = Some(i);
-            }
-            i += 1;
-            continue;
-        }
-        if ind == 0 {
-            if trimmed.starts_with('-') && block_indent.is_none() {
-                return Err(ResumeEditError::NotABlock(header + 1));
-            }
-            break;
-        }
-        let bi = *block_indent.get_or_insert(ind);
-        last_content = i;
-        if trimmed.starts_with("- ") || trimmed == "-" {
-            if ind == bi {
-                return Err(ResumeEditError::NotABlock(header + 1));
-            }
-        } else if let Some(colon) = trimmed.find(':') {
-            let after = &trimmed[colon..];
-            if ind == bi && resume_key_rest(trimmed).is_some() {
-                if let Some(prev) = found {
-                    return Err(ResumeEditError::Duplicate(prev + 1, i + 1));
-                }
-                found = Some(i);
-            }
-            if after_colon(after).is_some_and(opens_block_scalar) {
-                in_scalar = Some(ind);
-            }
-        }
-        i += 1;
+    let block = scan_training_block(&lines, header)?;
+    match block.found {
+        Some(at) => replace_value(&lines, at, scalar),
+        None => Ok(insert_key(&lines, header, &block, scalar)),
     }
-
-    let indent = " ".repeat(block_indent.unwrap_or(2));
-    let mut out = String::with_capacity(yaml.len() + scalar.len() + 32);
-    let edit = if let Some(at) = found {
-        let c = lines[at].content;
-        let key_end = c.find(KEY).map(|p| p + KEY.len()).unwrap_or(0);
-        let colon = key_end + c[key_end..].find(':').unwrap_or(0) + 1;
-        let (head, rest) = c.split_at(colon);
-        let (ws, value, tail) = split_value(rest).ok_or(ResumeEditError::MultiLine(at + 1))?;
-        // A continuation (a multi-line plain scalar or a nested block) would be left behind.
-        let next = lines[at + 1..].iter().find(|l| !is_blank_or_comment(l.content));
-        if next.is_some_and(|l| indent_of(l.content) > indent_of(c)) {
-            return Err(ResumeEditError::MultiLine(at + 1));
-        }
-        let new = if value.is_empty() && tail.is_empty() {
-            format!("{head} {scalar}")
-        } else if value.is_empty() {
-            format!("{head} {scalar}{ws}{tail}")
-        } else {
-            format!("{head}{ws}{scalar}{tail}")
-        };
-        for (j, l) in lines.iter().enumerate() {
-            out.push_str(if j == at { &new } else { l.content });
-            out.push_str(l.ending);
-        }
-        ResumeEdit {
-            text: out,
-            line: at + 1,
-            old: Some(c.to_string()),
-            new,
-        }
-    } else {
-        let after_line = commented.unwrap_or(last_content);
-        let new = format!("{indent}{KEY}: {scalar}");
-        let eol = match lines[after_line].ending {
-            "" => lines[header].ending,
-            e => e,
-        };
-        let eol = if eol.is_empty() { "\n" } else { eol };
-        for (j, l) in lines.iter().enumerate() {
-            out.push_str(l.content);
-            if j == after_line {
-                if l.ending.is_empty() {
-                    // The file had no final newline: keep it that way, after the new last line.
-                    out.push_str(eol);
-                    out.push_str(&new);
-                } else {
-                    out.push_str(l.ending);
-                    out.push_str(&new);
-                    out.push_str(eol);
-                }
-            } else {
-                out.push_str(l.ending);
-            }
-        }
-        ResumeEdit {
-            text: out,
-            line: after_line + 2,
-            old: None,
-            new,
-        }
-    };
-    Ok(edit)
-}
-
-/// [`edit_resume_from_checkpoint`], just the new text.
-pub fn set_resume_from_checkpoint(yaml: &str, path: &str) -> Result<String, ResumeEditError> {
-    edit_resume_from_checkpoint(yaml, path).map(|e| e.text)
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// The terminal settings a hidden read changed, until it puts them back. A read abandoned on
-/// timeout never returns, so [`Prompter::abandon`] restores them from here: the shell must not be
-/// left without echo after rtrain exits.
+/// timeout or cut short by Ctrl-C never returns, so [`Prompter::abandon`] and the binary's exit
+/// path ([`restore_terminal`]) restore them from here: the shell must not be left without echo
+/// after rtrain exits.
 static SAVED_TTY: Mutex<Option<libc::termios>> = Mutex::new(None);
 
 /// Read one line from the controlling terminal without echo (as ssh's readpassphrase does: the
@@ -38,15 +39,15 @@ fn read_hidden(prompt: &str) -> Option<String> {
     let _ = out.flush();
     let mut line = String::new();
     let read = std::io::BufReader::new(&tty).read_line(&mut line);
-    restore_tty();
+    restore_terminal();
     match read {
         Ok(0) | Err(_) => None,
         Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
     }
 }
 
-/// Put back the settings of an unfinished hidden read, if any.
-fn restore_tty() {
+/// Put back the settings of an unfinished hidden read, if any: called on every exit of the binary.
+pub fn restore_terminal() {
     if let Some(saved) = SAVED_TTY.lock().unwrap_or_else(|e| e.into_inner()).take() {
         if let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") {
             // SAFETY: saved came from tcgetattr on this terminal.
@@ -105,7 +106,7 @@ impl Prompter for TerminalPrompter {
     }
 
     fn abandon(&self) {
-        restore_tty();
+        restore_terminal();
         eprintln!();
     }
 

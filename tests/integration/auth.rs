@@ -878,3 +878,26 @@ fn an_unanswered_password_prompt_times_out_with_exit_4_and_leaves_the_terminal_e
         "echo left off: {screen}"
     );
 }
+
+/// Found by hand: Ctrl-C at a password prompt ended rtrain with 130 while the hidden read still
+/// had echo off, so the shell after it showed nothing typed.
+#[test]
+fn ctrl_c_at_a_password_prompt_exits_130_and_leaves_the_terminal_echoing() {
+    let user = TestUser::create("never-typed");
+    let (sshd, c) = password_box(&user, "");
+    let script = format!(
+        "trap : INT; {} exec box -- true; echo EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -e echo -e -echo | sed 's/^/TTY:/'; sleep 30",
+        rtrain_bin().display()
+    );
+    // The shell traps SIGINT (a handler, which rtrain does not inherit) so that it outlives Ctrl-C.
+    let term = LocalTerm::start(&["sh".into(), "-c".into(), script], &c.env_pairs());
+    let t = Duration::from_secs(30);
+    term.wait_for("'s password:", t);
+    term.send_keys(&["C-c"]);
+    let screen = term.wait_for("TTY:", t);
+    assert!(screen.contains("EXIT=130"), "{screen}\n{}", sshd.log());
+    assert!(
+        screen.contains("TTY:echo") && !screen.contains("TTY:-echo"),
+        "echo left off: {screen}"
+    );
+}

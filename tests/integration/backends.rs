@@ -208,3 +208,59 @@ fn a_second_attach_on_screen_takes_the_session_over_and_says_so() {
     assert_eq!(rig.status()["run"]["state"], "running");
     rig.rtrain(&["stop", "box", "--force"]);
 }
+
+/// What systemd-logind with `KillUserProcesses=yes` (and no exclusion for the test user, root by default)
+/// answers, the way `loginctl show-session -p ...` and `show-user -p Linger` print it. A stand-in, because
+/// the test machine's systemd is not PID 1: its real loginctl cannot reach a logind.
+const KILLING_LOGINCTL: &str = "#!/bin/sh\ncase $1 in\n  show-session) printf 'KillUserProcesses=yes\\nKillOnlyUsers=\\nKillExcludeUsers=\\n' ;;\n  show-user) printf 'Linger=no\\n' ;;\n  *) echo \"loginctl stand-in: $*\" >&2; exit 1 ;;\nesac\n";
+
+#[test]
+fn up_warns_once_and_check_reports_a_logind_that_kills_runs_at_logout() {
+    let sshd = Sshd::start_with_stand_in("loginctl", KILLING_LOGINCTL);
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: ~/w\n");
+    std::fs::create_dir_all(sshd.remote_home.join("w")).unwrap();
+    let user = current_user();
+    let up = run_with_timeout(c.rtrain().args(["up", "box", "--", "sleep 30"]), T);
+    assert_eq!(up.code, 0, "{up}");
+    let err = &up.stderr;
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains("KillUserProcesses=yes")).collect();
+    assert_eq!(warned.len(), 1, "{up}");
+    assert!(warned[0].starts_with("rtrain: warning: logind on box"), "{up}");
+    assert!(warned[0].contains(&format!("loginctl enable-linger {user}")), "{up}");
+    assert!(warned[0].contains("systemd-run --user --scope"), "{up}");
+
+    let check = run_with_timeout(c.rtrain().args(["check", "box"]), T);
+    assert_eq!(check.code, 0, "{check}");
+    let text = check.stdout_str();
+    assert!(
+        text.contains("backend:           tmux (the box offers: tmux, screen, nohup"),
+        "{text}"
+    );
+    assert!(text.contains("! logind on box has KillUserProcesses=yes"), "{text}");
+    let json = run_with_timeout(c.rtrain().args(["check", "box", "--json"]), T);
+    let j: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(j["backend"]["killed_at_logout"], true, "{json}");
+    assert_eq!(j["backend"]["name"], "tmux", "{json}");
+    run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), T);
+}
+
+/// A logind that keeps processes at logout (its default): no warning, nothing found.
+#[test]
+fn up_does_not_warn_when_logind_keeps_processes() {
+    let sshd = Sshd::start_with_stand_in(
+        "loginctl",
+        &KILLING_LOGINCTL.replace("KillUserProcesses=yes", "KillUserProcesses=no"),
+    );
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: ~/w\n");
+    std::fs::create_dir_all(sshd.remote_home.join("w")).unwrap();
+    let up = run_with_timeout(c.rtrain().args(["up", "box", "--", "sleep 30"]), T);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(!up.stderr.contains("KillUserProcesses"), "{up}");
+    let json = run_with_timeout(c.rtrain().args(["check", "box", "--json"]), T);
+    let j: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(j["backend"]["killed_at_logout"], false, "{json}");
+    assert_eq!(j["backend"]["findings"], serde_json::json!([]), "{json}");
+    run_with_timeout(c.rtrain().args(["stop", "box", "--force"]), T);
+}

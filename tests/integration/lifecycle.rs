@@ -3,7 +3,6 @@
 //! stand-in trainer (docker/gpu-box/project/train.py) in a workdir whose name would break naive quoting.
 
 use crate::support::*;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(60);
@@ -12,68 +11,25 @@ const WORKDIR: &str = "runs/it's a \"$(touch PWNED)\" dir";
 const FAST: &str =
     "python3 train.py config/training_config.yaml --seconds-per-step 0.02 --save-steps 10 --max-steps 40";
 
-struct Project {
-    sshd: Sshd,
-    c: Client,
-    dir: PathBuf,
+/// A box with the demo project in WORKDIR, and rtrain configured to run `command` there.
+fn project(command: &str) -> Project {
+    project_with(Sshd::start(), command)
+}
+
+/// The same on a box where `auto` picks `kind`'s backend.
+fn project_on(kind: Kind, command: &str) -> Project {
+    project_with(kind.sshd(), command)
+}
+
+fn project_with(sshd: Sshd, command: &str) -> Project {
+    Project::builder(command)
+        .on(sshd)
+        .workdir(WORKDIR)
+        .session("my run's session")
+        .build()
 }
 
 impl Project {
-    /// A box with the demo project in WORKDIR, and rtrain configured to run `command` there.
-    fn new(command: &str) -> Project {
-        Self::with_sshd(Sshd::start(), command)
-    }
-
-    /// A box where `auto` picks `kind`'s backend.
-    fn on(kind: Kind, command: &str) -> Project {
-        Self::with_sshd(kind.sshd(), command)
-    }
-
-    fn with_sshd(sshd: Sshd, command: &str) -> Project {
-        let c = Client::for_box(&sshd);
-        let dir = sshd.remote_home.join(WORKDIR);
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
-            &dir,
-        );
-        let yaml_str = |s: &str| serde_json::to_string(s).unwrap(); // JSON strings are YAML strings
-        c.write_rtrain_config(&format!(
-            "defaults:\n  workdir: {}\n  session: \"my run's session\"\n  command: {}\n",
-            yaml_str(&format!("~/{WORKDIR}")),
-            yaml_str(command)
-        ));
-        Project { sshd, c, dir }
-    }
-
-    fn rtrain(&self, args: &[&str]) -> Ran {
-        run_with_timeout(self.c.rtrain().args(args), T)
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let ran = self.rtrain(&["status", "box", "--json"]);
-        assert_eq!(ran.code, 0, "{ran}");
-        serde_json::from_slice(&ran.stdout).unwrap()
-    }
-
-    fn wait_state(&self, want: &str, limit: Duration) -> serde_json::Value {
-        let start = Instant::now();
-        loop {
-            let v = self.status();
-            if v["run"]["state"] == want {
-                return v;
-            }
-            if start.elapsed() > limit {
-                panic!("run never became {want}: {v:#}\n--- log\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        let ran = self.rtrain(&["logs", "box", "-n", "all"]);
-        ran.stdout_str()
-    }
-
     /// Running and past its first steps (the trainer, not just the wrapper, is up).
     fn wait_training(&self, limit: Duration) {
         let start = Instant::now();
@@ -106,7 +62,7 @@ impl Project {
 
 crate::per_backend! {
 fn up_launches_once_and_the_run_finishes_with_its_output_in_the_log(kind) {
-    let p = Project::on(kind, &format!("{FAST} --max-steps 60"));
+    let p = project_on(kind, &format!("{FAST} --max-steps 60"));
     let ran = p.rtrain(&["up", "box"]);
     assert_eq!(ran.code, 0, "{ran}");
     assert!(ran.stdout_str().contains("launched run"), "{ran}");
@@ -143,7 +99,7 @@ fn up_launches_once_and_the_run_finishes_with_its_output_in_the_log(kind) {
 
 crate::per_backend! {
 fn ten_concurrent_ups_start_exactly_one_run(kind) {
-    let p = Project::on(kind, &format!("{FAST} --max-steps 400"));
+    let p = project_on(kind, &format!("{FAST} --max-steps 400"));
     let children: Vec<_> = (0..10)
         .map(|_| {
             let mut cmd = p.c.rtrain();
@@ -173,7 +129,7 @@ fn ten_concurrent_ups_start_exactly_one_run(kind) {
 
 #[test]
 fn a_crash_is_failed_with_the_traceback_in_the_log_and_logs_f_exits_1() {
-    let p = Project::new(&format!("{FAST} --crash-at-step 15"));
+    let p = project(&format!("{FAST} --crash-at-step 15"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     let follow = p.rtrain(&["logs", "box", "-f", "-n", "all"]);
     assert_eq!(follow.code, 1, "{follow}");
@@ -190,7 +146,7 @@ fn a_crash_is_failed_with_the_traceback_in_the_log_and_logs_f_exits_1() {
 
 #[test]
 fn logs_follow_prints_until_the_run_finishes_and_exits_0() {
-    let p = Project::new(FAST);
+    let p = project(FAST);
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     let follow = p.rtrain(&["logs", "box", "-f", "-n", "all"]);
     assert_eq!(follow.code, 0, "{follow}");
@@ -201,7 +157,7 @@ fn logs_follow_prints_until_the_run_finishes_and_exits_0() {
 
 #[test]
 fn stop_sends_sigint_first_and_the_trainer_exits_cleanly() {
-    let p = Project::new(&format!("{FAST} --max-steps 100000"));
+    let p = project(&format!("{FAST} --max-steps 100000"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     p.wait_training(T);
     let ran = p.rtrain(&["stop", "box", "--timeout", "30"]);
@@ -218,7 +174,7 @@ fn stop_sends_sigint_first_and_the_trainer_exits_cleanly() {
 
 crate::per_backend! {
 fn stop_escalates_to_sigterm_when_sigint_is_ignored(kind) {
-    let p = Project::on(kind, &format!("{FAST} --max-steps 100000 --ignore-sigint"));
+    let p = project_on(kind, &format!("{FAST} --max-steps 100000 --ignore-sigint"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     p.wait_training(T);
     let ran = p.rtrain(&["stop", "box", "--timeout", "2"]);
@@ -235,7 +191,7 @@ fn stop_escalates_to_sigterm_when_sigint_is_ignored(kind) {
 
 crate::per_backend! {
 fn a_run_killed_from_outside_is_lost_and_up_starts_a_new_one(kind) {
-    let p = Project::on(kind, &format!("{FAST} --max-steps 100000"));
+    let p = project_on(kind, &format!("{FAST} --max-steps 100000"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     let v = p.wait_state("running", T);
     let pid = v["run"]["pid"].as_u64().unwrap();
@@ -255,7 +211,7 @@ fn a_run_killed_from_outside_is_lost_and_up_starts_a_new_one(kind) {
 
 crate::per_backend! {
 fn resume_after_a_crash_picks_the_newest_complete_checkpoint_and_edits_one_line(kind) {
-    let p = Project::on(kind, FAST);
+    let p = project_on(kind, FAST);
     // Crash at step 25: checkpoints 10 and 20 are complete.
     assert_eq!(
         p.rtrain(&["up", "box", "--", &format!("{FAST} --crash-at-step 25")])
@@ -314,7 +270,7 @@ fn resume_after_a_crash_picks_the_newest_complete_checkpoint_and_edits_one_line(
 
 #[test]
 fn resume_refuses_while_a_run_is_active_and_leaves_the_config_alone() {
-    let p = Project::new(&format!("{FAST} --max-steps 100000"));
+    let p = project(&format!("{FAST} --max-steps 100000"));
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);
     let v = p.wait_state("running", T);
     assert!(v["run"]["id"].is_string());
@@ -338,7 +294,7 @@ fn resume_refuses_while_a_run_is_active_and_leaves_the_config_alone() {
 
 #[test]
 fn up_with_backend_tmux_on_a_box_without_tmux_says_so_and_starts_nothing() {
-    let p = Project::on(Kind::Screen, FAST);
+    let p = project_on(Kind::Screen, FAST);
     let ran = p.rtrain(&["up", "box", "--backend", "tmux"]);
     assert_eq!(ran.code, 1, "{ran}");
     assert!(
@@ -351,7 +307,7 @@ fn up_with_backend_tmux_on_a_box_without_tmux_says_so_and_starts_nothing() {
 
 #[test]
 fn up_in_a_missing_workdir_is_a_clear_error() {
-    let p = Project::new(FAST);
+    let p = project(FAST);
     std::fs::remove_dir_all(&p.dir).unwrap();
     let ran = p.rtrain(&["up", "box"]);
     assert_eq!(ran.code, 1, "{ran}");
@@ -362,7 +318,7 @@ fn up_in_a_missing_workdir_is_a_clear_error() {
 #[test]
 fn status_progress_advances_and_check_reports_the_measured_checkpoint_interval() {
     // 0.1 s a step and a checkpoint every 30 steps: one every 3 s, that is 0.05 min.
-    let p = Project::new(
+    let p = project(
         "python3 train.py config/training_config.yaml --seconds-per-step 0.1 --save-steps 30 --max-steps 100000",
     );
     assert_eq!(p.rtrain(&["up", "box"]).code, 0);

@@ -5,7 +5,7 @@
 use crate::support::http::Receiver;
 use crate::support::*;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,53 +13,25 @@ const T: Duration = Duration::from_secs(90);
 
 /// A box with the demo project in `~/proj` (the trainer made fast), rtrain running `command`
 /// there; `extra` is more YAML under `defaults:`.
-struct Project {
-    c: Client,
-    dir: PathBuf,
-    proxy: Option<Proxy>,
-    _sshd: Sshd,
+fn project(command: &str, extra: &str, via_proxy: bool) -> Project {
+    project_on(Sshd::start(), command, extra, via_proxy)
+}
+
+fn project_on(sshd: Sshd, command: &str, extra: &str, via_proxy: bool) -> Project {
+    let b = Project::builder(command)
+        .on(sshd)
+        .extra(extra)
+        .train_config("max_steps: 120", "max_steps: 12")
+        .train_config("save_steps: 40", "save_steps: 5")
+        .train_config("seconds_per_step: 4.0", "seconds_per_step: 0.1");
+    if via_proxy {
+        b.through_proxy().build()
+    } else {
+        b.build()
+    }
 }
 
 impl Project {
-    fn new(command: &str, extra: &str, via_proxy: bool) -> Project {
-        Self::on(Sshd::start(), command, extra, via_proxy)
-    }
-
-    fn on(sshd: Sshd, command: &str, extra: &str, via_proxy: bool) -> Project {
-        let proxy = via_proxy.then(|| Proxy::start(sshd.port));
-        let c = match &proxy {
-            Some(p) => p.client_for(&sshd),
-            None => Client::for_box(&sshd),
-        };
-        let dir = sshd.remote_home.join("proj");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
-            &dir,
-        );
-        let cfg = dir.join("config/training_config.yaml");
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("max_steps: 120", "max_steps: 12")
-            .replace("save_steps: 40", "save_steps: 5")
-            .replace("seconds_per_step: 4.0", "seconds_per_step: 0.1");
-        std::fs::write(&cfg, text).unwrap();
-        let keepalive = if via_proxy { "  keepalive: 500ms\n" } else { "" };
-        c.write_rtrain_config(&format!(
-            "defaults:\n  workdir: ~/proj\n  command: {}\n{keepalive}{extra}",
-            serde_json::to_string(command).unwrap()
-        ));
-        Project {
-            c,
-            dir,
-            proxy,
-            _sshd: sshd,
-        }
-    }
-
-    fn rtrain(&self, args: &[&str]) -> Ran {
-        run_with_timeout(self.c.rtrain().args(args), T)
-    }
-
     fn up(&self) -> String {
         let ran = self.rtrain(&["up", "box"]);
         assert_eq!(ran.code, 0, "{ran}");
@@ -101,7 +73,7 @@ const FAILING: &str = "echo 'step one'; sleep 3; printf 'boom \"quoted\" \\\\ ba
 fn a_run_that_fails_with_no_client_connected_posts_each_webhook_once_and_the_secret_is_never_in_ps() {
     let r = Receiver::start();
     let secret = "s3cr3t-token-4b1d";
-    let p = Project::new(FAILING, &notify_config(&r, secret), false);
+    let p = project(FAILING, &notify_config(&r, secret), false);
     let id = p.up();
     // `up` has returned: no rtrain client is connected while the run runs and ends.
     let notify = p.run_dir(&id).join("notify");
@@ -188,7 +160,7 @@ fn the_trainer_finishing_posts_step_total_loss_and_the_latest_checkpoint() {
         "  notify:\n    webhook: {}\n    events: [failed, finished]\n",
         r.url("/hook")
     );
-    let p = Project::new("python3 train.py config/training_config.yaml", &cfg, false);
+    let p = project("python3 train.py config/training_config.yaml", &cfg, false);
     let id = p.up();
     let got = r.wait_for(1, T);
     let j = got[0].json();
@@ -205,7 +177,7 @@ fn the_trainer_finishing_posts_step_total_loss_and_the_latest_checkpoint() {
 fn a_stopped_run_is_not_posted_when_events_leave_it_out() {
     let r = Receiver::start();
     let cfg = format!("  notify:\n    webhook: {}\n    events: [failed]\n", r.url("/hook"));
-    let p = Project::new("sleep 60", &cfg, false);
+    let p = project("sleep 60", &cfg, false);
     let id = p.up();
     let ran = p.rtrain(&["stop", "box", "--yes"]);
     assert_eq!(ran.code, 0, "{ran}");
@@ -221,7 +193,7 @@ fn a_stopped_run_is_not_posted_when_events_leave_it_out() {
 
 #[test]
 fn wait_sees_a_run_end_during_a_black_hole_and_exits_0_after_reconnecting() {
-    let p = Project::new("sleep 4; echo done", "", true);
+    let p = project("sleep 4; echo done", "", true);
     let id = p.up();
     let w = Bg::spawn({
         let mut c = p.c.rtrain();
@@ -277,7 +249,7 @@ fn wait_on_two_hosts_exits_1_when_one_fails_and_only_after_both_ended() {
 
 #[test]
 fn wait_exits_130_on_ctrl_c_and_leaves_the_run_alone() {
-    let p = Project::new("sleep 60", "", false);
+    let p = project("sleep 60", "", false);
     let id = p.up();
     let mut w = Bg::spawn({
         let mut c = p.c.rtrain();
@@ -292,7 +264,7 @@ fn wait_exits_130_on_ctrl_c_and_leaves_the_run_alone() {
 
 #[test]
 fn wait_timeout_gives_up_with_exit_1_and_the_run_goes_on() {
-    let p = Project::new("sleep 60", "", false);
+    let p = project("sleep 60", "", false);
     let id = p.up();
     let ran = p.rtrain(&["wait", "box", "--timeout", "2s"]);
     assert_eq!(ran.code, 1, "{ran}");
@@ -367,7 +339,7 @@ impl Drop for Bus {
 #[test]
 fn wait_notify_raises_a_desktop_notification_on_a_real_session_bus() {
     let bus = Bus::start();
-    let p = Project::new("sleep 3; exit 4", "", false);
+    let p = project("sleep 3; exit 4", "", false);
     let id = p.up();
     let mut cmd = p.c.rtrain();
     cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
@@ -393,7 +365,7 @@ fn notify_test_posts_a_test_event_from_the_box_and_says_which_channel_worked() {
     let r = Receiver::start();
     let secret = "t0p-s3cret";
     let cfg = format!("  notify:\n    webhook: {}\n", r.url(&format!("/hook/{secret}")));
-    let p = Project::new("true", &cfg, false);
+    let p = project("true", &cfg, false);
     let bus = Bus::start();
     let mut cmd = p.c.rtrain();
     cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
@@ -422,7 +394,7 @@ fn notify_test_posts_a_test_event_from_the_box_and_says_which_channel_worked() {
 #[test]
 fn status_watch_notify_alerts_when_a_run_it_saw_running_ends() {
     let bus = Bus::start();
-    let p = Project::new("sleep 3; exit 0", "", false);
+    let p = project("sleep 3; exit 0", "", false);
     let id = p.up();
     let mut cmd = p.c.rtrain();
     cmd.env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
@@ -453,7 +425,7 @@ fn up_says_when_the_box_has_neither_curl_nor_wget_and_the_run_still_runs() {
     let sshd = Sshd::start_with_env(&[("PATH", &bin.path().display().to_string())]);
     let r = Receiver::start();
     let cfg = format!("  notify:\n    webhook: {}\n", r.url("/hook"));
-    let p = Project::on(sshd, "true", &cfg, false);
+    let p = project_on(sshd, "true", &cfg, false);
     let ran = p.rtrain(&["up", "box"]);
     assert_eq!(ran.code, 0, "{ran}");
     assert!(

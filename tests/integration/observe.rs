@@ -84,6 +84,44 @@ fn ckpts_lists_what_is_on_disk_in_integer_step_order_with_one_exec() {
     assert!(text.contains("NO (incomplete)"), "{text}");
 }
 
+/// A box whose du and stat are BusyBox's (no `du -0`/`-D`, no `stat --printf`): sizes and times still come
+/// through, and status still finds the newest complete checkpoint (`ls -v` is BusyBox's too).
+#[test]
+fn ckpts_and_status_on_a_busybox_box_have_sizes_times_and_the_newest_complete() {
+    let sshd = Sshd::start_busybox();
+    let c = Client::for_box(&sshd);
+    c.write_rtrain_config("defaults:\n  workdir: ~/p\n");
+    let out = sshd.remote_home.join("p/outputs");
+    for (name, complete) in [
+        ("checkpoint-9", true),
+        ("checkpoint-10", true),
+        ("checkpoint-11", false),
+    ] {
+        mkckpt(&out, name, complete, 8192);
+    }
+    let ran = run_with_timeout(c.rtrain().args(["ckpts", "box", "--json"]), T);
+    assert_eq!(ran.code, 0, "{ran}");
+    let v: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    let cks = v["checkpoints"].as_array().unwrap();
+    let names: Vec<&str> = cks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["checkpoint-9", "checkpoint-10", "checkpoint-11"], "{v}");
+    for ck in cks {
+        assert!(
+            ck["bytes"].as_u64().is_some_and(|b| b >= 8192),
+            "no size from BusyBox du: {v}"
+        );
+        assert!(
+            ck["mtime"].as_str().is_some_and(|t| t.contains('T')),
+            "no time from BusyBox stat: {v}"
+        );
+    }
+    let st = run_with_timeout(c.rtrain().args(["status", "box", "--json"]), T);
+    assert_eq!(st.code, 0, "{st}");
+    let s: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(s["latest_checkpoint"]["name"], "checkpoint-10", "{s}");
+    assert!(s["latest_checkpoint"]["age_seconds"].as_i64().is_some(), "{s}");
+}
+
 #[test]
 fn ckpts_of_a_missing_directory_is_an_empty_list_and_exit_0() {
     let sshd = Sshd::start();

@@ -4,85 +4,20 @@
 //! Face Trainer, so these tests see what a real run does.
 
 use crate::support::*;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 const TRAIN: &str = "python3 train.py config/training_config.yaml";
 
-struct Project {
-    c: Client,
-    dir: PathBuf,
-    /// Between rtrain and sshd when made `through_proxy`.
-    proxy: Option<Proxy>,
-    _sshd: Sshd,
+/// A box with the demo project in `~/proj`, rtrain running `command` there; `extra` is more YAML
+/// under `defaults:` (indented two spaces).
+fn project(command: &str, extra: &str) -> Project {
+    Project::builder(command).extra(extra).build()
 }
 
-impl Project {
-    /// A box with the demo project in `~/proj`, rtrain running `command` there; `extra` is more
-    /// YAML under `defaults:` (indented two spaces).
-    fn new(command: &str, extra: &str) -> Project {
-        Self::build(command, extra, false)
-    }
-
-    /// The same, reached through the fault-injecting proxy, with keepalives that notice a dead
-    /// link in about 1.5 s.
-    fn through_proxy(command: &str, extra: &str) -> Project {
-        Self::build(command, &format!("  keepalive: 500ms\n{extra}"), true)
-    }
-
-    fn build(command: &str, extra: &str, via_proxy: bool) -> Project {
-        let sshd = Sshd::start();
-        let proxy = via_proxy.then(|| Proxy::start(sshd.port));
-        let c = match &proxy {
-            Some(p) => p.client_for(&sshd),
-            None => Client::for_box(&sshd),
-        };
-        let dir = sshd.remote_home.join("proj");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
-            &dir,
-        );
-        c.write_rtrain_config(&format!(
-            "defaults:\n  workdir: ~/proj\n  command: {}\n{extra}",
-            serde_json::to_string(command).unwrap()
-        ));
-        Project {
-            c,
-            dir,
-            proxy,
-            _sshd: sshd,
-        }
-    }
-
-    fn rtrain(&self, args: &[&str]) -> Ran {
-        run_with_timeout(self.c.rtrain().args(args), T)
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let ran = self.rtrain(&["status", "box", "--json"]);
-        assert_eq!(ran.code, 0, "{ran}");
-        serde_json::from_slice(&ran.stdout).unwrap()
-    }
-
-    /// Poll `status --json` until `ok` holds; panics with the last answer and the log after `limit`.
-    fn wait_status(&self, what: &str, limit: Duration, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let start = Instant::now();
-        loop {
-            let v = self.status();
-            if ok(&v) {
-                return v;
-            }
-            if start.elapsed() > limit {
-                panic!("never {what}: {v:#}\n--- log\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        self.rtrain(&["logs", "box", "-n", "all"]).stdout_str()
-    }
+/// The same, reached through the fault-injecting proxy.
+fn project_via_proxy(command: &str, extra: &str) -> Project {
+    Project::builder(command).extra(extra).through_proxy().build()
 }
 
 /// `rtrain ARGS` of the project's client, in the background.
@@ -106,7 +41,7 @@ fn running(v: &serde_json::Value) -> bool {
 /// can only come from the log; buffered, 8 KiB of dict lines would take the whole run.
 #[test]
 fn regression_the_loss_is_in_status_long_before_the_run_ends() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 400 --seconds-per-step 0.05 --logging-steps 5 --save-steps 100000"),
         "",
     );
@@ -131,7 +66,7 @@ fn regression_the_loss_is_in_status_long_before_the_run_ends() {
 /// and `status` says which step and which checkpoint.
 #[test]
 fn without_a_loss_line_status_takes_the_loss_from_the_newest_checkpoint_and_says_so() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 4000 --seconds-per-step 0.02 --logging-steps 20 --save-steps 20"),
         "  env:\n    PYTHONUNBUFFERED: ''\n",
     );
@@ -165,7 +100,7 @@ fn without_a_loss_line_status_takes_the_loss_from_the_newest_checkpoint_and_says
 /// (a black hole in the middle of it), and the stop comes before the trainer saves again.
 #[test]
 fn stop_at_checkpoint_waits_for_the_next_one_across_a_drop_and_loses_nothing() {
-    let p = Project::through_proxy(
+    let p = project_via_proxy(
         &format!("{TRAIN} --max-steps 5000 --seconds-per-step 0.05 --save-steps 100 --logging-steps 10"),
         "",
     );
@@ -208,7 +143,7 @@ fn stop_at_checkpoint_waits_for_the_next_one_across_a_drop_and_loses_nothing() {
 /// then stops it with SIGTERM first.
 #[test]
 fn stop_at_checkpoint_gives_up_on_timeout_or_ctrl_c_and_leaves_the_run_alone() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 100000 --seconds-per-step 0.05 --save-steps 100000"),
         "  stop_signal: TERM\n",
     );
@@ -241,7 +176,7 @@ fn stop_at_checkpoint_gives_up_on_timeout_or_ctrl_c_and_leaves_the_run_alone() {
 /// signalled.
 #[test]
 fn stop_at_checkpoint_says_how_a_run_ended_by_itself() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 60 --seconds-per-step 0.05 --save-steps 100000"),
         "",
     );
@@ -261,7 +196,7 @@ fn stop_at_checkpoint_says_how_a_run_ended_by_itself() {
 /// KeyboardInterrupt, exit 130, no checkpoint saved on the way out.
 #[test]
 fn plain_stop_prints_what_it_costs_and_the_trainer_saves_nothing_on_sigint() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 100000 --seconds-per-step 0.02 --save-steps 50"),
         "",
     );
@@ -315,7 +250,7 @@ fn run_count(p: &Project) -> usize {
 /// do; `--fresh` sets the key to null (with a .bak) and launches; a complete one is said.
 #[test]
 fn regression_up_never_launches_from_a_checkpoint_that_is_gone_or_incomplete() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 30 --seconds-per-step 0.02 --save-steps 10"),
         "",
     );
@@ -391,7 +326,7 @@ fn regression_up_never_launches_from_a_checkpoint_that_is_gone_or_incomplete() {
 /// checkpoint line comes from the directory and says it is an earlier run's.
 #[test]
 fn regression_status_never_mixes_a_failed_run_with_the_previous_runs_progress_and_loss() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 30 --seconds-per-step 0.02 --save-steps 10"),
         "",
     );
@@ -423,7 +358,7 @@ fn regression_status_never_mixes_a_failed_run_with_the_previous_runs_progress_an
 /// long and since when; JSON `run.silent_seconds` and `run.stalled`.
 #[test]
 fn a_hung_trainer_is_shown_stalled_after_stall_after() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 1000 --seconds-per-step 0.05 --save-steps 100000 --hang-at-step 60"),
         "  stall_after: 2s\n",
     );
@@ -448,7 +383,7 @@ fn a_hung_trainer_is_shown_stalled_after_stall_after() {
 /// duplicate appended. A 200 KiB config with a quoted key is now edited in place, on stdin.
 #[test]
 fn regression_resume_edits_a_200_kib_config_with_a_quoted_key_in_place() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 30 --seconds-per-step 0.02 --save-steps 10"),
         "",
     );
@@ -502,7 +437,7 @@ fn regression_resume_edits_a_200_kib_config_with_a_quoted_key_in_place() {
 /// so the loss is over a minute without a minute-long test.
 #[test]
 fn on_a_terminal_stop_asks_before_losing_more_than_a_minute() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 100000 --seconds-per-step 0.05 --save-steps 100000"),
         "",
     );
@@ -541,7 +476,7 @@ fn on_a_terminal_stop_asks_before_losing_more_than_a_minute() {
 /// it). Only the current run's checkpoints count.
 #[test]
 fn regression_stop_at_checkpoint_ignores_an_earlier_runs_checkpoints() {
-    let p = Project::new(
+    let p = project(
         &format!("{TRAIN} --max-steps 1000 --seconds-per-step 0.001 --save-steps 1000"),
         "",
     );
@@ -565,7 +500,7 @@ fn regression_stop_at_checkpoint_ignores_an_earlier_runs_checkpoints() {
 /// is skipped with a note; `--fresh`, which must edit it, refuses.
 #[test]
 fn an_unreadable_training_config_is_noted_not_fatal_for_a_plain_up() {
-    let p = Project::new("true", "");
+    let p = project("true", "");
     std::fs::write(p.dir.join("config/training_config.yaml"), b"training:\n  x: \xff\xfe\n").unwrap();
     let ran = p.rtrain(&["up", "box", "--fresh"]);
     assert_eq!(ran.code, 1, "{ran}");

@@ -9,6 +9,9 @@ use rtrain::remote::slurm::{settings_file, submit_file, BatchSpec, SlurmOptions,
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How long one interactive step may take (a prompt, an echo, a reconnect).
+const T: Duration = Duration::from_secs(30);
+
 /// A project on the shared filesystem (this machine) with one run dir written the way `up` writes it.
 struct Run {
     _dir: tempfile::TempDir,
@@ -113,7 +116,9 @@ fn trainer(max_steps: u32, seconds_per_step: f64, save_steps: u32) -> String {
 #[test]
 fn slurm_cluster_starts_once_with_an_idle_node() {
     let slurm = Slurm::get();
-    assert_eq!(slurm.run("sinfo", &["-h", "-o", "%T"]).trim(), "idle");
+    // Idle at startup (Slurm::start waits for it); by now other tests' jobs may hold the node.
+    let state = slurm.run("sinfo", &["-h", "-o", "%T"]);
+    assert!(["idle", "mixed", "allocated"].contains(&state.trim()), "{state}");
     assert!(std::ptr::eq(slurm, Slurm::get()), "one cluster per test process");
     eprintln!("slurm startup: {:?}", slurm.startup);
 }
@@ -279,20 +284,28 @@ fn slurm_requeue_by_the_scheduler_resumes_the_same_job_from_its_checkpoint() {
 /// A workdir name that would break naive quoting in sbatch's `--chdir`/`--output` or the batch script.
 const WORKDIR: &str = "slurm runs/it's a \"$(touch PWNED)\" dir";
 
+/// The login node (a test sshd with the cluster's SLURM_CONF), reached through a fault proxy so that a test can
+/// cut the link (keepalive 500 ms: a dead link is noticed within seconds).
 struct Login {
     sshd: Sshd,
+    proxy: Proxy,
     c: Client,
     dir: PathBuf,
 }
 
+/// A login node's sshd: its sessions see the test cluster.
+fn login_sshd() -> Sshd {
+    Sshd::start_opts(SshdOptions {
+        extra_env: Slurm::get().env(),
+        ..SshdOptions::default()
+    })
+}
+
 impl Login {
     fn new(command: &str, slurm_block: &str) -> Login {
-        let slurm = Slurm::get();
-        let sshd = Sshd::start_opts(SshdOptions {
-            extra_env: slurm.env(),
-            ..SshdOptions::default()
-        });
-        let c = Client::for_box(&sshd);
+        let sshd = login_sshd();
+        let proxy = Proxy::start(sshd.port);
+        let c = proxy.client_for(&sshd);
         let dir = sshd.remote_home.join(WORKDIR);
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/gpu-box/project"),
@@ -300,15 +313,41 @@ impl Login {
         );
         let yaml_str = |s: &str| serde_json::to_string(s).unwrap();
         c.write_rtrain_config(&format!(
-            "defaults:\n  workdir: {}\n  session: training\n  command: {}\n  backend: slurm\n{slurm_block}",
+            "defaults:\n  workdir: {}\n  session: training\n  command: {}\n  backend: slurm\n  keepalive: 500ms\n{slurm_block}",
             yaml_str(&format!("~/{WORKDIR}")),
             yaml_str(command)
         ));
-        Login { sshd, c, dir }
+        Login { sshd, proxy, c, dir }
+    }
+
+    /// `script` in a local terminal (tmux), with `$RTRAIN` and the client's environment.
+    fn term(&self, script: &str) -> LocalTerm {
+        let mut env = self.c.env_pairs();
+        env.push(("RTRAIN".into(), rtrain_bin().display().to_string()));
+        LocalTerm::start(&["sh".to_string(), "-c".to_string(), script.to_string()], &env)
+    }
+
+    /// A black hole until `seen()` (rtrain noticed the drop), a second more, then the link passes again.
+    fn outage(&self, seen: impl Fn() -> bool) {
+        self.proxy.set_mode(Mode::BlackHole);
+        let start = Instant::now();
+        while !seen() {
+            assert!(start.elapsed() < Duration::from_secs(20), "the drop was never noticed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        self.proxy.set_mode(Mode::Pass);
     }
 
     fn rtrain(&self, args: &[&str]) -> Ran {
         run_with_timeout(self.c.rtrain().args(args), Duration::from_secs(60))
+    }
+
+    /// `up`, then the job id from the run record.
+    fn up(&self) -> String {
+        let up = self.rtrain(&["up", "box"]);
+        assert_eq!(up.code, 0, "{up}");
+        self.record("job").expect("the run record names its job")
     }
 
     fn status(&self) -> serde_json::Value {
@@ -376,6 +415,36 @@ fn slurm_up_submits_a_job_that_finishes_with_exit_0_and_its_output_in_the_log() 
     assert_eq!(v["run"]["reason"], serde_json::Value::Null, "{v:#}");
     let logs = login.rtrain(&["logs", "box", "-n", "all"]);
     assert!(logs.stdout_str().contains("'train_runtime'"), "{logs}");
+    // After MinJobAge the scheduler has forgotten the job; status still knows from the run record.
+    let slurm = Slurm::get();
+    let forgotten = Instant::now();
+    while slurm.squeue_state(&job).is_some()
+        || slurm
+            .cmd("scontrol")
+            .args(["show", "job", "-o", &job])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    {
+        assert!(
+            forgotten.elapsed() < Duration::from_secs(MIN_JOB_AGE + 150),
+            "job {job} still known"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!(
+        "job {job} forgotten by the scheduler {:?} after it finished",
+        forgotten.elapsed()
+    );
+    let later = login.status();
+    assert_eq!(
+        (&later["run"]["state"], &later["run"]["exit_code"]),
+        (&"finished".into(), &0.into()),
+        "{later:#}"
+    );
+    assert_eq!(later["run"]["slurm"]["node"], slurm.node.as_str(), "{later:#}");
+    assert_eq!(later["run"]["slurm"]["job_state"], serde_json::Value::Null, "{later:#}");
     login.no_injection();
 }
 
@@ -435,9 +504,177 @@ fn slurm_a_queued_job_is_pending_with_its_reason_and_stop_cancels_it_before_it_r
         again.stdout_str().contains("already active"),
         "a pending job is active: {again}"
     );
+    // No allocation to open a shell in yet: attach says why and shows the live log until Ctrl-C (the shell
+    // traps SIGINT, with a handler its children do not inherit, so that it outlives Ctrl-C).
+    let job = login.record("job").unwrap();
+    let term = login.term("trap : INT; \"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
+    term.wait_output(
+        &format!("Slurm job {job} is PENDING (BeginTime): there is no allocation to join yet"),
+        T,
+    );
+    term.wait_output(&format!("waiting for job {job} to start (PENDING: BeginTime)"), T);
+    term.send_keys(&["C-c"]);
+    term.wait_for("EXIT=130", T);
     let stop = login.rtrain(&["stop", "box"]);
     assert_eq!(stop.code, 0, "{stop}");
     let v = login.wait_state("stopped", Duration::from_secs(30));
     assert_eq!(v["run"]["reason"], "cancelled", "{v:#}");
     assert_eq!(login.record("jobs").unwrap().lines().count(), 1);
+}
+
+/// `attach` on a running job: a shell inside its allocation on its node (the job's own environment), which
+/// reconnects after a dead link into a new shell in the same job, and `exit` leaves it with the run going on.
+#[test]
+fn slurm_attach_opens_a_shell_in_the_running_job_and_reopens_it_after_a_black_hole() {
+    let login = Login::new(&trainer(3000, 0.1, 0), "");
+    let job = login.up();
+    login.wait_state("running", Duration::from_secs(60));
+    let term = login.term("\"$RTRAIN\" attach box; echo \"EXIT=$?\"; sleep 60");
+    let node = &Slurm::get().node;
+    term.wait_for(&format!("a shell in Slurm job {job} on node {node}"), T);
+    term.type_text("echo in-job-$SLURM_JOB_ID-step-$SLURM_STEP_ID-$((6*7))");
+    term.send_keys(&["Enter"]);
+    term.wait_for(&format!("in-job-{job}-step-"), T);
+    assert!(term.capture().contains("-42"), "{}", term.capture());
+    login.outage(|| term.capture().contains("reconnecting"));
+    term.wait_output("reconnected", T);
+    term.type_text("echo again-in-$SLURM_JOB_ID");
+    term.send_keys(&["Enter"]);
+    term.wait_for(&format!("again-in-{job}"), T);
+    term.type_text("exit");
+    term.send_keys(&["Enter"]);
+    let screen = term.wait_for("EXIT=", T);
+    assert!(
+        screen.contains(&format!("left the shell in Slurm job {job}")),
+        "{screen}"
+    );
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert_eq!(login.status()["run"]["state"], "running", "the run goes on");
+    let stop = login.rtrain(&["stop", "box", "--force"]);
+    assert_eq!(stop.code, 0, "{stop}");
+    login.no_injection();
+}
+
+/// `logs -f` on a job held in the queue says what it waits for, then follows the job's output byte for byte,
+/// through a dead link while the job runs.
+#[test]
+fn slurm_logs_follow_waits_for_a_pending_job_then_is_byte_exact_through_a_black_hole() {
+    let login = Login::new(
+        "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo \"line $i $(date +%s%N)\"; sleep 0.1; done",
+        "  slurm:\n    extra_args: [\"--hold\"]\n",
+    );
+    let job = login.up();
+    login.wait_state("pending", Duration::from_secs(30));
+    let mut cmd = login.c.rtrain();
+    cmd.args(["logs", "box", "-f", "-n", "all", "--raw"]);
+    let mut bg = Bg::spawn(cmd);
+    bg.wait_stderr(&format!("waiting for job {job} to start (PENDING: JobHeldUser)"), T);
+    Slurm::get().run("scontrol", &["release", &job]);
+    bg.wait_stderr("the run started; following its log", T);
+    bg.wait_stdout_past(0, T);
+    login.outage(|| bg.stderr().contains("reconnecting"));
+    assert_eq!(bg.wait(Duration::from_secs(90)), 0, "{}", bg.stderr());
+    assert!(bg.stderr().contains("reconnected"), "{}", bg.stderr());
+    let log = login.record("log").unwrap();
+    crate::resilience::assert_same_bytes(&bg.stdout(), Path::new(&log));
+    assert!(bg.stdout_text().contains("line 60 "), "{}", bg.stdout_text());
+    assert_eq!(
+        bg.stderr().matches("JobHeldUser").count(),
+        1,
+        "said once, across the reconnect too: {}",
+        bg.stderr()
+    );
+}
+
+/// `check` on a running job weighs the next checkpoint against the job's time limit: due after the limit, it
+/// says the work will be lost.
+#[test]
+fn slurm_check_warns_when_the_next_checkpoint_is_due_after_the_time_limit() {
+    // 0.5 s per step, a checkpoint every 1000 steps (500 s away), a 3-minute job.
+    let login = Login::new(&trainer(3000, 0.5, 1000), "  slurm:\n    time: \"3\"\n");
+    let config = login.dir.join("config/training_config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("save_steps: 40 ", "save_steps: 1000 ")).unwrap();
+    login.up();
+    login.wait_state("running", Duration::from_secs(60));
+    let start = Instant::now();
+    let v = loop {
+        let ran = login.rtrain(&["check", "box", "--json"]);
+        assert_eq!(ran.code, 0, "{ran}");
+        let v: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+        if v["minutes_to_next_checkpoint"].is_number() && v["minutes_to_job_end"].is_number() {
+            break v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no pace or time left yet: {v:#}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let end = v["minutes_to_job_end"].as_f64().unwrap();
+    assert!(end > 0.0 && end <= 3.0, "{v:#}");
+    assert!(v["inputs"]["job_seconds_left"].as_u64().unwrap() <= 180, "{v:#}");
+    let findings = v["findings"].to_string();
+    assert!(
+        findings.contains("the job ends in ") && findings.contains("it will be lost: lower save_steps or raise time"),
+        "{v:#}"
+    );
+    assert_eq!(v["level"], "warn", "{v:#}");
+    let human = login.rtrain(&["check", "box"]);
+    assert!(human.stdout_str().contains("job ends in:"), "{human}");
+    assert!(human.stdout_str().contains("it will be lost"), "{human}");
+    let stop = login.rtrain(&["stop", "box", "--force"]);
+    assert_eq!(stop.code, 0, "{stop}");
+}
+
+/// `status --all` over a plain box (tmux) and a Slurm login node: one table, one JSON array, each run as its
+/// backend tells it.
+#[test]
+fn slurm_status_all_mixes_a_plain_box_and_a_login_node() {
+    let boxes = [Sshd::start(), login_sshd()];
+    for b in &boxes {
+        std::fs::create_dir_all(b.remote_home.join("w")).unwrap();
+    }
+    let c = Client::for_boxes(&boxes, "");
+    c.write_rtrain_config("defaults:\n  workdir: ~/w\nhosts:\n  b0: {}\n  b1:\n    backend: slurm\n");
+    let rt = |args: &[&str]| run_with_timeout(c.rtrain().args(args), Duration::from_secs(60));
+    for host in ["b0", "b1"] {
+        let up = rt(&["up", host, "--", "sleep 120"]);
+        assert_eq!(up.code, 0, "{up}");
+    }
+    let job = std::fs::read_to_string(boxes[1].remote_home.join("w/.rtrain/current"))
+        .map(|id| boxes[1].remote_home.join(format!("w/.rtrain/runs/{}/job", id.trim())))
+        .and_then(std::fs::read_to_string)
+        .unwrap();
+    let job = job.trim();
+    let all = rt(&["status", "--all", "--json"]);
+    assert_eq!(all.code, 0, "{all}");
+    let v: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v:#}");
+    assert_eq!((&rows[0]["host"], &rows[1]["host"]), (&"b0".into(), &"b1".into()));
+    assert_eq!(rows[0]["run"]["backend"], "tmux", "{v:#}");
+    assert_eq!(rows[0]["run"]["slurm"], serde_json::Value::Null, "{v:#}");
+    assert_eq!(rows[0]["run"]["state"], "running", "{v:#}");
+    assert_eq!(rows[1]["run"]["backend"], "slurm", "{v:#}");
+    assert_eq!(rows[1]["run"]["slurm"]["job_id"], job, "{v:#}");
+    assert!(
+        ["pending", "running"].contains(&rows[1]["run"]["state"].as_str().unwrap()),
+        "{v:#}"
+    );
+    let human = rt(&["status", "--all"]);
+    assert_eq!(human.code, 0, "{human}");
+    let text = human.stdout_str();
+    let line = |host: &str| {
+        text.lines()
+            .find(|l| l.starts_with(host))
+            .unwrap_or_else(|| panic!("no {host} line:\n{text}"))
+            .to_string()
+    };
+    assert!(!line("b0").contains("Slurm"), "{text}");
+    assert!(line("b1").contains(&format!("Slurm job {job}")), "{text}");
+    for host in ["b0", "b1"] {
+        let stop = rt(&["stop", host, "--force"]);
+        assert_eq!(stop.code, 0, "{stop}");
+    }
 }

@@ -11,6 +11,7 @@ pub mod login;
 pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod netns_kernel;
+pub mod project;
 pub mod proxy;
 pub mod slurm;
 pub mod soak;
@@ -20,6 +21,7 @@ pub use agent::*;
 pub use backend::Kind;
 pub use bg::Bg;
 pub use login::*;
+pub use project::{Project, ProjectBuilder};
 pub use proxy::{Mode, Proxy};
 pub use sshd::*;
 pub mod term;

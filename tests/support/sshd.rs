@@ -297,6 +297,47 @@ impl Sshd {
         sshd
     }
 
+    /// A box whose sessions find the shell script `script` as `tool`, first on their PATH, in place of the
+    /// real one (for what the test machine cannot have for real, such as a running systemd-logind).
+    pub fn start_with_stand_in(tool: &str, script: &str) -> Sshd {
+        use std::os::unix::fs::PermissionsExt as _;
+        let keep = tempfile::Builder::new().prefix("rtrain-bin-").tempdir().unwrap();
+        let bin = keep.path().join("bin");
+        bin_without(&bin, &[tool]);
+        std::fs::write(bin.join(tool), script).unwrap();
+        std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut sshd = Sshd::start_with_env(&[("PATH", &bin.display().to_string())]);
+        sshd.keep.push(keep);
+        sshd
+    }
+
+    /// A box without GNU coreutils: every BusyBox applet (Debian's `busybox`) stands first on its sessions'
+    /// PATH in place of the real tool (ls, du, stat, head, base64, sh...), everything else as on a full box.
+    pub fn start_busybox() -> Sshd {
+        let busybox = Path::new("/usr/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "{} not found: the BusyBox box needs Debian's busybox (the README's test command installs it)",
+            busybox.display()
+        );
+        let list = Command::new(busybox).arg("--list").output().unwrap();
+        let applets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert!(applets.iter().any(|a| a == "du"), "busybox --list has no du");
+        let keep = tempfile::Builder::new().prefix("rtrain-bin-").tempdir().unwrap();
+        let bin = keep.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for a in &applets {
+            std::os::unix::fs::symlink(busybox, bin.join(a)).unwrap();
+        }
+        bin_without(&bin, &[]);
+        let mut sshd = Sshd::start_with_env(&[("PATH", &bin.display().to_string())]);
+        sshd.keep.push(keep);
+        sshd
+    }
+
     /// The process groups of every run recorded under the box's HOME (`.rtrain/runs/*/pid`) whose
     /// leader is still a run wrapper: a nohup run has no tmux or screen server to take it down.
     fn kill_runs(&self) {

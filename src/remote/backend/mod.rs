@@ -81,6 +81,17 @@ pub trait Backend: Sync {
     fn tracks_its_own_run(&self) -> bool {
         false
     }
+    /// Capability: without a terminal of its own, the run has a place an interactive shell can join (a
+    /// scheduler's allocation on the run's node). Its sh defines `rt_<name>_shell RUN_DIR`, which says
+    /// `shell=ok`, `place=` (what [`Backend::shell_command`] takes) and `where=` (in words), or `shell=no` and
+    /// `why=` (in words: the job is pending, has ended, the scheduler is too old).
+    fn has_shell(&self) -> bool {
+        false
+    }
+    /// The remote command `attach` runs on a PTY for that shell at `place` (from `rt_<name>_shell`).
+    fn shell_command(&self, _workdir: &str, _place: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The backend named `name`.
@@ -135,7 +146,8 @@ pub fn names() -> Vec<&'static str> {
 /// space-separated, in `rt_av`), `rt_resolve CHOICE` (`auto` or a name; the backend in `rt_b`, or fails
 /// with `rt_b` holding the one that is missing, `none` for auto on a box without any) and `rt_backend_of
 /// RUN_DIR` (the recorded backend in `rt_b`, tmux for a record without one) and `rt_tracks_own NAME`
-/// (the backend keeps its runs' liveness and stop itself, see [`Backend::tracks_its_own_run`]).
+/// (the backend keeps its runs' liveness and stop itself, see [`Backend::tracks_its_own_run`]) and
+/// `rt_has_shell NAME` (it defines `rt_<name>_shell`, see [`Backend::has_shell`]).
 pub fn functions_sh() -> String {
     let mut out = String::new();
     for b in ALL {
@@ -150,6 +162,12 @@ pub fn functions_sh() -> String {
     let own = ALL
         .iter()
         .filter(|b| b.tracks_its_own_run())
+        .map(|b| b.name())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let shells = ALL
+        .iter()
+        .filter(|b| b.has_shell())
         .map(|b| b.name())
         .collect::<Vec<_>>()
         .join(" ");
@@ -168,6 +186,7 @@ rt_resolve() {{
   return 1
 }}
 rt_tracks_own() {{ case " {own} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }}
+rt_has_shell() {{ case " {shells} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }}
 rt_backend_of() {{
   rt_read1 "$1/backend"
   rt_b=${{rt_v:-tmux}}
@@ -206,6 +225,13 @@ mod tests {
                 assert!(b.sh().contains(&f), "{} lacks {f}", b.name());
             }
             assert_eq!(b.attach_command("~", "s").is_some(), b.has_terminal(), "{}", b.name());
+            assert_eq!(b.shell_command("~", "1").is_some(), b.has_shell(), "{}", b.name());
+            assert_eq!(
+                b.sh().contains(&format!("rt_{}_shell()", b.name())),
+                b.has_shell(),
+                "{}",
+                b.name()
+            );
         }
     }
 }
