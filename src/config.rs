@@ -46,6 +46,10 @@ pub struct Settings {
     pub log_dir: Option<String>,
     pub checkpoint_dir: Option<String>,
     pub train_config: Option<String>,
+    /// Where the trainer's metrics file is: a directory holding `metrics.csv`, or one holding Lightning's
+    /// `version_N/` (or `lightning_logs/version_N/`) directories, the newest of which is read. Default: the
+    /// workdir's and the checkpoint directory's `lightning_logs/`.
+    pub metrics_dir: Option<String>,
     pub resume_command: Option<String>,
     #[serde(default, deserialize_with = "de_duration")]
     pub keepalive: Option<Duration>,
@@ -293,6 +297,8 @@ pub struct HostSettings {
     pub log_dir: String,
     pub checkpoint_dir: String,
     pub train_config: String,
+    /// Empty: not configured (the probe looks under `lightning_logs/`).
+    pub metrics_dir: String,
     pub resume_command: Option<String>,
     pub keepalive: Duration,
     pub give_up_after: Option<Duration>,
@@ -365,6 +371,7 @@ impl ConfigFile {
                 ("log_dir", &s.log_dir),
                 ("checkpoint_dir", &s.checkpoint_dir),
                 ("train_config", &s.train_config),
+                ("metrics_dir", &s.metrics_dir),
             ] {
                 if let Some(v) = val {
                     if v.trim().is_empty() {
@@ -448,6 +455,7 @@ impl ConfigFile {
             log_dir: pick(|s| &s.log_dir, "logs"),
             checkpoint_dir: pick(|s| &s.checkpoint_dir, "outputs"),
             train_config: pick(|s| &s.train_config, "config/training_config.yaml"),
+            metrics_dir: pick(|s| &s.metrics_dir, ""),
             resume_command: h
                 .and_then(|h| h.resume_command.clone())
                 .or_else(|| d.resume_command.clone()),

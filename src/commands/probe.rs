@@ -52,6 +52,7 @@ pub fn status_inputs(target: &Target) -> StatusInputs {
         checkpoint_dir: s.checkpoint_dir.clone(),
         log_dir: s.log_dir.clone(),
         train_config: s.train_config.clone(),
+        metrics_dir: s.metrics_dir.clone(),
         backend: s.backend.as_str().to_string(),
     }
 }
@@ -505,6 +506,7 @@ mod tests {
             trainer_state: None,
             gpus: GpuReport::default(),
             train_config: None,
+            metrics: None,
             logind: None,
         }
     }
@@ -670,6 +672,7 @@ mod tests {
                     loss: Some(1.0),
                     loss_step: Some(1),
                     loss_from: Some("log".into()),
+                    loss_source: Some("log".into()),
                     epoch: Some(0.5),
                     resumed_at_step: Some(1),
                     history: Some(vec![crate::train::trainer_state::HistoryPoint {

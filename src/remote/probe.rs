@@ -51,6 +51,8 @@ pub const TRAINER_STATE_WHOLE_MAX: usize = 262_144;
 pub const TRAINER_STATE_HEAD: usize = 32768;
 pub const TRAINER_STATE_TAIL: usize = 65536;
 pub const TRAIN_CONFIG_MAX: usize = 65536;
+/// How much of the end of a `metrics.csv` status reads (after its header line, at most 4 KiB): hundreds of rows.
+pub const METRICS_TAIL_BYTES: usize = 8192;
 /// The most a status probe can print: each section is capped by the script (the log tail, trainer_state.json,
 /// the training config, the run record's files at 64 KiB each, a bounded checkpoint listing), about 1 MiB in
 /// base64 at worst. More is refused: the box printed it on its own.
@@ -102,6 +104,7 @@ if [ "$wd" != ok ]; then
   [ "$D_REL" = 1 ] && D=
   [ "$L_REL" = 1 ] && L=
   [ "$C_REL" = 1 ] && C=
+  [ "$M_REL" = 1 ] && M=
 fi
 "#;
 
@@ -151,6 +154,13 @@ _dirs() {
     vn=${v%/checkpoints}
     vn=${vn##*/}
     "$1" "$v" "lightning_logs/$vn/checkpoints/"
+  done
+  # checkpoint_dir: lightning_logs (Lightning's own root).
+  for v in "$D"/version_*/checkpoints; do
+    [ -d "$v" ] || continue
+    vn=${v%/checkpoints}
+    vn=${vn##*/}
+    "$1" "$v" "$vn/checkpoints/"
   done
 }
 _listing() {
@@ -411,6 +421,24 @@ else
 fi
 _s gpu_rc; echo "$gr" | base64
 if [ -n "$C" ] && [ -f "$C" ]; then _s train_config; head -c 65536 "$C" | base64; fi
+# Lightning's CSVLogger file: the newest metrics.csv of the configured metrics_dir (itself, its version_N/, its
+# lightning_logs/version_N/), else of the workdir's and the checkpoint directory's lightning_logs/version_N/. Its
+# header line and its last 8 KiB.
+mf=
+_mcsv() { for f in "$@"; do [ -f "$f" ] || continue; if [ -z "$mf" ] || [ "$f" -nt "$mf" ]; then mf=$f; fi; done; }
+if [ -n "$M" ]; then
+  _mcsv "$M/metrics.csv" "$M"/version_*/metrics.csv "$M"/lightning_logs/version_*/metrics.csv
+elif [ "$wd" = ok ]; then
+  _mcsv lightning_logs/version_*/metrics.csv
+  [ -n "$D" ] && _mcsv "$D"/lightning_logs/version_*/metrics.csv "$D"/version_*/metrics.csv
+fi
+if [ -n "$mf" ]; then
+  _s metrics_path; printf '%s' "$mf" | base64
+  _s metrics_mtime; stat -L -c %Y "$mf" 2>/dev/null | base64
+  _s metrics_size; stat -L -c %s "$mf" 2>/dev/null | base64
+  _s metrics_head; head -c 4096 "$mf" | head -n 1 | base64
+  _s metrics_tail; tail -c 8192 "$mf" | base64
+fi
 _s logind; rt_logind | head -c 65536 | base64
 "#;
 
@@ -424,6 +452,7 @@ pub fn ckpts_script(workdir: &str, checkpoint_dir: &str) -> String {
     s += &assign_path("D", checkpoint_dir);
     s += &assign_path("L", "");
     s += &assign_path("C", "");
+    s += &assign_path("M", "");
     s += PRELUDE;
     s += LISTING_COMMON;
     s += LISTING_ALL;
@@ -441,6 +470,8 @@ pub struct StatusInputs {
     pub checkpoint_dir: String,
     pub log_dir: String,
     pub train_config: String,
+    /// `metrics_dir` (empty: look under the workdir's and the checkpoint directory's `lightning_logs/`).
+    pub metrics_dir: String,
     /// The configured backend (`auto` or a name): whose session `session.exists` asks about when there is
     /// no run (a run's own backend is in its record).
     pub backend: String,
@@ -472,6 +503,7 @@ fn status_like_script(inputs: &StatusInputs, listing: &str) -> String {
     s += &assign_path("D", &inputs.checkpoint_dir);
     s += &assign_path("L", &inputs.log_dir);
     s += &assign_path("C", &inputs.train_config);
+    s += &assign_path("M", &inputs.metrics_dir);
     s += &format!("S={}\n", quote(&format!("={}", inputs.session)));
     s += &format!("rt_session={}\nBK={}\n", quote(&inputs.session), quote(&inputs.backend));
     // Left unquoted in the script on purpose, to split into two arguments; both are fixed text.
@@ -894,6 +926,17 @@ pub struct StatusProbe {
     pub train_config: Option<TrainConfig>,
     /// What logind does at logout (`None` from an older script that did not ask).
     pub logind: Option<Logind>,
+    /// The newest metrics.csv found (see the script), and the loss it holds.
+    pub metrics: Option<MetricsFile>,
+}
+
+/// A trainer's metrics file, as the status probe found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsFile {
+    pub path: Vec<u8>,
+    pub mtime: Option<i64>,
+    /// The last training loss in it, with its step (`None`: no loss column, or no row with a value yet).
+    pub loss: Option<crate::train::lightning::CsvLoss>,
 }
 
 /// Parses the output of [`status_script`].
@@ -954,6 +997,18 @@ pub fn parse_status(output: &[u8]) -> Result<StatusProbe, ProbeError> {
         trainer_state,
         gpus,
         train_config: s.get("train_config").map(parse_train_config),
+        metrics: s.get("metrics_path").map(|path| {
+            let size: Option<usize> = s.int("metrics_size");
+            MetricsFile {
+                path: path.to_vec(),
+                mtime: s.int("metrics_mtime"),
+                loss: crate::train::lightning::parse_metrics_csv(
+                    s.get("metrics_head").unwrap_or_default(),
+                    s.get("metrics_tail").unwrap_or_default(),
+                    size.is_none_or(|n| n > METRICS_TAIL_BYTES),
+                ),
+            }
+        }),
         logind: s.get("logind").map(|t| logind::parse(&String::from_utf8_lossy(t))),
     })
 }
@@ -1216,6 +1271,7 @@ mod tests {
             checkpoint_dir: checkpoint_dir.into(),
             log_dir: "logs".into(),
             train_config: "config.yaml".into(),
+            metrics_dir: String::new(),
             backend: "auto".into(),
         }
     }
@@ -1269,8 +1325,8 @@ mod tests {
         assert_eq!(newest_facts(&status), newest_facts(&full));
         assert_eq!(
             status.ckpts.newest_complete().map(|c| c.name.as_str()),
-            Some("last.ckpt"),
-            "an unnumbered last.ckpt is the newest save"
+            Some("checkpoint-3199"),
+            "the highest step: last.ckpt's step is that of a step-named checkpoint beside it (issue 19)"
         );
         assert_eq!(newest_facts(&status).2[0], "checkpoint-3199");
         assert!(
@@ -1460,6 +1516,7 @@ mod tests {
             checkpoint_dir: "out puts".into(),
             log_dir: format!("$(touch {})", pwn.display()),
             train_config: format!("-c $(touch {}).yaml", pwn.display()),
+            metrics_dir: String::new(),
             backend: "auto".into(),
         };
         let st = parse_status(&b.run(&status_script(&inputs))).unwrap();
@@ -1482,6 +1539,7 @@ mod tests {
             checkpoint_dir: "outputs".into(),
             log_dir: "logs".into(),
             train_config: "c.yaml".into(),
+            metrics_dir: String::new(),
             backend: "auto".into(),
         };
         for s in [ckpts_script("~/w", "outputs"), status_script(&inputs)] {
@@ -1582,6 +1640,7 @@ mod tests {
             checkpoint_dir: "outputs".into(),
             log_dir: "logs".into(),
             train_config: "config/training_config.yaml".into(),
+            metrics_dir: String::new(),
             backend: "auto".into(),
         }
     }

@@ -17,7 +17,6 @@ use std::fmt::Write as _;
 pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
     let ts = p.trainer_state.as_ref().map(|(_, t)| t);
     let cfg = p.train_config.as_ref();
-    let bar = p.log_summary.progress.as_ref();
     let max_steps = facts::total_steps(p, ts);
     let save_steps = ts
         .and_then(|t| t.save_steps)
@@ -42,7 +41,7 @@ pub fn check_inputs(p: &StatusProbe) -> RiskInputs {
             .and_then(|t| t.save_total_limit)
             .or(cfg.and_then(|c| c.save_total_limit)),
         max_steps,
-        current_step: bar.map(|b| b.step).or(ts.and_then(|t| t.global_step)),
+        current_step: facts::current_step(p, ts),
         seconds_per_step: finite(seconds_per_step),
         seconds_per_step_source: source.map(str::to_string),
         checkpoint_bytes: newest.filter(|c| !c.symlink).and_then(|c| c.bytes),
@@ -220,13 +219,22 @@ fn render_facts(host: &str, r: &RiskReport) -> String {
     let _ = writeln!(s, "  free disk:         {}", or_unknown(i.free_bytes, fmt_bytes));
     if let Some(p) = &r.current {
         let limit = or_unknown(i.save_total_limit, |l| l.to_string());
-        let _ = writeln!(
-            s,
-            "  still to write:    {} checkpoint(s) from step {} (save_total_limit {limit}, at most {} on disk)",
-            or_unknown(p.checkpoints_to_write, |n| n.to_string()),
-            p.from_step,
-            or_unknown(p.peak_checkpoints, |n| n.to_string())
-        );
+        match p.from_step {
+            Some(from) => {
+                let _ = writeln!(
+                    s,
+                    "  still to write:    {} checkpoint(s) from step {from} (save_total_limit {limit}, at most {} on disk)",
+                    or_unknown(p.checkpoints_to_write, |n| n.to_string()),
+                    or_unknown(p.peak_checkpoints, |n| n.to_string())
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  still to write:    unknown: the current step is unknown (save_total_limit {limit})"
+                );
+            }
+        }
         let fits = match p.fits {
             Some(true) => "fits",
             Some(false) => "DOES NOT FIT",

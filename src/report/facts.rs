@@ -64,6 +64,46 @@ pub fn total_steps(p: &StatusProbe, ts: Option<&TrainerState>) -> Option<u64> {
         .or(p.train_config.as_ref().and_then(|c| c.max_steps))
 }
 
+/// The metrics file's loss when the file is this run's (written since the run started; any, without a run record).
+pub fn current_metrics_loss(p: &StatusProbe) -> Option<&crate::train::lightning::CsvLoss> {
+    let m = p.metrics.as_ref()?;
+    let started = p
+        .run
+        .as_ref()
+        .and_then(|r| r.started_at.as_deref())
+        .and_then(rfc3339_epoch);
+    let of_this_run = match (started, m.mtime) {
+        (Some(s), Some(t)) => t >= s,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    m.loss.as_ref().filter(|_| of_this_run)
+}
+
+/// The run's global step, or `None` when nothing says it (never an assumed 0). Precedence: the Trainer's progress
+/// bar (it counts global steps); else the highest of what a Lightning run shows: its epoch bar turned into a global
+/// step, the step of the newest row of its metrics.csv (Lightning numbers the step being logged from 0, so that
+/// many plus one are done) and the step of its newest checkpoint of this run; else trainer_state.json's.
+pub fn current_step(p: &StatusProbe, ts: Option<&TrainerState>) -> Option<u64> {
+    let sum = &p.log_summary;
+    if let Some(b) = &sum.progress {
+        return Some(b.step);
+    }
+    let from_bar = sum.epoch_bars.global_step();
+    let from_csv = current_metrics_loss(p).and_then(|l| l.step).map(|s| s + 1);
+    let from_ckpt = p
+        .ckpts
+        .newest_complete()
+        .filter(|c| c.layout == crate::train::checkpoints::Layout::Lightning)
+        .filter(|c| checkpoint_is_of_current_run(p, &c.name))
+        .and_then(|c| c.step);
+    [from_bar, from_csv, from_ckpt]
+        .into_iter()
+        .flatten()
+        .max()
+        .or(ts.and_then(|t| t.global_step))
+}
+
 /// The run record says the run is in `state`.
 pub fn run_is(p: &StatusProbe, state: RunState) -> bool {
     p.run.as_ref().is_some_and(|r| r.state == state)

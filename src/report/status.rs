@@ -103,8 +103,12 @@ pub struct ProgressJson {
     pub loss: Option<f64>,
     /// Added: the step `loss` belongs to (from the log, or from a checkpoint's log_history).
     pub loss_step: Option<u64>,
-    /// Added: where `loss` came from: `log`, or the checkpoint's name whose trainer_state.json had it.
+    /// Added: where `loss` came from: `log`, the checkpoint's name whose trainer_state.json had it, or the path of
+    /// the metrics.csv.
     pub loss_from: Option<String>,
+    /// Added: the kind of source of `loss`: `log`, `trainer_state` or `metrics_csv` (TensorBoard event files are
+    /// not read yet).
+    pub loss_source: Option<String>,
     /// Added.
     pub epoch: Option<f64>,
     /// Added: the bar jumped here from 0 (a resume); the rate is measured after the jump.
@@ -166,7 +170,7 @@ impl StatusJson {
         let ts = ts_entry.map(|(_, t)| t);
         let bar = sum.progress.as_ref();
         let running = facts::run_is(p, RunState::Running);
-        let step = bar.map(|b| b.step);
+        let step = facts::current_step(p, ts);
         let total = facts::total_steps(p, ts);
         let seconds_per_step = facts::pace(p).map(|p| p.seconds_per_step);
         let eta_seconds = if !running {
@@ -183,14 +187,33 @@ impl StatusJson {
         // loss the newest complete checkpoint of this run recorded.
         // The trainer's own number only: the config file may be overridden on the command line.
         let logging_steps = ts.and_then(|t| t.logging_steps);
-        let (loss, loss_step, loss_from) = match (sum.loss, ts_entry) {
-            (Some(l), _) => (
+        // A Lightning run: the newest row of its metrics.csv (with its real step), else the loss its epoch bar shows.
+        let csv = facts::current_metrics_loss(p);
+        let (loss, loss_step, loss_from, loss_source) = match (sum.loss, csv, sum.epoch_bars.loss, ts_entry) {
+            (Some(l), ..) => (
                 Some(l),
                 sum.loss_step.map(|s| facts::logged_step(s, logging_steps)),
                 Some("log".to_string()),
+                Some("log"),
             ),
-            (None, Some((name, t))) if t.last_loss.is_some() => (t.last_loss, t.last_loss_step, Some(name.clone())),
-            _ => (None, None, None),
+            (None, Some(c), ..) => (
+                Some(c.loss),
+                c.step,
+                p.metrics
+                    .as_ref()
+                    .map(|m| String::from_utf8_lossy(&m.path).into_owned()),
+                Some("metrics_csv"),
+            ),
+            (None, None, Some(l), _) => (
+                Some(l),
+                sum.epoch_bars.global_step(),
+                Some("log".to_string()),
+                Some("log"),
+            ),
+            (None, None, None, Some((name, t))) if t.last_loss.is_some() => {
+                (t.last_loss, t.last_loss_step, Some(name.clone()), Some("trainer_state"))
+            }
+            _ => (None, None, None, None),
         };
         let latest_checkpoint = p.ckpts.newest_complete().map(|c| LatestCheckpointJson {
             name: c.name.clone(),
@@ -237,7 +260,12 @@ impl StatusJson {
                 loss: finite(loss),
                 loss_step,
                 loss_from,
-                epoch: finite(sum.epoch.or(ts.and_then(|t| t.epoch))),
+                loss_source: loss_source.map(str::to_string),
+                epoch: finite(
+                    sum.epoch
+                        .or(ts.and_then(|t| t.epoch))
+                        .or(sum.epoch_bars.last.as_ref().map(|u| u.epoch as f64)),
+                ),
                 resumed_at_step: sum.resumed_at_step,
                 history: None,
             },
@@ -328,6 +356,16 @@ pub fn render_status(j: &StatusJson, probe: Option<&StatusProbe>, several: bool)
             total,
             msg: line.trim_start().to_string(),
         });
+    } else if let Some(step) = pr.step {
+        // A Lightning run without max_steps in a config: its bars count epochs, so the run's total is unknown.
+        let _ = write!(s, "  step {step} (total steps unknown)");
+        if let Some(sps) = pr.seconds_per_step.filter(|s| *s > 0.0) {
+            let _ = write!(s, "  {}", fmt_rate(sps));
+        }
+        if let Some(loss) = pr.loss {
+            let _ = write!(s, "  loss {loss:.4}{}", loss_origin(pr));
+        }
+        s.push('\n');
     } else if let Some(loss) = pr.loss {
         let _ = writeln!(s, "  loss {loss:.4}{}", loss_origin(pr));
     }
@@ -468,6 +506,12 @@ fn clock_time(epoch: i64) -> String {
 /// ` (step 40, from checkpoint-40)` when the loss is a checkpoint's, not the log's: the log has no
 /// loss line yet, so the figure is older than the bar.
 fn loss_origin(pr: &ProgressJson) -> String {
+    if pr.loss_source.as_deref() == Some("metrics_csv") {
+        return match pr.loss_step {
+            Some(step) => format!(" (step {step}, from metrics.csv)"),
+            None => " (from metrics.csv)".to_string(),
+        };
+    }
     match (pr.loss_from.as_deref(), pr.loss_step) {
         (Some("log") | None, _) => String::new(),
         (Some(ckpt), Some(step)) => format!(" (step {step}, from {ckpt})"),

@@ -88,8 +88,12 @@ pub struct Checkpoint {
     /// The exact path relative to the checkpoint directory, for building commands.
     pub rel_path: Vec<u8>,
     pub layout: Layout,
-    /// Training step, when the name carries one (not for `last.ckpt` nor Accelerate).
+    /// Training step, when the name carries one (not Accelerate), or for Lightning's `last.ckpt` the step of
+    /// the step-named checkpoint saved with it (see [`recognise`]).
     pub step: Option<u64>,
+    /// `step` was not in this checkpoint's own name but taken from the step-named checkpoint saved at the same
+    /// moment (`last.ckpt`): a named checkpoint of the same step is preferred as `latest`.
+    pub step_inferred: bool,
     /// Accelerate's save counter, which is not a step.
     pub save_index: Option<u64>,
     pub bytes: Option<u64>,
@@ -210,16 +214,19 @@ pub fn recognise(entries: &[Entry]) -> Vec<Checkpoint> {
             mtime: e.mtime,
             symlink: e.symlink,
             complete,
+            step_inferred: false,
             latest: false,
         });
     }
-    // Integers, never text: 50 < 100 < 1500. Unnumbered ones (last.ckpt) are the newest saves;
-    // Lightning's `-v1` of the same name was saved after the plain one.
+    infer_last_steps(&mut out);
+    // Integers, never text: 50 < 100 < 1500. Unnumbered ones (last.ckpt) are the newest saves; a last.ckpt that
+    // took a named one's step comes right after it; Lightning's `-v1` of the same name was saved after the plain one.
     out.sort_by(|a, b| {
         let key = |c: &Checkpoint| {
             (
                 c.ordinal().is_none(),
                 c.ordinal(),
+                c.step_inferred,
                 c.mtime,
                 lightning_version(&c.name),
                 c.rel_path.clone(),
@@ -227,15 +234,56 @@ pub fn recognise(entries: &[Entry]) -> Vec<Checkpoint> {
         };
         key(a).cmp(&key(b))
     });
-    if let Some(i) = out.iter().rposition(|c| c.complete) {
+    // The newest complete one whose own name gives its step; a `last.ckpt` only when nothing else can be (its
+    // step, if known at all, is a step-named checkpoint's, and that one is the clearer name to resume from).
+    let pick = out
+        .iter()
+        .rposition(|c| c.complete && c.ordinal().is_some() && !c.step_inferred)
+        .or_else(|| out.iter().rposition(|c| c.complete && c.ordinal().is_some()))
+        .or_else(|| out.iter().rposition(|c| c.complete));
+    if let Some(i) = pick {
         out[i].latest = true;
     }
     out
 }
 
-/// The checkpoint `resume` picks: the newest complete one, never an incomplete one.
+/// Lightning's `last.ckpt` (`last-v1.ckpt`) is rewritten at every save, so it holds the state of the step-named
+/// checkpoint saved in the same moment; with `save_last="link"` it is a symlink to it, whose time the probe reads
+/// through the link (`stat -L`), so both cases show as the same mtime. It gets the highest step among the
+/// complete step-named checkpoints of its directory whose mtime is within [`SAME_SAVE_SECONDS`] of its own;
+/// with none, its step stays unknown.
+fn infer_last_steps(out: &mut [Checkpoint]) {
+    let named: Vec<(Vec<u8>, u64, i64)> = out
+        .iter()
+        .filter(|c| c.layout == Layout::Lightning && c.complete)
+        .filter_map(|c| Some((split_parent(&c.rel_path).0.to_vec(), c.step?, c.mtime?)))
+        .collect();
+    for c in out
+        .iter_mut()
+        .filter(|c| c.layout == Layout::Lightning && c.step.is_none())
+    {
+        let (Some(m), parent) = (c.mtime, split_parent(&c.rel_path).0) else {
+            continue;
+        };
+        let step = named
+            .iter()
+            .filter(|(p, _, t)| p.as_slice() == parent && t.abs_diff(m) <= SAME_SAVE_SECONDS)
+            .map(|(_, s, _)| *s)
+            .max();
+        if step.is_some() {
+            c.step = step;
+            c.step_inferred = true;
+        }
+    }
+}
+
+/// Two files of one Lightning save are written one after the other (the step-named one, then `last.ckpt`); a
+/// big model on a slow disk takes a while, times are whole seconds, and the next save is normally minutes away.
+pub const SAME_SAVE_SECONDS: u64 = 2;
+
+/// The checkpoint `resume` picks: the `latest` one (see [`recognise`]), never an incomplete one.
 pub fn newest_complete(checkpoints: &[Checkpoint]) -> Option<&Checkpoint> {
-    checkpoints.iter().rev().find(|c| c.complete)
+    checkpoints.iter().find(|c| c.latest && c.complete)
 }
 
 /// Bytes on disk of all checkpoints (symlinks count nothing: their targets are counted already).
@@ -374,10 +422,10 @@ mod tests {
             ]
         );
         assert_eq!(ckpts[3].step, Some(1500));
-        assert_eq!(ckpts[4].step, None);
+        assert_eq!(ckpts[4].step, None, "no times: nothing says which save last.ckpt holds");
         assert!(
-            ckpts[4].latest,
-            "last.ckpt is rewritten at every save, so it is the newest"
+            ckpts[3].latest && !ckpts[4].latest,
+            "a step-named checkpoint is the latest over a last.ckpt of unknown step"
         );
         assert!(ckpts.iter().all(|c| c.layout == Layout::Lightning && c.complete));
         assert_eq!(
@@ -396,6 +444,53 @@ mod tests {
                 file(path.trim_start_matches("./"), size.parse().unwrap())
             })
             .collect()
+    }
+
+    fn timed(path: &str, mtime: i64) -> Entry {
+        let mut e = file(path, 4096);
+        e.mtime = Some(mtime);
+        e
+    }
+
+    /// Regression (issue 19): `status` called `last.ckpt` the latest checkpoint with step `null`, next to
+    /// `epoch=3-step=1000.ckpt` saved in the same second.
+    #[test]
+    fn regression_last_ckpt_takes_the_step_of_the_named_checkpoint_saved_with_it() {
+        let d = "lightning_logs/version_0/checkpoints/";
+        let mut link = timed(&format!("{d}last.ckpt"), 1_000);
+        link.symlink = true;
+        let ckpts = recognise(&[
+            timed(&format!("{d}epoch=0-step=500.ckpt"), 900),
+            timed(&format!("{d}epoch=1-step=1000.ckpt"), 999),
+            link,
+        ]);
+        let last = ckpts.iter().find(|c| c.name == "last.ckpt").unwrap();
+        assert_eq!((last.step, last.step_inferred), (Some(1000), true));
+        let newest = newest_complete(&ckpts).unwrap();
+        assert_eq!((newest.name.as_str(), newest.latest), ("epoch=1-step=1000.ckpt", true));
+        assert_eq!(ckpts.iter().filter(|c| c.latest).count(), 1);
+
+        // Saved at another moment (a save of its own, at the end of an epoch): unknown, and not the latest.
+        let ckpts = recognise(&[timed("epoch=0-step=500.ckpt", 900), timed("last.ckpt", 1_300)]);
+        assert_eq!(ckpts[1].step, None);
+        assert_eq!(newest_complete(&ckpts).unwrap().name, "epoch=0-step=500.ckpt");
+        // Another directory's named checkpoint says nothing about this last.ckpt.
+        let ckpts = recognise(&[timed("a/epoch=0-step=500.ckpt", 900), timed("b/last.ckpt", 900)]);
+        assert_eq!(ckpts.iter().find(|c| c.name == "last.ckpt").unwrap().step, None);
+        // The only checkpoint: resume may take it.
+        let ckpts = recognise(&[timed("last.ckpt", 1_300)]);
+        assert_eq!(newest_complete(&ckpts).unwrap().name, "last.ckpt");
+        // last-v1.ckpt, beside a -v1 named one.
+        let ckpts = recognise(&[
+            timed("epoch=2-step=1500.ckpt", 100),
+            timed("epoch=2-step=1500-v1.ckpt", 500),
+            timed("last-v1.ckpt", 501),
+        ]);
+        assert_eq!(
+            ckpts.iter().find(|c| c.name == "last-v1.ckpt").unwrap().step,
+            Some(1500)
+        );
+        assert_eq!(newest_complete(&ckpts).unwrap().name, "epoch=2-step=1500-v1.ckpt");
     }
 
     #[test]

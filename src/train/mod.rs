@@ -5,6 +5,7 @@ pub mod checkpoints;
 pub mod disk;
 pub mod gpu;
 pub mod human;
+pub mod lightning;
 pub mod progress;
 pub mod risk;
 pub mod train_config;

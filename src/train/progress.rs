@@ -3,6 +3,7 @@
 //! line (for `rtrain logs`), the last progress-bar update (step, total, rate, ETA) and the last
 //! metrics dict the Trainer printed (for `status`).
 
+use crate::train::lightning::{self, EpochBars};
 use std::collections::BTreeMap;
 
 /// A line longer than this is cut and emitted, so a stream without newlines cannot grow memory.
@@ -236,6 +237,24 @@ fn split_glued_dict(segment: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// A metrics line Rich wrapped under its epoch bar on a narrow terminal: `train_loss: 0.006` (only `key: value`
+/// words); the training loss among them.
+fn rich_wrapped_loss(line: &str) -> Option<f64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if !words.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut loss = None;
+    for pair in words.chunks(2) {
+        let key = pair[0].strip_suffix(':')?;
+        let value: f64 = pair[1].parse().ok()?;
+        if loss.is_none() && lightning::is_train_loss(key) {
+            loss = Some(value);
+        }
+    }
+    loss
+}
+
 /// What `status` needs from the tail of a log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogSummary {
@@ -259,6 +278,8 @@ pub struct LogSummary {
     pub train_loss: Option<f64>,
     /// Every dict line with a loss, at the bar's step when it was printed (as `loss_step`).
     pub history: Vec<crate::train::trainer_state::HistoryPoint>,
+    /// Lightning's per-epoch bars (TQDM or Rich), which `progress` leaves out: their counts are per epoch.
+    pub epoch_bars: EpochBars,
 }
 
 /// Whether tqdm's smoothed rate `now` (seconds per step) can stand for the pace while too little
@@ -298,9 +319,29 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
     let mut first_after_zero = false;
     // tqdm's rate at that first update.
     let mut first_rate: Option<f64> = None;
+    // The last segment was a Rich epoch bar, whose metrics may wrap onto the next line.
+    let mut after_rich = false;
     for seg in segments {
-        // Nested bars (eval, "Writing model shards") move the cursor with ESC [A.
+        // Nested bars (eval, "Writing model shards") move the cursor with ESC [A; Rich's live display redraws
+        // with cursor movements too, so only its epoch bar (and the metrics wrapped under it) is read.
         if seg.contains('\x1b') {
+            let clean = lightning::strip_ansi(seg);
+            if let Some(u) = lightning::parse_rich_epoch(&clean) {
+                sum.epoch_bars.push(u);
+                after_rich = true;
+            } else if after_rich && !clean.trim().is_empty() {
+                if let Some(loss) = rich_wrapped_loss(&clean) {
+                    sum.epoch_bars.loss = Some(loss);
+                    if let Some(last) = sum.epoch_bars.last.as_mut() {
+                        last.loss = Some(loss);
+                    }
+                }
+                after_rich = false;
+            }
+            continue;
+        }
+        if let Some(u) = lightning::parse_tqdm_epoch(seg) {
+            sum.epoch_bars.push(u);
             continue;
         }
         let (seg, glued) = split_glued_dict(seg);
@@ -348,7 +389,16 @@ pub fn summarize_log(log: &[u8], starts_mid_line: bool) -> LogSummary {
             }
         }
     }
-    let Some(p) = sum.progress.clone() else { return sum };
+    let Some(p) = sum.progress.clone() else {
+        // A Lightning run: tqdm's (or Rich's) smoothed rate of the epoch bar.
+        sum.seconds_per_step = sum
+            .epoch_bars
+            .last
+            .as_ref()
+            .and_then(|u| u.seconds_per_step)
+            .filter(|s| s.is_finite() && *s > 0.0);
+        return sum;
+    };
     sum.seconds_per_step = p.seconds_per_step;
     sum.eta_seconds = p.remaining_seconds.map(|r| r as f64);
     let unknown = |sum: &mut LogSummary| {

@@ -45,8 +45,9 @@ pub struct RiskInputs {
 pub struct Projection {
     pub save_steps: u64,
     pub interval_minutes: Option<f64>,
-    /// The step the projection starts from (the current one, or 0 when that is unknown).
-    pub from_step: u64,
+    /// The step the projection starts from: the current one; `None` when that is unknown, and then so is
+    /// everything counted from it (never from an assumed step 0: issue 19).
+    pub from_step: Option<u64>,
     /// Saves still to come, the final save at max_steps included.
     pub checkpoints_to_write: Option<u64>,
     /// The most checkpoints on disk at once (rotation deletes only after the next save).
@@ -100,8 +101,11 @@ fn saves_remaining(save_steps: u64, from: u64, max: u64) -> u64 {
 
 /// The projection for one save_steps value.
 pub fn project(inputs: &RiskInputs, save_steps: u64) -> Projection {
-    let from = inputs.current_step.unwrap_or(0);
-    let to_write = inputs.max_steps.map(|m| saves_remaining(save_steps, from, m));
+    let from = inputs.current_step;
+    let to_write = inputs
+        .max_steps
+        .zip(from)
+        .map(|(m, from)| saves_remaining(save_steps, from, m));
     let existing = inputs.existing_checkpoints;
     let peak = to_write.map(|k| match (k, inputs.save_total_limit) {
         (0, _) => existing,
@@ -200,7 +204,7 @@ fn unknowns(inputs: &RiskInputs) -> Vec<String> {
         ),
         (
             inputs.current_step.is_some(),
-            "the current step (no progress bar in the log): projected from step 0",
+            "the current step (no progress bar in the log, no step in a metrics file or trainer_state.json): the checkpoints still to write are unknown",
         ),
         (
             inputs.seconds_per_step.is_some(),
@@ -602,6 +606,37 @@ mod edge_tests {
             finished: false,
             job_seconds_left: None,
         }
+    }
+
+    /// Regression (issue 19): without a current step (a Lightning run whose bars rtrain did not read yet),
+    /// `check` said "still to write: 12 checkpoint(s) from step 0".
+    #[test]
+    fn regression_an_unknown_step_is_never_step_0() {
+        let r = assess(&RiskInputs {
+            current_step: None,
+            ..demo(0)
+        });
+        let p = r.current.as_ref().unwrap();
+        assert_eq!(
+            (p.from_step, p.checkpoints_to_write, p.peak_checkpoints),
+            (None, None, None)
+        );
+        assert!(r
+            .alternatives
+            .iter()
+            .all(|a| a.from_step.is_none() && a.checkpoints_to_write.is_none()));
+        let text = render_report("box", &r);
+        assert!(!text.contains("from step 0"), "{text}");
+        assert!(
+            text.contains("still to write:    unknown: the current step is unknown"),
+            "{text}"
+        );
+        assert!(
+            r.unknown.iter().any(|u| u.starts_with("the current step")),
+            "{:?}",
+            r.unknown
+        );
+        assert_eq!(assess(&demo(0)).current.unwrap().checkpoints_to_write, Some(30));
     }
 
     /// Regression: `check` proposed save_steps 1700 (15 minutes at 0.52 s per step) for a

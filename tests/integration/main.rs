@@ -12,6 +12,7 @@ mod fault_proxy;
 mod foundation;
 mod hostile;
 mod lifecycle;
+mod lightning;
 mod link;
 mod netfaults;
 mod notify;
