@@ -6,7 +6,7 @@ use crate::cli::{JsonHostArgs, StatusArgs};
 use crate::config::Target;
 use crate::remote::probe::{self, CkptsProbe, StatusInputs, StatusProbe};
 use crate::remote::run::{sh_command, RunState};
-use crate::report::check::{render_backend, render_report, CheckJson};
+use crate::report::check::{render_check, CheckJson};
 use crate::report::ckpts::{render_ckpts, CkptsJson};
 use crate::report::status::{self, Segment, StatusJson};
 use crate::ssh::capture::human_limit;
@@ -131,8 +131,7 @@ pub async fn check(ctx: &Ctx, args: JsonHostArgs) -> anyhow::Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        print!("{}", render_report(&target.name, &j.report));
-        print!("{}", render_backend(&j.backend));
+        print!("{}", render_check(&j));
     }
     Ok(0)
 }
@@ -571,7 +570,7 @@ mod tests {
             let status = StatusJson::build("box", "training", &p).progress.seconds_per_step;
             let check = CheckJson::build("box", &p).report;
             assert_eq!(status, check.inputs.seconds_per_step);
-            let (s, c) = (status_text(&p), render_report("box", &check));
+            let (s, c) = (status_text(&p), crate::report::check::render_report("box", &check));
             match status {
                 Some(sps) => {
                     let words = fmt_rate(sps);

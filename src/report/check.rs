@@ -127,8 +127,18 @@ impl CheckJson {
     }
 }
 
+/// The human report of `rtrain check`: the checkpoint report, then the backend's lines — except for a run
+/// that is over, which stays one line unless the backend has a finding (it concerns the next run).
+pub fn render_check(j: &CheckJson) -> String {
+    let report = render_report(&j.host, &j.report);
+    if j.report.finished && j.backend.findings.is_empty() {
+        return report;
+    }
+    report + &render_backend(&j.backend)
+}
+
 /// The human lines of [`BackendCheck`], after the checkpoint report.
-pub fn render_backend(b: &BackendCheck) -> String {
+fn render_backend(b: &BackendCheck) -> String {
     let mut s = String::new();
     let available = if b.available.is_empty() {
         "none".to_string()
